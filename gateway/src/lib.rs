@@ -6,3 +6,11 @@
 //!
 //! Module map:
 //! - [`config`]: the TOML config, validated once at start.
+//! - [`delivery`]: dispatchers, the retry policy, HTTP push.
+//! - [`event`]: the event as the gateway keeps it; ids and time helpers.
+//! - [`store`]: everything fjall: keyspaces, group commit, recovery.
+
+pub mod config;
+pub mod delivery;
+pub mod event;
+pub mod store;

@@ -1,0 +1,482 @@
+//! The TOML config: parsed and validated once at start, then read-only.
+//!
+//! Every struct denies unknown keys so a typo is an error that names the key,
+//! not a setting silently ignored. Relative paths resolve from the config
+//! file's folder. Durations (`"30s"`) and sizes (`"1MiB"`) are human-readable.
+//! Defaults live in the `default_*` functions of this file and nowhere else.
+
+mod secret;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+
+pub use secret::Secret;
+
+/// A config that failed to load: the file, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub topics: Vec<TopicConfig>,
+    #[serde(default)]
+    pub destinations: Vec<DestinationConfig>,
+    /// The folder the config file sits in: relative paths resolve from here.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The file this config came from, for error messages.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// `[server]`: the listener, the store and the global limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where fjall keeps its files.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// `sync` fsyncs (fdatasync) each group commit before the 2xx; `buffered`
+    /// hands the write to the OS, which survives a process crash but not a
+    /// power cut.
+    #[serde(default)]
+    pub durability: Durability,
+    /// Largest accepted request body (a batch counts as one body).
+    #[serde(default = "default_max_body")]
+    pub max_body: ByteSize,
+    /// Delivered events and dead letters older than this are removed.
+    #[serde(default = "default_retention", with = "humantime_serde")]
+    pub retention: Duration,
+    /// Ingest answers 503 while the data dir's disk has less free space than
+    /// this: fjall poisons itself after a failed write, so we stop first.
+    #[serde(default = "default_min_free_disk")]
+    pub min_free_disk: ByteSize,
+    /// Ingest answers 503 while more than this many queue entries wait for
+    /// delivery across all destinations. Unset: no limit.
+    #[serde(default)]
+    pub max_backlog: Option<u64>,
+    /// How long a `SIGTERM` waits for in-flight deliveries before exiting.
+    #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+/// How hard ingest pushes a write to disk before answering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fdatasync through the group commit (survives power loss).
+    #[default]
+    Sync,
+    /// Written to the OS before answering (survives a process crash).
+    Buffered,
+}
+
+/// `[[topics]]`: a named stream that senders publish to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    pub name: String,
+    /// Destinations every event goes to when no plugin decides.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// How long an `Idempotency-Key` (or `webhook-id`) is remembered.
+    #[serde(default = "default_idempotency_window", with = "humantime_serde")]
+    pub idempotency_window: Duration,
+    /// Per-topic body limit; defaults to `server.max_body`.
+    #[serde(default)]
+    pub max_body: Option<ByteSize>,
+}
+
+/// `[[destinations]]`: where events are delivered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    pub name: String,
+    pub kind: DestinationKind,
+    /// Target of an `http` destination.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Time allowed for one delivery attempt, from connect to the full response.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Deliveries in flight at once to this destination.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Optional outbound cap, e.g. `"200/s"` or `"1000/m"`.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Sender headers passed on to the destination (content-type always is).
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
+}
+
+/// The kinds of destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationKind {
+    /// HTTP POST push with retries.
+    Http,
+    /// Writes each event to the gateway's log; useful to try things out.
+    Log,
+}
+
+/// `retry = { ... }`: the backoff policy of a destination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    #[serde(default = "default_retry_initial", with = "humantime_serde")]
+    pub initial: Duration,
+    #[serde(default = "default_retry_multiplier")]
+    pub multiplier: f64,
+    #[serde(default = "default_retry_max_delay", with = "humantime_serde")]
+    pub max_delay: Duration,
+    /// Attempts in all, the first included.
+    #[serde(default = "default_retry_max_attempts")]
+    pub max_attempts: u32,
+    /// No retry is scheduled past this age of the event.
+    #[serde(default = "default_retry_max_age", with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Extra status codes to retry besides 408, 429 and 5xx (e.g. `[409]`).
+    #[serde(default)]
+    pub retry_on: Vec<u16>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            initial: default_retry_initial(),
+            multiplier: default_retry_multiplier(),
+            max_delay: default_retry_max_delay(),
+            max_attempts: default_retry_max_attempts(),
+            max_age: default_retry_max_age(),
+            retry_on: Vec::new(),
+        }
+    }
+}
+
+/// An outbound rate, parsed from `"N/s"`, `"N/m"` or `"N/h"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Sustained rate in events per second.
+    pub per_second: f64,
+}
+
+impl<'de> Deserialize<'de> for RateLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        parse_rate(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_rate(raw: &str) -> Result<RateLimit, String> {
+    let bad = || format!("invalid rate {raw:?}: expected N/s, N/m or N/h, e.g. \"200/s\"");
+    let (n, unit) = raw.split_once('/').ok_or_else(bad)?;
+    let n: f64 = n.trim().parse().map_err(|_| bad())?;
+    let secs = match unit.trim() {
+        "s" | "sec" | "second" => 1.0,
+        "m" | "min" | "minute" => 60.0,
+        "h" | "hour" => 3600.0,
+        _ => return Err(bad()),
+    };
+    if !(n.is_finite() && n > 0.0) {
+        return Err(bad());
+    }
+    Ok(RateLimit {
+        per_second: n / secs,
+    })
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            durability: Durability::default(),
+            max_body: default_max_body(),
+            retention: default_retention(),
+            min_free_disk: default_min_free_disk(),
+            max_backlog: None,
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./switchyard-data")
+}
+fn default_max_body() -> ByteSize {
+    ByteSize::mib(1)
+}
+fn default_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn default_min_free_disk() -> ByteSize {
+    ByteSize::gib(1)
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idempotency_window() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_concurrency() -> usize {
+    16
+}
+fn default_retry_initial() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_retry_multiplier() -> f64 {
+    5.0
+}
+fn default_retry_max_delay() -> Duration {
+    Duration::from_secs(10 * 3600)
+}
+fn default_retry_max_attempts() -> u32 {
+    8
+}
+fn default_retry_max_age() -> Duration {
+    Duration::from_secs(3 * 24 * 3600)
+}
+
+impl Default for Config {
+    /// What `switchyard serve` runs with no config file: 127.0.0.1:8080, data
+    /// in ./switchyard-data, no topics.
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            topics: Vec::new(),
+            destinations: Vec::new(),
+            base_dir: PathBuf::from("."),
+            source: PathBuf::from("<defaults>"),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().map(Path::to_owned).unwrap_or_default();
+        Self::parse(&text, path, &base)
+    }
+
+    /// Parses and validates config text; `base_dir` anchors relative paths.
+    pub fn parse(text: &str, source: &Path, base_dir: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: source.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.source = source.to_owned();
+        config.base_dir = if base_dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base_dir.to_owned()
+        };
+        config.server.data_dir = config.resolve_path(&config.server.data_dir);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// A path from the config, made absolute against the config's folder.
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.source.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Checks what serde cannot: names, references between sections, ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut dest_names = HashSet::new();
+        for (i, d) in self.destinations.iter().enumerate() {
+            let key = format!("destinations[{i}]");
+            check_name(&d.name).map_err(|m| self.invalid(format!("{key}.name"), m))?;
+            if !dest_names.insert(d.name.as_str()) {
+                return Err(self.invalid(
+                    format!("{key}.name"),
+                    format!("destination {:?} is defined twice", d.name),
+                ));
+            }
+            match d.kind {
+                DestinationKind::Http => {
+                    let url = d.url.as_deref().ok_or_else(|| {
+                        self.invalid(format!("{key}.url"), "an http destination needs a url")
+                    })?;
+                    let uri: http::Uri = url
+                        .parse()
+                        .map_err(|e| self.invalid(format!("{key}.url"), format!("{url:?}: {e}")))?;
+                    if uri.scheme_str() != Some("http") && uri.scheme_str() != Some("https") {
+                        return Err(self.invalid(
+                            format!("{key}.url"),
+                            format!("{url:?}: only http:// and https:// URLs can be delivered to"),
+                        ));
+                    }
+                    if uri.host().is_none() {
+                        return Err(
+                            self.invalid(format!("{key}.url"), format!("{url:?} has no host"))
+                        );
+                    }
+                }
+                DestinationKind::Log => {}
+            }
+            if d.concurrency == 0 {
+                return Err(self.invalid(format!("{key}.concurrency"), "must be at least 1"));
+            }
+            if d.retry.max_attempts == 0 {
+                return Err(self.invalid(format!("{key}.retry.max_attempts"), "must be at least 1"));
+            }
+            if !(d.retry.multiplier.is_finite() && d.retry.multiplier >= 1.0) {
+                return Err(self.invalid(format!("{key}.retry.multiplier"), "must be at least 1.0"));
+            }
+            if d.retry.initial.is_zero() {
+                return Err(self.invalid(format!("{key}.retry.initial"), "must be above zero"));
+            }
+        }
+        let mut topic_names = HashSet::new();
+        for (i, t) in self.topics.iter().enumerate() {
+            let key = format!("topics[{i}]");
+            check_name(&t.name).map_err(|m| self.invalid(format!("{key}.name"), m))?;
+            if !topic_names.insert(t.name.as_str()) {
+                return Err(self.invalid(
+                    format!("{key}.name"),
+                    format!("topic {:?} is defined twice", t.name),
+                ));
+            }
+            for (j, r) in t.routes.iter().enumerate() {
+                if !dest_names.contains(r.as_str()) {
+                    return Err(self.invalid(
+                        format!("{key}.routes[{j}]"),
+                        format!("unknown destination {r:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The topic named `name`, if configured.
+    pub fn topic(&self, name: &str) -> Option<&TopicConfig> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+
+    /// The destination named `name`, if configured.
+    pub fn destination(&self, name: &str) -> Option<&DestinationConfig> {
+        self.destinations.iter().find(|d| d.name == name)
+    }
+}
+
+/// Topic and destination names appear in URLs and store keys: keep them tame.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid name: use 1-128 characters of A-Z, a-z, 0-9, '-', '_' or '.'"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"), Path::new("/base"))
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = parse("").expect("empty config is valid");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.server.max_body, ByteSize::mib(1));
+        assert_eq!(c.server.data_dir, PathBuf::from("/base/./switchyard-data"));
+        let r = RetryConfig::default();
+        assert_eq!(r.initial, Duration::from_secs(5));
+        assert_eq!(r.max_attempts, 8);
+        assert_eq!(r.max_delay, Duration::from_secs(36000));
+        assert_eq!(r.max_age, Duration::from_secs(3 * 86400));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("[server]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n").expect_err("typo");
+        assert!(err.to_string().contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn unknown_route_names_the_key() {
+        let err = parse(
+            "[[destinations]]\nname = \"a\"\nkind = \"log\"\n[[topics]]\nname = \"t\"\nroutes = [\"b\"]\n",
+        )
+        .expect_err("unknown destination");
+        let msg = err.to_string();
+        assert!(msg.contains("topics[0].routes[0]") && msg.contains("\"b\""), "{msg}");
+    }
+
+    #[test]
+    fn http_destination_needs_a_url() {
+        let err = parse("[[destinations]]\nname = \"a\"\nkind = \"http\"\n").expect_err("no url");
+        assert!(err.to_string().contains("destinations[0].url"), "{err}");
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(parse_rate("200/s").map(|r| r.per_second), Ok(200.0));
+        assert_eq!(parse_rate("60/m").map(|r| r.per_second), Ok(1.0));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("0/s").is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! HTTP push: one POST per attempt, over a keep-alive pool per destination.
+//!
+//! Redirects are never followed (hyper's client doesn't, and we don't add a
+//! layer that would): a 3xx is an answer like any other, and the retry policy
+//! dead-letters it. The whole attempt — connect, send, and reading the first
+//! KiB of the response — runs under the destination's timeout.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::retry::{parse_retry_after, AttemptResult};
+use crate::config::DestinationConfig;
+
+/// How much of a response body the attempt history keeps.
+pub const EXCERPT_BYTES: usize = 1024;
+
+/// What one attempt sends.
+pub struct Outgoing<'a> {
+    pub event_id: &'a str,
+    pub topic: &'a str,
+    pub attempt: u32,
+    pub content_type: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: Bytes,
+}
+
+/// What one attempt got back.
+pub struct Answer {
+    pub result: AttemptResult,
+    pub latency: Duration,
+    pub excerpt: Option<String>,
+}
+
+/// A destination of kind `http`.
+pub struct HttpPush {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    uri: http::Uri,
+    timeout: Duration,
+    forward: Vec<HeaderName>,
+}
+
+impl HttpPush {
+    pub fn new(config: &DestinationConfig) -> Result<Self, String> {
+        let url = config.url.as_deref().ok_or("an http destination needs a url")?;
+        let uri: http::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.timeout));
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("cannot load the system's root certificates: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(config.concurrency.max(1))
+            .build(tls);
+        let mut forward = Vec::new();
+        for h in &config.forward_headers {
+            forward.push(
+                HeaderName::try_from(h.as_str()).map_err(|e| format!("forward_headers: {h:?}: {e}"))?,
+            );
+        }
+        Ok(Self {
+            client,
+            uri,
+            timeout: config.timeout,
+            forward,
+        })
+    }
+
+    /// Sends one attempt. Never fails: a transport error is an [`AttemptResult`] too.
+    pub async fn send(&self, out: Outgoing<'_>) -> Answer {
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.timeout, self.exchange(out)).await;
+        let latency = started.elapsed();
+        match result {
+            Ok(Ok((result, excerpt))) => Answer {
+                result,
+                latency,
+                excerpt,
+            },
+            Ok(Err(error)) => Answer {
+                result: AttemptResult {
+                    error: Some(error),
+                    ..Default::default()
+                },
+                latency,
+                excerpt: None,
+            },
+            Err(_) => Answer {
+                result: AttemptResult {
+                    error: Some(format!(
+                        "timed out after {}",
+                        humantime::format_duration(self.timeout)
+                    )),
+                    ..Default::default()
+                },
+                latency,
+                excerpt: None,
+            },
+        }
+    }
+
+    async fn exchange(&self, out: Outgoing<'_>) -> Result<(AttemptResult, Option<String>), String> {
+        let mut req = http::Request::post(self.uri.clone())
+            .body(Full::new(out.body))
+            .map_err(|e| e.to_string())?;
+        let h = req.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(out.content_type) {
+            h.insert(CONTENT_TYPE, v);
+        }
+        h.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("switchyard/", env!("CARGO_PKG_VERSION"))),
+        );
+        for (name, value) in out.headers {
+            if let Some(forward) = self.forward.iter().find(|f| f.as_str().eq_ignore_ascii_case(name)) {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    h.append(forward.clone(), v);
+                }
+            }
+        }
+        let set = |h: &mut http::HeaderMap, name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                h.insert(HeaderName::from_static(name), v);
+            }
+        };
+        // webhook-id stays the same across retries so receivers can dedupe.
+        set(h, "webhook-id", out.event_id);
+        let ts = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        set(h, "webhook-timestamp", &ts.to_string());
+        set(h, "x-switchyard-topic", out.topic);
+        set(h, "x-switchyard-attempt", &out.attempt.to_string());
+
+        let resp = self.client.request(req).await.map_err(|e| transport_error(&e))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let mut body = resp.into_body();
+        let mut excerpt = Vec::new();
+        while excerpt.len() < EXCERPT_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        let take = (EXCERPT_BYTES - excerpt.len()).min(data.len());
+                        excerpt.extend_from_slice(&data[..take]);
+                    }
+                }
+                // A body cut short still leaves us the status: keep it.
+                Some(Err(_)) | None => break,
+            }
+        }
+        let excerpt = (!excerpt.is_empty()).then(|| String::from_utf8_lossy(&excerpt).into_owned());
+        Ok((
+            AttemptResult {
+                status: Some(status),
+                error: None,
+                retry_after,
+            },
+            excerpt,
+        ))
+    }
+}
+
+/// The most telling line of a client error chain ("connection refused", ...).
+fn transport_error(e: &hyper_util::client::legacy::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg = format!("{msg}: {s}");
+        source = s.source();
+    }
+    msg
+}

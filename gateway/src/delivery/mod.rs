@@ -1,0 +1,474 @@
+//! Delivery: one dispatcher per destination takes due entries from its queue,
+//! sends them (bounded concurrency, optional rate limit), and settles each
+//! attempt in the store: delivered, retried later, or dead-lettered.
+//!
+//! - `queue`: the in-memory order of a destination's pending entries.
+//! - `retry`: the one policy that decides what follows an attempt.
+//! - `http`: the HTTP push client.
+//!
+//! Settling is written before the in-memory queue changes, so what the store
+//! says is what a restart will resume from; an attempt whose settle write was
+//! lost in a crash is simply made again (at-least-once).
+
+pub mod http;
+pub mod queue;
+pub mod retry;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use ulid::Ulid;
+
+use crate::config::{Config, DestinationConfig, DestinationKind};
+use crate::event::now_ms;
+use crate::store::{AttemptRecord, QueueEntry, Settle, Store, StoreError};
+use queue::MemQueue;
+use retry::{Decision, RetryPolicy};
+
+/// Failures of delivery set-up and of operator actions on destinations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    #[error("destination {name:?}: {message}")]
+    Setup { name: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How a destination sends.
+enum Sender {
+    Http(http::HttpPush),
+    Log,
+}
+
+/// One configured destination and its queue.
+pub struct Destination {
+    pub config: DestinationConfig,
+    sender: Sender,
+    policy: RetryPolicy,
+    queue: Mutex<MemQueue>,
+    /// Rung when entries arrive, a pause ends, or shutdown starts.
+    wake: Notify,
+    paused: AtomicBool,
+}
+
+/// What `GET /v1/destinations` shows for one destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationStats {
+    pub name: String,
+    pub kind: DestinationKind,
+    pub paused: bool,
+    pub queue_depth: usize,
+    pub in_flight: usize,
+    pub dlq_depth: u64,
+    pub oldest_pending_age_seconds: f64,
+}
+
+impl Destination {
+    fn queue(&self) -> MutexGuard<'_, MemQueue> {
+        // A panic while holding this lock would be a bug in MemQueue; the data
+        // is still consistent enough to keep delivering, so don't cascade it.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// Whether this event has an entry pending or in flight here.
+    pub fn has_entry(&self, id: Ulid) -> bool {
+        self.queue().contains(id)
+    }
+
+    pub fn is_in_flight(&self, id: Ulid) -> bool {
+        self.queue().is_in_flight(id)
+    }
+
+    fn push(&self, e: QueueEntry) {
+        if self.queue().push(e) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Every destination, and the tasks that deliver to them.
+pub struct Delivery {
+    store: Store,
+    destinations: BTreeMap<String, Arc<Destination>>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Delivery {
+    /// Builds the destinations, reloads their queues from the store and
+    /// starts a dispatcher for each.
+    pub fn start(config: &Config, store: Store) -> Result<Arc<Self>, DeliveryError> {
+        let mut destinations = BTreeMap::new();
+        for d in &config.destinations {
+            let sender = match d.kind {
+                DestinationKind::Http => {
+                    Sender::Http(http::HttpPush::new(d).map_err(|message| DeliveryError::Setup {
+                        name: d.name.clone(),
+                        message,
+                    })?)
+                }
+                DestinationKind::Log => Sender::Log,
+            };
+            let paused = store.is_paused(&d.name)?;
+            destinations.insert(
+                d.name.clone(),
+                Arc::new(Destination {
+                    config: d.clone(),
+                    sender,
+                    policy: RetryPolicy::new(d.retry.clone()),
+                    queue: Mutex::new(MemQueue::default()),
+                    wake: Notify::new(),
+                    paused: AtomicBool::new(paused),
+                }),
+            );
+        }
+        let mut orphans = 0usize;
+        for e in store.load_queue()? {
+            match destinations.get(&e.destination) {
+                Some(d) => {
+                    d.queue().push(e);
+                }
+                // Entries of a destination removed from the config stay in the
+                // store untouched: restoring the destination resumes them.
+                None => orphans += 1,
+            }
+        }
+        if orphans > 0 {
+            tracing::warn!(
+                entries = orphans,
+                "Queue entries for destinations no longer in the config are kept but not delivered."
+            );
+        }
+        let delivery = Arc::new(Self {
+            store,
+            destinations,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        for d in delivery.destinations.values() {
+            let (dl, d) = (delivery.clone(), d.clone());
+            tokio::spawn(async move { dl.dispatch(d).await });
+        }
+        Ok(delivery)
+    }
+
+    pub fn destination(&self, name: &str) -> Option<&Arc<Destination>> {
+        self.destinations.get(name)
+    }
+
+    pub fn destinations(&self) -> impl Iterator<Item = &Arc<Destination>> {
+        self.destinations.values()
+    }
+
+    /// Hands entries the store has just written to their dispatchers.
+    pub fn enqueue(&self, entries: Vec<QueueEntry>) {
+        for e in entries {
+            if let Some(d) = self.destinations.get(&e.destination) {
+                d.push(e);
+            }
+        }
+    }
+
+    /// Entries waiting across all destinations.
+    pub fn backlog(&self) -> u64 {
+        self.destinations.values().map(|d| d.queue().depth() as u64).sum()
+    }
+
+    pub fn stats(&self) -> Result<Vec<DestinationStats>, StoreError> {
+        let now = now_ms();
+        self.destinations
+            .values()
+            .map(|d| {
+                let (depth, in_flight, oldest) = {
+                    let q = d.queue();
+                    (q.depth(), q.in_flight(), q.oldest_enqueued_ms())
+                };
+                Ok(DestinationStats {
+                    name: d.config.name.clone(),
+                    kind: d.config.kind,
+                    paused: d.is_paused(),
+                    queue_depth: depth,
+                    in_flight,
+                    dlq_depth: self.store.dlq_depth(&d.config.name, false)?,
+                    oldest_pending_age_seconds: oldest
+                        .map(|t| now.saturating_sub(t) as f64 / 1000.0)
+                        .unwrap_or(0.0),
+                })
+            })
+            .collect()
+    }
+
+    /// Holds or releases delivery to a destination; persisted across restarts.
+    pub async fn set_paused(&self, name: &str, paused: bool) -> Result<bool, StoreError> {
+        let Some(d) = self.destinations.get(name) else {
+            return Ok(false);
+        };
+        self.store.set_paused(name, paused).await?;
+        d.paused.store(paused, Ordering::Release);
+        d.wake.notify_one();
+        tracing::info!(destination = %name, paused, "Destination pause state changed.");
+        Ok(true)
+    }
+
+    /// Queues events again for a destination with a fresh attempt budget,
+    /// removing them from its DLQ in the same write. Events that already
+    /// have an entry pending or in flight there are skipped (and not counted).
+    pub async fn requeue(
+        &self,
+        dest: &str,
+        events: &[(Ulid, u8, Option<String>)],
+        from_dlq: bool,
+    ) -> Result<usize, StoreError> {
+        let Some(d) = self.destinations.get(dest) else {
+            return Ok(0);
+        };
+        let now = now_ms();
+        let mut entries = Vec::new();
+        let mut dlq_keys = Vec::new();
+        for (id, priority, ordering_key) in events {
+            if d.has_entry(*id) {
+                continue;
+            }
+            let history_base = self
+                .store
+                .delivery_state(*id, dest)?
+                .map(|s| s.attempts)
+                .unwrap_or(0);
+            entries.push(QueueEntry {
+                event_id: *id,
+                destination: dest.to_owned(),
+                priority: *priority,
+                due_ms: now,
+                attempt: 0,
+                history_base,
+                delay_ms: 0,
+                enqueued_at_ms: now,
+                ordering_key: ordering_key.clone(),
+            });
+            if from_dlq {
+                dlq_keys.push((dest.to_owned(), *id));
+            }
+        }
+        self.store.requeue(&entries, &dlq_keys).await?;
+        let n = entries.len();
+        for e in entries {
+            d.push(e);
+        }
+        Ok(n)
+    }
+
+    /// Stops taking new entries and waits up to `grace` for attempts in flight.
+    pub async fn drain(&self, grace: Duration) {
+        self.shutdown.cancel();
+        for d in self.destinations.values() {
+            d.wake.notify_one();
+        }
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
+            tracing::warn!(
+                "Deliveries still in flight after the shutdown grace period; they will be retried after restart."
+            );
+        }
+    }
+
+    /// The dispatcher of one destination.
+    async fn dispatch(self: Arc<Self>, d: Arc<Destination>) {
+        let permits = Arc::new(Semaphore::new(d.config.concurrency));
+        let mut pace = d.config.rate_limit.map(|r| {
+            let mut i = tokio::time::interval(Duration::from_secs_f64(1.0 / r.per_second));
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        loop {
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                _ = self.shutdown.cancelled() => return,
+            };
+            let Some(entry) = self.next_entry(&d).await else {
+                return;
+            };
+            if let Some(pace) = pace.as_mut() {
+                pace.tick().await;
+            }
+            let (dl, dest) = (self.clone(), d.clone());
+            self.tracker
+                .spawn(async move { dl.attempt(dest, entry, permit).await });
+        }
+    }
+
+    /// Waits for the next due entry, or `None` at shutdown.
+    async fn next_entry(&self, d: &Destination) -> Option<QueueEntry> {
+        loop {
+            if self.shutdown.is_cancelled() {
+                return None;
+            }
+            let next_due = if d.is_paused() {
+                None
+            } else {
+                let mut q = d.queue();
+                if let Some(e) = q.take_due(now_ms()) {
+                    return Some(e);
+                }
+                q.next_due()
+            };
+            let sleep = match next_due {
+                Some(due) => Duration::from_millis(due.saturating_sub(now_ms()).max(1)),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = d.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.shutdown.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Makes one attempt and settles it.
+    async fn attempt(&self, d: Arc<Destination>, entry: QueueEntry, _permit: OwnedSemaphorePermit) {
+        let id = entry.event_id;
+        if let Err(e) = self.try_attempt(&d, entry).await {
+            tracing::error!(event_id = %id, destination = %d.config.name, error = %e,
+                "Could not record a delivery attempt; the event stays queued and will be retried after restart.");
+            d.queue().finish(id);
+        }
+    }
+
+    async fn try_attempt(&self, d: &Destination, entry: QueueEntry) -> Result<(), StoreError> {
+        let id = entry.event_id;
+        let name = &d.config.name;
+        let Some(event) = self.store.event(id)? else {
+            // Retention removed the event (or the data dir was edited): there
+            // is nothing left to deliver. Settle so the entry goes away.
+            tracing::warn!(event_id = %id, destination = %name, "Queued event no longer exists; dropping its entry.");
+            let record = AttemptRecord {
+                attempt: entry.history_base + entry.attempt + 1,
+                at_ms: now_ms(),
+                status: None,
+                error: Some("event no longer stored".into()),
+                latency_ms: 0,
+                response_excerpt: None,
+                delay_before_ms: entry.delay_ms,
+            };
+            let outcome = Settle::DeadLetter {
+                error: "event no longer stored".into(),
+            };
+            self.store.settle(&entry, &record, &outcome).await?;
+            d.queue().finish(id);
+            return Ok(());
+        };
+        let transformed = self.store.transformed(id)?;
+        let (content_type, headers, body) = match &transformed {
+            Some(t) => (t.content_type.as_str(), t.headers.as_slice(), t.payload.clone()),
+            None => (
+                event.meta.content_type.as_str(),
+                event.meta.headers.as_slice(),
+                event.payload.clone(),
+            ),
+        };
+        let n_budget = entry.attempt + 1;
+        let n_history = entry.history_base + n_budget;
+        let at_ms = now_ms();
+        let answer = match &d.sender {
+            Sender::Http(push) => {
+                let id_text = id.to_string();
+                push.send(http::Outgoing {
+                    event_id: &id_text,
+                    topic: &event.topic,
+                    attempt: n_history,
+                    content_type,
+                    headers,
+                    body,
+                })
+                .await
+            }
+            Sender::Log => {
+                let preview = String::from_utf8_lossy(&body[..body.len().min(256)]).into_owned();
+                tracing::info!(event_id = %id, topic = %event.topic, destination = %name,
+                    content_type, size = body.len(), body = %preview, "Event delivered to the log.");
+                http::Answer {
+                    result: retry::AttemptResult {
+                        status: Some(200),
+                        ..Default::default()
+                    },
+                    latency: Duration::ZERO,
+                    excerpt: None,
+                }
+            }
+        };
+        let age = Duration::from_millis(at_ms.saturating_sub(event.received_at_ms));
+        let decision = d
+            .policy
+            .decide(n_budget, &answer.result, age, &mut rand::rng());
+        let record = AttemptRecord {
+            attempt: n_history,
+            at_ms,
+            status: answer.result.status,
+            error: answer.result.error.clone(),
+            latency_ms: answer.latency.as_millis() as u64,
+            response_excerpt: answer.excerpt,
+            delay_before_ms: entry.delay_ms,
+        };
+        let what = retry::describe(&answer.result);
+        let mut requeue = None;
+        let settle = match &decision {
+            Decision::Delivered => Settle::Delivered,
+            Decision::Retry { after } => {
+                let next = QueueEntry {
+                    due_ms: now_ms() + after.as_millis() as u64,
+                    attempt: n_budget,
+                    delay_ms: after.as_millis() as u64,
+                    ..entry.clone()
+                };
+                tracing::info!(event_id = %id, destination = %name, attempt = n_history, result = %what,
+                    retry_in = %humantime::format_duration(Duration::from_secs(after.as_secs())),
+                    "Delivery attempt failed; retrying.");
+                requeue = Some(next.clone());
+                Settle::Retry { next }
+            }
+            Decision::Pause { reason } => {
+                // 410: the attempt does not count against the budget; the
+                // entry waits, due now, for an operator to resume.
+                let next = QueueEntry {
+                    due_ms: now_ms(),
+                    delay_ms: 0,
+                    ..entry.clone()
+                };
+                tracing::warn!(destination = %name, event_id = %id, reason = %reason,
+                    "Destination paused: it answered 410 Gone. Resume it with POST /v1/destinations/{}/resume.", name);
+                requeue = Some(next.clone());
+                Settle::Retry { next }
+            }
+            Decision::DeadLetter { reason } => {
+                tracing::warn!(event_id = %id, destination = %name, attempt = n_history, reason = %reason,
+                    "Delivery dead-lettered.");
+                Settle::DeadLetter {
+                    error: reason.clone(),
+                }
+            }
+        };
+        self.store.settle(&entry, &record, &settle).await?;
+        if matches!(decision, Decision::Pause { .. }) {
+            self.store.set_paused(name, true).await?;
+            d.paused.store(true, Ordering::Release);
+        }
+        match requeue {
+            Some(next) => {
+                d.queue().requeue(next);
+                d.wake.notify_one();
+            }
+            None => d.queue().finish(id),
+        }
+        Ok(())
+    }
+}
