@@ -5,12 +5,22 @@
 //! pull) -> delivered or dead-lettered. See `docs/ARCHITECTURE.md`.
 //!
 //! Module map:
+//! - [`admin`]: the admin API: events, destinations, DLQs, readiness.
 //! - [`config`]: the TOML config, validated once at start.
 //! - [`delivery`]: dispatchers, the retry policy, HTTP push.
 //! - [`event`]: the event as the gateway keeps it; ids and time helpers.
+//! - [`ingest`]: HTTP ingest: publish, batch, limits, idempotency keys.
+//! - [`router`]: pending events -> plugin chain -> destination queues.
+//! - [`server`]: [`run`], shared state, the HTTP router, background tasks.
 //! - [`store`]: everything fjall: keyspaces, group commit, recovery.
 
+pub mod admin;
 pub mod config;
 pub mod delivery;
 pub mod event;
+pub mod ingest;
+pub mod router;
+pub mod server;
 pub mod store;
+
+pub use server::{http_router, run, Error};

@@ -178,13 +178,13 @@ impl HttpPush {
     }
 }
 
-/// The most telling line of a client error chain ("connection refused", ...).
+/// A short, specific description of a client failure: "connect: Connection
+/// refused (os error 111)" rather than hyper's nested wrapper chain.
 fn transport_error(e: &hyper_util::client::legacy::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
+    let mut innermost: &dyn std::error::Error = e;
+    while let Some(s) = innermost.source() {
+        innermost = s;
     }
-    msg
+    let what = if e.is_connect() { "connect" } else { "request" };
+    format!("{what}: {innermost}")
 }

@@ -120,6 +120,9 @@ pub struct Store {
     tx: std::sync::mpsc::Sender<Request>,
     appended: Arc<Notify>,
     stats: Arc<WriterStats>,
+    /// Set when pending-route marks were added behind the router's low-water
+    /// mark (a topic DLQ replay), so it scans from the front once.
+    rescan: Arc<std::sync::atomic::AtomicBool>,
     registry: registry::RegistryStore,
 }
 
@@ -175,6 +178,7 @@ impl Store {
             tx,
             appended,
             stats,
+            rescan: Arc::default(),
             registry,
         })
     }
@@ -192,6 +196,16 @@ impl Store {
     /// Rung after every group that appended events.
     pub fn appended_signal(&self) -> Arc<Notify> {
         self.appended.clone()
+    }
+
+    /// Whether the router must scan pending routes from the front (and resets it).
+    pub fn take_rescan_request(&self) -> bool {
+        self.rescan.swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// Persists everything written so far with a full fsync (at shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        Ok(self.db.persist(fjall::PersistMode::SyncAll)?)
     }
 
     /// Bytes on disk.
@@ -556,6 +570,7 @@ impl Store {
             ops.push(Op::Put(Ks::PendingRoute, keys::event(*id).to_vec(), topic.as_bytes().to_vec()));
         }
         self.write(ops, true).await?;
+        self.rescan.store(true, std::sync::atomic::Ordering::Release);
         self.appended.notify_one();
         Ok(())
     }

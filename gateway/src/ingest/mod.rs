@@ -1,0 +1,221 @@
+//! HTTP ingest: routes, limits, idempotency, signature verification.
+//!
+//! A request is answered 202 only once its events are durable (the store's
+//! group commit). Everything that can refuse an event — unknown topic, size,
+//! a full disk or backlog, a malformed batch — refuses before the write, so a
+//! 4xx/5xx means nothing was kept and a 2xx means it was.
+
+pub mod batch;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::config::TopicConfig;
+use crate::event::{EventMeta, NewEvent};
+use crate::server::{ApiError, App};
+use crate::store::Appended;
+
+/// Longest accepted idempotency key, in bytes.
+const MAX_IDEMPOTENCY_KEY: usize = 256;
+
+/// Headers never kept with an event: hop-by-hop ones, and credentials that
+/// must not end up in the store or be forwarded.
+const DROPPED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+    "proxy-authorization",
+    "proxy-connection",
+    "authorization",
+    "cookie",
+];
+
+/// `POST /v1/topics/{topic}/events`: one event, any content type.
+pub async fn publish(
+    State(app): State<App>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let t = admit(&app, &topic)?;
+    let limit = body_limit(&app, t);
+    let payload = read_body(body, &headers, limit).await?;
+    let key = idempotency_key(&headers)?;
+    let meta = event_meta(&headers);
+    let outcome = app
+        .store
+        .append(&t.name, key, t.idempotency_window, vec![NewEvent { meta, payload }])
+        .await?;
+    Ok(match outcome {
+        Appended::New { ids, .. } => {
+            let id = ids.first().map(|i| i.to_string()).unwrap_or_default();
+            (StatusCode::ACCEPTED, axum::Json(json!({ "id": id }))).into_response()
+        }
+        Appended::Duplicate { ids } => {
+            let id = ids.first().map(|i| i.to_string()).unwrap_or_default();
+            (
+                StatusCode::OK,
+                axum::Json(json!({ "id": id, "duplicate": true })),
+            )
+                .into_response()
+        }
+    })
+}
+
+/// `POST /v1/topics/{topic}/events/batch`: a JSON array or NDJSON; all or nothing.
+pub async fn publish_batch(
+    State(app): State<App>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let t = admit(&app, &topic)?;
+    let limit = body_limit(&app, t);
+    let format = batch::Format::from_content_type(content_type(&headers).as_deref())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "a batch is a JSON array (content-type: application/json) or NDJSON (content-type: application/x-ndjson)",
+            )
+        })?;
+    let raw = read_body(body, &headers, limit).await?;
+    let items = batch::split(&raw, format)
+        .map_err(|e| ApiError::malformed(e.message).with("index", e.index))?;
+    let key = idempotency_key(&headers)?;
+    let mut meta = event_meta(&headers);
+    // Each element is a JSON value of its own, whatever the envelope was.
+    meta.content_type = "application/json".to_owned();
+    let events = items
+        .into_iter()
+        .map(|payload| NewEvent {
+            meta: meta.clone(),
+            payload,
+        })
+        .collect();
+    let outcome = app
+        .store
+        .append(&t.name, key, t.idempotency_window, events)
+        .await?;
+    Ok(match outcome {
+        Appended::New { ids, .. } => {
+            let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+            (StatusCode::ACCEPTED, axum::Json(json!({ "ids": ids }))).into_response()
+        }
+        Appended::Duplicate { ids } => {
+            let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+            (
+                StatusCode::OK,
+                axum::Json(json!({ "ids": ids, "duplicate": true })),
+            )
+                .into_response()
+        }
+    })
+}
+
+/// The checks that come before reading the body: does the topic exist, and
+/// is there room to take more?
+fn admit<'a>(app: &'a App, topic: &str) -> Result<&'a TopicConfig, ApiError> {
+    let t = app.config.topic(topic).ok_or_else(|| {
+        ApiError::not_found("unknown_topic", format!("no topic named {topic:?}"))
+    })?;
+    if app.health.disk_low() {
+        return Err(ApiError::unavailable(
+            "free disk space is below server.min_free_disk; events are refused until space returns",
+            30,
+        ));
+    }
+    if let Some(max) = app.config.server.max_backlog {
+        let backlog = app.delivery.backlog();
+        if backlog >= max {
+            return Err(ApiError::unavailable(
+                format!("the delivery backlog ({backlog} entries) is over server.max_backlog ({max})"),
+                5,
+            ));
+        }
+    }
+    Ok(t)
+}
+
+fn body_limit(app: &App, t: &TopicConfig) -> u64 {
+    t.max_body.unwrap_or(app.config.server.max_body).as_u64()
+}
+
+/// Reads the whole body, refusing (413) as soon as it passes `limit`.
+pub async fn read_body(body: Body, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError> {
+    if let Some(len) = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit {
+            return Err(ApiError::too_large(limit));
+        }
+    }
+    let limited = http_body_util::Limited::new(body, limit as usize);
+    match http_body_util::BodyExt::collect(limited).await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
+        Err(e) => Err(ApiError::malformed(format!("could not read the body: {e}"))),
+    }
+}
+
+/// `Idempotency-Key` wins over `webhook-id` (what Standard Webhooks senders set).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let raw = headers
+        .get("idempotency-key")
+        .or_else(|| headers.get("webhook-id"));
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .map_err(|_| ApiError::malformed("the idempotency key must be visible ASCII"))?
+        .trim();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(ApiError::malformed(format!(
+            "the idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes"
+        )));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// What of the request is kept with the event.
+fn event_meta(headers: &HeaderMap) -> EventMeta {
+    let mut kept = Vec::new();
+    for (name, value) in headers {
+        let n = name.as_str();
+        if DROPPED_HEADERS.contains(&n) || n == "content-type" {
+            continue;
+        }
+        if let Ok(v) = value.to_str() {
+            kept.push((n.to_owned(), v.to_owned()));
+        }
+    }
+    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    EventMeta {
+        content_type: content_type(headers).unwrap_or_else(|| "application/octet-stream".to_owned()),
+        headers: kept,
+        attributes: Vec::new(),
+        idempotency_key: None,
+        traceparent: get("traceparent"),
+        tracestate: get("tracestate"),
+    }
+}

@@ -1,0 +1,218 @@
+//! The running gateway: shared state, the HTTP router, background tasks, and
+//! [`run`], which tests and `main.rs` both call.
+//!
+//! `run` takes a bound listener and a shutdown future instead of owning the
+//! process: tests bind port 0 and stop the gateway themselves.
+
+mod error;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
+use ulid::Ulid;
+
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::delivery::Delivery;
+use crate::router::Router;
+use crate::store::Store;
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot open the store in {dir}: {source}")]
+    Store {
+        dir: std::path::PathBuf,
+        source: crate::store::StoreError,
+    },
+    #[error(transparent)]
+    Delivery(#[from] crate::delivery::DeliveryError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Liveness facts that gate ingest.
+#[derive(Debug, Default)]
+pub struct Health {
+    disk_low: AtomicBool,
+    ready: AtomicBool,
+}
+
+impl Health {
+    pub fn disk_low(&self) -> bool {
+        self.disk_low.load(Ordering::Acquire)
+    }
+
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// What every request handler can reach.
+pub struct AppInner {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub delivery: Arc<Delivery>,
+    pub health: Arc<Health>,
+}
+
+/// Shared state handed to handlers (cheap to clone).
+#[derive(Clone)]
+pub struct App(Arc<AppInner>);
+
+impl Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// The HTTP API as a plain router, so tests can call it without a socket.
+pub fn http_router(app: App) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/topics/{topic}/events", post(crate::ingest::publish))
+        .route(
+            "/v1/topics/{topic}/events/batch",
+            post(crate::ingest::publish_batch),
+        )
+        .merge(crate::admin::routes())
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
+        .with_state(app)
+}
+
+/// Runs the gateway on `listener` until `shutdown` resolves, then drains:
+/// stops accepting, lets deliveries in flight finish (up to
+/// `server.shutdown_grace`), and persists the store.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let config = Arc::new(config);
+    let dir = config.server.data_dir.clone();
+    std::fs::create_dir_all(&dir)?;
+    let store = {
+        let (d, durability) = (dir.clone(), config.server.durability);
+        tokio::task::spawn_blocking(move || Store::open(&d, durability))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?
+            .map_err(|source| Error::Store {
+                dir: dir.clone(),
+                source,
+            })?
+    };
+    let delivery = Delivery::start(&config, store.clone())?;
+    let stop = CancellationToken::new();
+    let health = Arc::new(Health::default());
+
+    let router = Router::new(&config, store.clone(), delivery.clone());
+    let router_task = tokio::spawn(router.run(stop.clone()));
+    tokio::spawn(watch_disk(
+        dir.clone(),
+        config.server.min_free_disk.as_u64(),
+        health.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(sweep(config.clone(), store.clone(), stop.clone()));
+
+    let app = App(Arc::new(AppInner {
+        config: config.clone(),
+        store: store.clone(),
+        delivery: delivery.clone(),
+        health: health.clone(),
+    }));
+    health.ready.store(true, Ordering::Release);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %dir.display(), "Switchyard is listening.");
+
+    let service = http_router(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+
+    tracing::info!("Shutting down: draining deliveries in flight.");
+    health.ready.store(false, Ordering::Release);
+    stop.cancel();
+    delivery.drain(config.server.shutdown_grace).await;
+    let _ = router_task.await;
+    let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+    if let Ok(Err(e)) = flushed {
+        tracing::error!(error = %e, "Final flush of the store failed.");
+    }
+    tracing::info!("Switchyard stopped.");
+    Ok(())
+}
+
+/// Trips `disk_low` while free space under the data dir is below `min_free`,
+/// so ingest refuses with 503 before fjall ever fails a write (which would
+/// poison the database until reopened). Clears it again when space returns.
+async fn watch_disk(dir: std::path::PathBuf, min_free: u64, health: Arc<Health>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let free = match fs4::available_space(&dir) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot read free disk space.");
+                continue;
+            }
+        };
+        let low = free < min_free;
+        let was = health.disk_low.swap(low, Ordering::AcqRel);
+        if low && !was {
+            tracing::warn!(free_bytes = free, min_free_bytes = min_free,
+                "Free disk space is below server.min_free_disk: ingest answers 503 until it returns.");
+        } else if !low && was {
+            tracing::info!(free_bytes = free, "Free disk space is back above server.min_free_disk: ingest resumes.");
+        }
+    }
+}
+
+/// Retention: removes finished events older than `server.retention`, and
+/// idempotency keys past the longest window of any topic.
+async fn sweep(config: Arc<Config>, store: Store, stop: CancellationToken) {
+    let window = config
+        .topics
+        .iter()
+        .map(|t| t.idempotency_window)
+        .max()
+        .unwrap_or(Duration::from_secs(24 * 3600));
+    let retention = config.server.retention;
+    let mut low_water: Option<Ulid> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let now = crate::event::now_ms();
+        let cutoff = now.saturating_sub(window.as_millis() as u64);
+        if let Err(e) = store.expire_idempotency(cutoff, 10_000).await {
+            tracing::warn!(error = %e, "Expiring idempotency keys failed.");
+        }
+        let cutoff = now.saturating_sub(retention.as_millis() as u64);
+        match store.sweep_retention(cutoff, low_water, 10_000).await {
+            Ok((removed, lw)) => {
+                low_water = lw;
+                if removed > 0 {
+                    tracing::info!(removed, "Retention removed finished events.");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "Retention sweep failed."),
+        }
+    }
+}
