@@ -1,1 +1,321 @@
-//! Test support.
+//! Shared pieces of the end-to-end tests: a gateway started in-process with
+//! `switchyard::run` on port 0, the real binary as a child process (for
+//! crash and signal tests), and a recording HTTP sink whose answers a test
+//! scripts (fail N times, then succeed; a status; a delay).
+//!
+//! The binary is found through `SWITCHYARD_BIN`, which `scripts/test.sh`
+//! sets after building it (a separate tests package gets no
+//! `CARGO_BIN_EXE_switchyard`), falling back to `target/debug/switchyard`.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use tempfile::TempDir;
+
+/// The workspace root (tests/ is one level down).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The `switchyard` binary under test.
+pub fn bin() -> PathBuf {
+    let p = std::env::var_os("SWITCHYARD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/debug/switchyard"));
+    assert!(
+        p.exists(),
+        "the switchyard binary is missing at {}: run scripts/test.sh (or cargo build -p switchyard) first",
+        p.display()
+    );
+    p
+}
+
+/// A gateway running inside the test process.
+pub struct Gateway {
+    pub url: String,
+    pub dir: TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), switchyard::Error>>>,
+}
+
+impl Gateway {
+    /// Starts a gateway from config text. `{data_dir}` in the text is
+    /// replaced by a fresh temp dir; the listener is 127.0.0.1:0.
+    pub async fn start(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(config, dir).await
+    }
+
+    /// Starts a gateway on an existing data dir (for restarts).
+    pub async fn start_in(config: &str, dir: TempDir) -> Self {
+        let text = config.replace("{data_dir}", &dir.path().join("data").display().to_string());
+        let path = dir.path().join("switchyard.toml");
+        std::fs::write(&path, &text).unwrap();
+        let config = switchyard::config::Config::load(&path).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(switchyard::run(config, listener, async {
+            let _ = rx.await;
+        }));
+        Self {
+            url,
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the gateway gracefully and hands back its data dir.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+}
+
+/// The real binary as a child process, logging JSON lines.
+pub struct Process {
+    pub url: String,
+    pub child: Child,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Starts `switchyard serve --config <path>` and waits until it listens.
+    /// The config should listen on 127.0.0.1:0; the address is read from the log.
+    pub fn start(config: &Path) -> Self {
+        let mut child = Command::new(bin())
+            .args(["serve", "--log-json", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["fields"]["message"] == "Switchyard is listening." {
+                        let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or("").to_owned());
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the gateway did not start listening within 30s");
+        Self {
+            url: format!("http://{addr}"),
+            child,
+            logs,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn sigterm(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+/// One request a sink received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub delay: Duration,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+            body: String::new(),
+        }
+    }
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.to_owned(), v.to_owned()));
+        self
+    }
+    pub fn body(mut self, b: &str) -> Self {
+        self.body = b.to_owned();
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
+    }
+}
+
+#[derive(Default)]
+struct SinkState {
+    received: Vec<Received>,
+    script: VecDeque<Reply>,
+    default: Option<Reply>,
+}
+
+/// A recording HTTP sink on 127.0.0.1:0.
+#[derive(Clone)]
+pub struct Sink {
+    pub url: String,
+    pub addr: SocketAddr,
+    state: Arc<Mutex<SinkState>>,
+}
+
+impl Sink {
+    /// A sink that answers 200 unless scripted otherwise.
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    pub async fn start_on(addr: &str) -> Self {
+        let state = Arc::new(Mutex::new(SinkState::default()));
+        let st = state.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+            let st = st.clone();
+            async move {
+                let reply = {
+                    let mut s = st.lock().unwrap();
+                    s.received.push(Received {
+                        at: Instant::now(),
+                        headers,
+                        body,
+                    });
+                    s.script
+                        .pop_front()
+                        .or_else(|| s.default.clone())
+                        .unwrap_or_else(|| Reply::status(200))
+                };
+                tokio::time::sleep(reply.delay).await;
+                let mut resp = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
+                for (k, v) in reply.headers {
+                    resp.headers_mut().insert(
+                        axum::http::HeaderName::try_from(k).unwrap(),
+                        v.parse().unwrap(),
+                    );
+                }
+                resp
+            }
+        });
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url: format!("http://{addr}/hook"),
+            addr,
+            state,
+        }
+    }
+
+    /// Answers these, in order, before falling back to the default.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.lock().unwrap().script.extend(replies);
+    }
+
+    /// The answer once the script is used up (200 if never set).
+    pub fn set_default(&self, reply: Reply) {
+        self.state.lock().unwrap().default = Some(reply);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    /// Waits until at least `n` requests arrived, or panics after `timeout`.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sink got {} requests, expected {n} within {timeout:?}",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(t) = f().await {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A reqwest client for the tests.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}

@@ -193,7 +193,9 @@ async fn sweep(config: Arc<Config>, store: Store, stop: CancellationToken) {
         .unwrap_or(Duration::from_secs(24 * 3600));
     let retention = config.server.retention;
     let mut low_water: Option<Ulid> = None;
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    // Sweep often enough that nothing outlives its retention by much.
+    let every = (retention / 2).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
