@@ -23,4 +23,4 @@ pub mod router;
 pub mod server;
 pub mod store;
 
-pub use server::{http_router, run, Error};
+pub use server::{Error, http_router, run};

@@ -5,13 +5,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use switchyard::config::Config;
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "A WebAssembly-extensible event-routing gateway.")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A WebAssembly-extensible event-routing gateway."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,7 +59,11 @@ struct DlqTarget {
     #[arg(long)]
     topic: Option<String>,
     /// The gateway's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080", env = "SWITCHYARD_SERVER")]
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8080",
+        env = "SWITCHYARD_SERVER"
+    )]
     server: String,
 }
 
@@ -131,7 +139,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn init_logs(json: bool) {
@@ -209,7 +219,11 @@ async fn dlq(action: DlqAction) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(60))
         .build()?;
     match action {
-        DlqAction::List { target, limit, json } => {
+        DlqAction::List {
+            target,
+            limit,
+            json,
+        } => {
             let body = call(http.get(target.base()).query(&[("limit", limit)])).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&body)?);
@@ -263,7 +277,11 @@ async fn dlq(action: DlqAction) -> anyhow::Result<()> {
                 if ids.is_empty() {
                     break;
                 }
-                let body = call(http.post(format!("{base}/replay")).json(&json!({ "ids": ids }))).await?;
+                let body = call(
+                    http.post(format!("{base}/replay"))
+                        .json(&json!({ "ids": ids })),
+                )
+                .await?;
                 let n = body["replayed"].as_u64().unwrap_or(0);
                 if n == 0 {
                     break;

@@ -17,7 +17,7 @@ use ulid::Ulid;
 
 use crate::config::Config;
 use crate::delivery::Delivery;
-use crate::event::{now_ms, Event};
+use crate::event::{Event, now_ms};
 use crate::store::{QueueEntry, Routed, Store};
 
 /// Events routed per batch: big enough to amortise one write and one plugin

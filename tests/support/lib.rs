@@ -242,7 +242,8 @@ impl Sink {
                         .unwrap_or_else(|| Reply::status(200))
                 };
                 tokio::time::sleep(reply.delay).await;
-                let mut resp = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
+                let mut resp =
+                    (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
                 for (k, v) in reply.headers {
                     resp.headers_mut().insert(
                         axum::http::HeaderName::try_from(k).unwrap(),

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_tests::{bin, client, eventually, workspace, Gateway, Reply, Sink};
+use switchyard_tests::{Gateway, Reply, Sink, bin, client, eventually, workspace};
 
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(bin()).args(args).output().unwrap();
@@ -28,13 +28,23 @@ fn check_config_names_the_bad_key() {
     .unwrap();
     let (ok, _, err) = run(&["check-config", "--config", bad.to_str().unwrap()]);
     assert!(!ok);
-    assert!(err.contains("concurency") && err.contains("bad.toml"), "{err}");
+    assert!(
+        err.contains("concurency") && err.contains("bad.toml"),
+        "{err}"
+    );
 
     let bad_route = dir.path().join("route.toml");
-    std::fs::write(&bad_route, "[[topics]]\nname = \"t\"\nroutes = [\"ghost\"]\n").unwrap();
+    std::fs::write(
+        &bad_route,
+        "[[topics]]\nname = \"t\"\nroutes = [\"ghost\"]\n",
+    )
+    .unwrap();
     let (ok, _, err) = run(&["check-config", "--config", bad_route.to_str().unwrap()]);
     assert!(!ok);
-    assert!(err.contains("topics[0].routes[0]") && err.contains("ghost"), "{err}");
+    assert!(
+        err.contains("topics[0].routes[0]") && err.contains("ghost"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -58,7 +68,12 @@ async fn dlq_list_replay_and_purge_from_the_command_line() {
     );
     let gw = Gateway::start(&cfg).await;
     for _ in 0..3 {
-        client().post(gw.url("/v1/topics/orders/events")).body("{}").send().await.unwrap();
+        client()
+            .post(gw.url("/v1/topics/orders/events"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
     }
     eventually(Duration::from_secs(15), "three dead letters", || async {
         let v: Value = client()
@@ -73,13 +88,20 @@ async fn dlq_list_replay_and_purge_from_the_command_line() {
     })
     .await;
     let server = gw.url.clone();
-    let cli = |args: Vec<String>| tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&a)
-    });
+    let cli = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&a)
+        })
+    };
     let args = |extra: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        v.extend(["--destination".into(), "billing".into(), "--server".into(), server.clone()]);
+        v.extend([
+            "--destination".into(),
+            "billing".into(),
+            "--server".into(),
+            server.clone(),
+        ]);
         v
     };
 
@@ -89,7 +111,14 @@ async fn dlq_list_replay_and_purge_from_the_command_line() {
     assert!(out.contains("HTTP 500"), "{out}");
 
     // Purge one by id.
-    let v: Value = client().get(gw.url("/v1/destinations/billing/dlq")).send().await.unwrap().json().await.unwrap();
+    let v: Value = client()
+        .get(gw.url("/v1/destinations/billing/dlq"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let one = v["entries"][0]["id"].as_str().unwrap().to_owned();
     let (ok, out, err) = cli(args(&["dlq", "purge", "--id", &one])).await.unwrap();
     assert!(ok, "{err}");
@@ -108,7 +137,12 @@ async fn dlq_list_replay_and_purge_from_the_command_line() {
     assert!(out.contains("purged 0"), "{out}");
 
     let (ok, _, err) = cli(vec![
-        "dlq".into(), "list".into(), "--destination".into(), "ghost".into(), "--server".into(), gw.url.clone(),
+        "dlq".into(),
+        "list".into(),
+        "--destination".into(),
+        "ghost".into(),
+        "--server".into(),
+        gw.url.clone(),
     ])
     .await
     .unwrap();

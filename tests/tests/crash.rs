@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use switchyard_tests::{client, eventually, Gateway, Process, Reply, Sink};
+use switchyard_tests::{Gateway, Process, Reply, Sink, client, eventually};
 
 fn write_config(dir: &std::path::Path, sink: &str, extra_dest: &str) -> std::path::PathBuf {
     let text = format!(
@@ -40,10 +40,19 @@ async fn sigkill_during_load_loses_no_acknowledged_event() {
             while Instant::now() < stop_at {
                 n += 1;
                 let body = format!("{{\"worker\":{w},\"n\":{n}}}");
-                match c.post(&url).header("content-type", "application/json").body(body).send().await {
+                match c
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status() == 202 => {
                         let v: Value = r.json().await.unwrap();
-                        acked.lock().unwrap().insert(v["id"].as_str().unwrap().to_owned());
+                        acked
+                            .lock()
+                            .unwrap()
+                            .insert(v["id"].as_str().unwrap().to_owned());
                     }
                     Ok(r) => panic!("unexpected status {}", r.status()),
                     // The gateway is gone: nothing more can be acknowledged.
@@ -58,21 +67,29 @@ async fn sigkill_during_load_loses_no_acknowledged_event() {
         s.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 50, "the load should have been real: {} acked", acked.len());
+    assert!(
+        acked.len() > 50,
+        "the load should have been real: {} acked",
+        acked.len()
+    );
 
     let gw = Process::start(&config);
-    let delivered = eventually(Duration::from_secs(60), "every acknowledged event at the sink", || {
-        let sink = sink.clone();
-        let acked = acked.clone();
-        async move {
-            let got: HashSet<String> = sink
-                .received()
-                .iter()
-                .filter_map(|r| r.header("webhook-id").map(str::to_owned))
-                .collect();
-            acked.is_subset(&got).then_some(got)
-        }
-    })
+    let delivered = eventually(
+        Duration::from_secs(60),
+        "every acknowledged event at the sink",
+        || {
+            let sink = sink.clone();
+            let acked = acked.clone();
+            async move {
+                let got: HashSet<String> = sink
+                    .received()
+                    .iter()
+                    .filter_map(|r| r.header("webhook-id").map(str::to_owned))
+                    .collect();
+                acked.is_subset(&got).then_some(got)
+            }
+        },
+    )
     .await;
     assert!(delivered.len() >= acked.len());
     assert!(gw.sigterm().success());

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use switchyard_tests::{client, eventually, Gateway, Reply, Sink};
+use serde_json::{Value, json};
+use switchyard_tests::{Gateway, Reply, Sink, client, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -20,7 +20,10 @@ fn config(dests: &[(&str, &str)], retry: &str) -> String {
         );
     }
     let routes: Vec<String> = dests.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-    c += &format!("[[topics]]\nname = \"orders\"\nroutes = [{}]\n", routes.join(", "));
+    c += &format!(
+        "[[topics]]\nname = \"orders\"\nroutes = [{}]\n",
+        routes.join(", ")
+    );
     c
 }
 
@@ -69,14 +72,22 @@ async fn roundtrip_keeps_body_content_type_and_id() {
     let bin_id = publish(&gw, b"\x00\xff\x01binary\x80", "application/octet-stream").await;
 
     let got = sink.wait_for(3, WAIT).await;
-    let by_id = |id: &str| got.iter().find(|r| r.header("webhook-id") == Some(id)).unwrap().clone();
+    let by_id = |id: &str| {
+        got.iter()
+            .find(|r| r.header("webhook-id") == Some(id))
+            .unwrap()
+            .clone()
+    };
     let j = by_id(&json_id);
     assert_eq!(&j.body[..], br#"{"id":1, "amount": 10.50}"#);
     assert_eq!(j.header("content-type"), Some("application/json"));
     assert!(j.header("webhook-timestamp").is_some());
     let f = by_id(&form_id);
     assert_eq!(&f.body[..], b"a=1&b=%20x");
-    assert_eq!(f.header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(
+        f.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
     let b = by_id(&bin_id);
     assert_eq!(&b.body[..], b"\x00\xff\x01binary\x80");
 
@@ -98,21 +109,34 @@ async fn fan_out_reaches_every_route() {
     let b = Sink::start().await;
     let gw = Gateway::start(&config(&[("a", &a.url), ("b", &b.url)], FAST_RETRY)).await;
     let id = publish(&gw, b"{}", "application/json").await;
-    assert_eq!(a.wait_for(1, WAIT).await[0].header("webhook-id"), Some(id.as_str()));
-    assert_eq!(b.wait_for(1, WAIT).await[0].header("webhook-id"), Some(id.as_str()));
+    assert_eq!(
+        a.wait_for(1, WAIT).await[0].header("webhook-id"),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        b.wait_for(1, WAIT).await[0].header("webhook-id"),
+        Some(id.as_str())
+    );
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn failing_sink_is_retried_with_growing_delays_and_a_stable_id() {
     let sink = Sink::start().await;
-    sink.script([Reply::status(503), Reply::status(500).body("boom"), Reply::status(502)]);
+    sink.script([
+        Reply::status(503),
+        Reply::status(500).body("boom"),
+        Reply::status(502),
+    ]);
     let retry = "{ initial = \"200ms\", multiplier = 2.0, max_attempts = 5 }";
     let gw = Gateway::start(&config(&[("billing", &sink.url)], retry)).await;
     let id = publish(&gw, b"{\"n\":1}", "application/json").await;
 
     let got = sink.wait_for(4, WAIT).await;
-    assert!(got.iter().all(|r| r.header("webhook-id") == Some(id.as_str())));
+    assert!(
+        got.iter()
+            .all(|r| r.header("webhook-id") == Some(id.as_str()))
+    );
     let gaps: Vec<Duration> = got.windows(2).map(|w| w[1].at - w[0].at).collect();
     // Equal jitter: the n-th wait is within [d/2, d] for d = 200ms * 2^(n-1).
     assert!(gaps[0] >= Duration::from_millis(100), "{gaps:?}");
@@ -126,10 +150,16 @@ async fn failing_sink_is_retried_with_growing_delays_and_a_stable_id() {
     .await;
     let attempts = e["deliveries"][0]["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 4, "{attempts:?}");
-    let statuses: Vec<i64> = attempts.iter().map(|a| a["status"].as_i64().unwrap()).collect();
+    let statuses: Vec<i64> = attempts
+        .iter()
+        .map(|a| a["status"].as_i64().unwrap())
+        .collect();
     assert_eq!(statuses, vec![503, 500, 502, 200]);
     assert_eq!(attempts[1]["response_excerpt"], "boom");
-    let delays: Vec<u64> = attempts.iter().map(|a| a["delay_before_ms"].as_u64().unwrap()).collect();
+    let delays: Vec<u64> = attempts
+        .iter()
+        .map(|a| a["delay_before_ms"].as_u64().unwrap())
+        .collect();
     assert!(delays[1] < delays[2] && delays[2] < delays[3], "{delays:?}");
     gw.stop().await;
 }
@@ -161,7 +191,10 @@ async fn connection_refused_is_retried_until_the_dlq_then_replay_delivers() {
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["id"], id.as_str());
     assert_eq!(entries[0]["attempts"], 3);
-    assert!(entries[0]["error"].as_str().unwrap().contains("refused"), "{dlq}");
+    assert!(
+        entries[0]["error"].as_str().unwrap().contains("refused"),
+        "{dlq}"
+    );
 
     // The destination comes back; replay delivers with a fresh budget.
     let sink = Sink::start_on(&format!("127.0.0.1:{port}")).await;
@@ -224,7 +257,12 @@ async fn client_errors_are_dead_lettered_at_once_and_redirects_not_followed() {
     // One attempt each: nothing retried, the redirect not followed.
     assert_eq!(sink.received().len(), 2);
     let e = event(&gw, &a).await;
-    assert!(e["deliveries"][0]["last_error"].as_str().unwrap().contains("400"));
+    assert!(
+        e["deliveries"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("400")
+    );
     gw.stop().await;
 }
 
@@ -236,7 +274,11 @@ async fn retry_after_from_the_destination_is_honoured() {
     let gw = Gateway::start(&config(&[("billing", &sink.url)], retry)).await;
     publish(&gw, b"{}", "application/json").await;
     let got = sink.wait_for(2, WAIT).await;
-    assert!(got[1].at - got[0].at >= Duration::from_millis(950), "{:?}", got[1].at - got[0].at);
+    assert!(
+        got[1].at - got[0].at >= Duration::from_millis(950),
+        "{:?}",
+        got[1].at - got[0].at
+    );
     gw.stop().await;
 }
 
@@ -248,7 +290,14 @@ async fn gone_pauses_the_destination_until_resumed() {
     let id = publish(&gw, b"{}", "application/json").await;
     sink.wait_for(1, WAIT).await;
     let dests: Value = eventually(WAIT, "paused", || async {
-        let v: Value = client().get(gw.url("/v1/destinations")).send().await.unwrap().json().await.unwrap();
+        let v: Value = client()
+            .get(gw.url("/v1/destinations"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         (v["destinations"][0]["paused"] == true).then_some(v)
     })
     .await;
@@ -256,7 +305,11 @@ async fn gone_pauses_the_destination_until_resumed() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.received().len(), 1, "nothing is sent while paused");
 
-    let r = client().post(gw.url("/v1/destinations/billing/resume")).send().await.unwrap();
+    let r = client()
+        .post(gw.url("/v1/destinations/billing/resume"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let got = sink.wait_for(2, WAIT).await;
     assert_eq!(got[1].header("webhook-id"), Some(id.as_str()));
@@ -267,22 +320,46 @@ async fn gone_pauses_the_destination_until_resumed() {
 async fn pause_holds_delivery_without_losing_anything() {
     let sink = Sink::start().await;
     let gw = Gateway::start(&config(&[("billing", &sink.url)], FAST_RETRY)).await;
-    let r = client().post(gw.url("/v1/destinations/billing/pause")).send().await.unwrap();
+    let r = client()
+        .post(gw.url("/v1/destinations/billing/pause"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     for _ in 0..5 {
         publish(&gw, b"{}", "application/json").await;
     }
     let v: Value = eventually(WAIT, "queued while paused", || async {
-        let v: Value = client().get(gw.url("/v1/destinations")).send().await.unwrap().json().await.unwrap();
+        let v: Value = client()
+            .get(gw.url("/v1/destinations"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         (v["destinations"][0]["queue_depth"] == 5).then_some(v)
     })
     .await;
     assert_eq!(v["destinations"][0]["paused"], true);
-    assert!(v["destinations"][0]["oldest_pending_age_seconds"].as_f64().unwrap() >= 0.0);
+    assert!(
+        v["destinations"][0]["oldest_pending_age_seconds"]
+            .as_f64()
+            .unwrap()
+            >= 0.0
+    );
     assert_eq!(sink.received().len(), 0);
-    client().post(gw.url("/v1/destinations/billing/resume")).send().await.unwrap();
+    client()
+        .post(gw.url("/v1/destinations/billing/resume"))
+        .send()
+        .await
+        .unwrap();
     sink.wait_for(5, WAIT).await;
-    let missing = client().post(gw.url("/v1/destinations/nope/pause")).send().await.unwrap();
+    let missing = client()
+        .post(gw.url("/v1/destinations/nope/pause"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     gw.stop().await;
 }
@@ -313,7 +390,11 @@ async fn redeliver_sends_an_event_again() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
-    let bad = client().post(gw.url("/v1/events/not-an-id/redeliver")).send().await.unwrap();
+    let bad = client()
+        .post(gw.url("/v1/events/not-an-id/redeliver"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
     gw.stop().await;
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_tests::{client, eventually, Gateway, Sink};
+use switchyard_tests::{Gateway, Sink, client, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -25,7 +25,10 @@ async fn error_of(resp: reqwest::Response) -> (u16, Value) {
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    assert!(ct.starts_with("application/json"), "error bodies are JSON, got {ct:?}");
+    assert!(
+        ct.starts_with("application/json"),
+        "error bodies are JSON, got {ct:?}"
+    );
     (status, resp.json().await.unwrap())
 }
 
@@ -54,10 +57,25 @@ async fn batches_as_json_array_and_ndjson_are_stored_whole() {
     assert_eq!(r.status(), 202);
 
     let got = sink.wait_for(5, WAIT).await;
-    let mut bodies: Vec<String> = got.iter().map(|r| String::from_utf8(r.body.to_vec()).unwrap()).collect();
+    let mut bodies: Vec<String> = got
+        .iter()
+        .map(|r| String::from_utf8(r.body.to_vec()).unwrap())
+        .collect();
     bodies.sort();
-    assert_eq!(bodies, vec!["\"three\"", "{\"n\": 2.50}", "{\"n\":1}", "{\"n\":4}", "{\"n\":5}"]);
-    assert!(got.iter().all(|r| r.header("content-type") == Some("application/json")));
+    assert_eq!(
+        bodies,
+        vec![
+            "\"three\"",
+            "{\"n\": 2.50}",
+            "{\"n\":1}",
+            "{\"n\":4}",
+            "{\"n\":5}"
+        ]
+    );
+    assert!(
+        got.iter()
+            .all(|r| r.header("content-type") == Some("application/json"))
+    );
     gw.stop().await;
 }
 
@@ -93,9 +111,23 @@ async fn a_malformed_batch_is_refused_whole_and_names_the_element() {
     assert_eq!(v["error"]["code"], "unsupported_media_type");
 
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(sink.received().is_empty(), "nothing of a refused batch is delivered");
-    let list: Value = client().get(gw.url("/v1/events")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(list["events"].as_array().unwrap().len(), 0, "nothing stored");
+    assert!(
+        sink.received().is_empty(),
+        "nothing of a refused batch is delivered"
+    );
+    let list: Value = client()
+        .get(gw.url("/v1/events"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["events"].as_array().unwrap().len(),
+        0,
+        "nothing stored"
+    );
     gw.stop().await;
 }
 
@@ -120,7 +152,12 @@ async fn an_idempotent_resend_returns_the_original_and_is_delivered_once() {
     assert_eq!(again["id"], first["id"]);
     assert_eq!(again["duplicate"], true);
     // webhook-id works as a key too (what Standard Webhooks senders set).
-    let w1: Value = send("msg_1", "webhook-id").await.unwrap().json().await.unwrap();
+    let w1: Value = send("msg_1", "webhook-id")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let w2 = send("msg_1", "webhook-id").await.unwrap();
     assert_eq!(w2.status(), 200);
     assert_eq!(w2.json::<Value>().await.unwrap()["id"], w1["id"]);
@@ -145,8 +182,16 @@ async fn an_idempotent_resend_returns_the_original_and_is_delivered_once() {
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 19, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        19,
+        "{statuses:?}"
+    );
 
     sink.wait_for(3, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -160,12 +205,32 @@ async fn bad_input_gets_clear_errors() {
     let gw = Gateway::start(&config(&sink.url, "")).await;
     let c = client();
 
-    let (s, v) = error_of(c.post(gw.url("/v1/topics/nope/events")).body("{}").send().await.unwrap()).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("unknown_topic")));
+    let (s, v) = error_of(
+        c.post(gw.url("/v1/topics/nope/events"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("unknown_topic"))
+    );
 
     let big = vec![b'x'; 2048];
-    let (s, v) = error_of(c.post(gw.url("/v1/topics/orders/events")).body(big.clone()).send().await.unwrap()).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (413, Some("payload_too_large")));
+    let (s, v) = error_of(
+        c.post(gw.url("/v1/topics/orders/events"))
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
 
     // Chunked, so no content-length to refuse early: the limit holds mid-stream.
     let stream = futures_stream(big);
@@ -193,11 +258,29 @@ async fn bad_input_gets_clear_errors() {
 
     let (s, _) = error_of(c.get(gw.url("/v1/events/not-an-id")).send().await.unwrap()).await;
     assert_eq!(s, 400);
-    let (s, _) = error_of(c.get(gw.url(&format!("/v1/events/{}", ulid::Ulid::new()))).send().await.unwrap()).await;
+    let (s, _) = error_of(
+        c.get(gw.url(&format!("/v1/events/{}", ulid::Ulid::new())))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 404);
-    let (s, _) = error_of(c.get(gw.url("/v1/events?state=bogus")).send().await.unwrap()).await;
+    let (s, _) = error_of(
+        c.get(gw.url("/v1/events?state=bogus"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 400);
-    let (s, _) = error_of(c.get(gw.url("/v1/events?since=yesterday")).send().await.unwrap()).await;
+    let (s, _) = error_of(
+        c.get(gw.url("/v1/events?since=yesterday"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 400);
     let (s, _) = error_of(
         c.post(gw.url("/v1/destinations/billing/dlq/replay"))
@@ -208,7 +291,13 @@ async fn bad_input_gets_clear_errors() {
     )
     .await;
     assert_eq!(s, 400);
-    let (s, _) = error_of(c.get(gw.url("/v1/destinations/nope/dlq")).send().await.unwrap()).await;
+    let (s, _) = error_of(
+        c.get(gw.url("/v1/destinations/nope/dlq"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 404);
     let (s, _) = error_of(c.get(gw.url("/v1/no/such/endpoint")).send().await.unwrap()).await;
     assert_eq!(s, 404);
@@ -226,13 +315,27 @@ fn futures_stream(data: Vec<u8>) -> impl futures::Stream<Item = Result<Vec<u8>, 
 async fn a_backlog_over_the_limit_answers_503_with_retry_after() {
     let sink = Sink::start().await;
     let gw = Gateway::start(&config(&sink.url, "max_backlog = 3")).await;
-    client().post(gw.url("/v1/destinations/billing/pause")).send().await.unwrap();
+    client()
+        .post(gw.url("/v1/destinations/billing/pause"))
+        .send()
+        .await
+        .unwrap();
     for _ in 0..3 {
-        let r = client().post(gw.url("/v1/topics/orders/events")).body("{}").send().await.unwrap();
+        let r = client()
+            .post(gw.url("/v1/topics/orders/events"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 202);
     }
     let resp = eventually(WAIT, "503 once the backlog is full", || async {
-        let r = client().post(gw.url("/v1/topics/orders/events")).body("{}").send().await.unwrap();
+        let r = client()
+            .post(gw.url("/v1/topics/orders/events"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         (r.status() == 503).then_some(r)
     })
     .await;
@@ -240,9 +343,18 @@ async fn a_backlog_over_the_limit_answers_503_with_retry_after() {
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "unavailable");
     // Draining the backlog lets ingest in again by itself.
-    client().post(gw.url("/v1/destinations/billing/resume")).send().await.unwrap();
+    client()
+        .post(gw.url("/v1/destinations/billing/resume"))
+        .send()
+        .await
+        .unwrap();
     eventually(WAIT, "ingest recovers", || async {
-        let r = client().post(gw.url("/v1/topics/orders/events")).body("{}").send().await.unwrap();
+        let r = client()
+            .post(gw.url("/v1/topics/orders/events"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         (r.status() == 202).then_some(())
     })
     .await;
@@ -255,13 +367,23 @@ async fn low_disk_answers_503_before_writing() {
     // More free space than any test machine has: the watermark trips at once.
     let gw = Gateway::start(&config(&sink.url, "min_free_disk = \"1000PiB\"")).await;
     let resp = eventually(WAIT, "503 on low disk", || async {
-        let r = client().post(gw.url("/v1/topics/orders/events")).body("{}").send().await.unwrap();
+        let r = client()
+            .post(gw.url("/v1/topics/orders/events"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         (r.status() == 503).then_some(r)
     })
     .await;
     assert!(resp.headers().get("retry-after").is_some());
     let v: Value = resp.json().await.unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("min_free_disk"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("min_free_disk")
+    );
     gw.stop().await;
 }
 
@@ -334,8 +456,24 @@ async fn events_are_listed_and_filtered() {
 async fn health_and_readiness() {
     let sink = Sink::start().await;
     let gw = Gateway::start(&config(&sink.url, "")).await;
-    assert_eq!(client().get(gw.url("/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(client().get(gw.url("/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client()
+            .get(gw.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client()
+            .get(gw.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     gw.stop().await;
 }
 
@@ -355,7 +493,11 @@ async fn retention_removes_delivered_events() {
     let id = v["id"].as_str().unwrap().to_owned();
     sink.wait_for(1, WAIT).await;
     eventually(Duration::from_secs(20), "the event to be swept", || async {
-        let r = client().get(gw.url(&format!("/v1/events/{id}"))).send().await.unwrap();
+        let r = client()
+            .get(gw.url(&format!("/v1/events/{id}")))
+            .send()
+            .await
+            .unwrap();
         (r.status() == 404).then_some(())
     })
     .await;

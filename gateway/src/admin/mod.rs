@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use ulid::Ulid;
 
-use crate::event::{parse_rfc3339, rfc3339, Event};
+use crate::event::{Event, parse_rfc3339, rfc3339};
 use crate::server::{ApiError, App};
 use crate::store::{DeliveryStatus, DlqEntry};
 
@@ -39,7 +39,10 @@ pub fn routes() -> axum::Router<App> {
             get(dest_dlq_list).delete(dest_dlq_purge),
         )
         .route("/v1/destinations/{name}/dlq/replay", post(dest_dlq_replay))
-        .route("/v1/destinations/{name}/dlq/{id}", delete(dest_dlq_delete_one))
+        .route(
+            "/v1/destinations/{name}/dlq/{id}",
+            delete(dest_dlq_delete_one),
+        )
         .route(
             "/v1/topics/{name}/dlq",
             get(topic_dlq_list).delete(topic_dlq_purge),
@@ -89,7 +92,11 @@ fn deliveries(app: &App, e: &Event, with_attempts: bool) -> Result<Vec<Value>, A
             .delivery
             .destination(&dest)
             .is_some_and(|d| d.is_in_flight(e.id));
-        let status = if live { DeliveryStatus::InFlight } else { st.status };
+        let status = if live {
+            DeliveryStatus::InFlight
+        } else {
+            st.status
+        };
         let mut d = json!({
             "destination": dest,
             "state": state_name(status),
@@ -133,7 +140,8 @@ fn event_json(app: &App, e: &Event, with_attempts: bool) -> Result<Value, ApiErr
         "deliveries": deliveries(app, e, with_attempts)?,
     });
     if let Some(dl) = app.store.dlq_entry(&e.topic, true, e.id)? {
-        v["topic_dead_letter"] = json!({"error": dl.error, "dead_lettered_at": rfc3339(dl.dead_lettered_at_ms)});
+        v["topic_dead_letter"] =
+            json!({"error": dl.error, "dead_lettered_at": rfc3339(dl.dead_lettered_at_ms)});
     }
     if with_attempts {
         v["headers"] = json!(e.meta.headers);
@@ -213,7 +221,11 @@ async fn list_events(
                 .delivery
                 .destination(dest)
                 .is_some_and(|d| d.is_in_flight(e.id));
-            let status = if live { DeliveryStatus::InFlight } else { st.status };
+            let status = if live {
+                DeliveryStatus::InFlight
+            } else {
+                st.status
+            };
             dest_ok && state.is_none_or(|s| s == status)
         }))
     };
@@ -248,7 +260,10 @@ async fn redeliver(
     let id = parse_id(&id)?;
     let req: RedeliverBody = json_body(&body)?;
     if app.store.event(id)?.is_none() {
-        return Err(ApiError::not_found("unknown_event", format!("no event {id}")));
+        return Err(ApiError::not_found(
+            "unknown_event",
+            format!("no event {id}"),
+        ));
     }
     let states = app.store.delivery_states(id)?;
     let wanted: HashSet<&str> = req.destinations.iter().map(String::as_str).collect();
@@ -348,7 +363,10 @@ impl Owner {
                 Owner::Destination => ("unknown_destination", "destination"),
                 Owner::Topic => ("unknown_topic", "topic"),
             };
-            Err(ApiError::not_found(code, format!("no {what} named {name:?}")))
+            Err(ApiError::not_found(
+                code,
+                format!("no {what} named {name:?}"),
+            ))
         }
     }
 }
@@ -369,7 +387,12 @@ fn dlq_json(e: &DlqEntry) -> Value {
     })
 }
 
-async fn dlq_list(app: App, owner: Owner, name: String, q: Result<Query<PageParams>, QueryRejection>) -> Result<Response, ApiError> {
+async fn dlq_list(
+    app: App,
+    owner: Owner,
+    name: String,
+    q: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
     owner.check(&app, &name)?;
     let p = query(q)?;
     let limit = p.limit.unwrap_or(100).clamp(1, MAX_PAGE);
@@ -395,7 +418,12 @@ struct ReplayBody {
 
 /// The DLQ entries a replay or purge selects: the given ids, or all entries
 /// dead-lettered within `[since, until]`.
-fn select(app: &App, owner: Owner, name: &str, body: &ReplayBody) -> Result<Vec<DlqEntry>, ApiError> {
+fn select(
+    app: &App,
+    owner: Owner,
+    name: &str,
+    body: &ReplayBody,
+) -> Result<Vec<DlqEntry>, ApiError> {
     if !body.ids.is_empty() {
         let mut out = Vec::new();
         for raw in &body.ids {
@@ -411,7 +439,9 @@ fn select(app: &App, owner: Owner, name: &str, body: &ReplayBody) -> Result<Vec<
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
-        let (page, next) = app.store.dlq_page(name, owner.is_topic(), cursor, MAX_PAGE)?;
+        let (page, next) = app
+            .store
+            .dlq_page(name, owner.is_topic(), cursor, MAX_PAGE)?;
         out.extend(
             page.into_iter()
                 .filter(|e| e.dead_lettered_at_ms >= since && e.dead_lettered_at_ms <= until),
@@ -423,7 +453,12 @@ fn select(app: &App, owner: Owner, name: &str, body: &ReplayBody) -> Result<Vec<
     }
 }
 
-async fn dlq_replay(app: App, owner: Owner, name: String, body: Bytes) -> Result<Response, ApiError> {
+async fn dlq_replay(
+    app: App,
+    owner: Owner,
+    name: String,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     owner.check(&app, &name)?;
     let req: ReplayBody = json_body(&body)?;
     let selected = select(&app, owner, &name, &req)?;
@@ -448,7 +483,12 @@ async fn dlq_replay(app: App, owner: Owner, name: String, body: Bytes) -> Result
     Ok(axum::Json(json!({ "replayed": replayed })).into_response())
 }
 
-async fn dlq_purge(app: App, owner: Owner, name: String, ids: Option<Vec<Ulid>>) -> Result<Response, ApiError> {
+async fn dlq_purge(
+    app: App,
+    owner: Owner,
+    name: String,
+    ids: Option<Vec<Ulid>>,
+) -> Result<Response, ApiError> {
     owner.check(&app, &name)?;
     let ids = match ids {
         Some(ids) => {
@@ -474,29 +514,57 @@ async fn dlq_purge(app: App, owner: Owner, name: String, ids: Option<Vec<Ulid>>)
     Ok(axum::Json(json!({ "purged": ids.len() })).into_response())
 }
 
-async fn dest_dlq_list(State(app): State<App>, Path(name): Path<String>, q: Result<Query<PageParams>, QueryRejection>) -> Result<Response, ApiError> {
+async fn dest_dlq_list(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    q: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
     dlq_list(app, Owner::Destination, name, q).await
 }
-async fn topic_dlq_list(State(app): State<App>, Path(name): Path<String>, q: Result<Query<PageParams>, QueryRejection>) -> Result<Response, ApiError> {
+async fn topic_dlq_list(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    q: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
     dlq_list(app, Owner::Topic, name, q).await
 }
-async fn dest_dlq_replay(State(app): State<App>, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn dest_dlq_replay(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     dlq_replay(app, Owner::Destination, name, body).await
 }
-async fn topic_dlq_replay(State(app): State<App>, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn topic_dlq_replay(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     dlq_replay(app, Owner::Topic, name, body).await
 }
-async fn dest_dlq_purge(State(app): State<App>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn dest_dlq_purge(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     dlq_purge(app, Owner::Destination, name, None).await
 }
-async fn topic_dlq_purge(State(app): State<App>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn topic_dlq_purge(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     dlq_purge(app, Owner::Topic, name, None).await
 }
-async fn dest_dlq_delete_one(State(app): State<App>, Path((name, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn dest_dlq_delete_one(
+    State(app): State<App>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     dlq_purge(app, Owner::Destination, name, Some(vec![id])).await
 }
-async fn topic_dlq_delete_one(State(app): State<App>, Path((name, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn topic_dlq_delete_one(
+    State(app): State<App>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     dlq_purge(app, Owner::Topic, name, Some(vec![id])).await
 }

@@ -463,7 +463,10 @@ mod tests {
         )
         .expect_err("unknown destination");
         let msg = err.to_string();
-        assert!(msg.contains("topics[0].routes[0]") && msg.contains("\"b\""), "{msg}");
+        assert!(
+            msg.contains("topics[0].routes[0]") && msg.contains("\"b\""),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ impl Secret {
     /// Resolves `env:NAME` from the environment, or takes `raw` literally.
     pub fn resolve(raw: &str) -> Result<Self, String> {
         match raw.strip_prefix("env:") {
-            Some(name) if name.is_empty() => Err("`env:` needs a variable name".to_owned()),
+            Some("") => Err("`env:` needs a variable name".to_owned()),
             Some(name) => match std::env::var(name) {
                 Ok(value) if !value.is_empty() => Ok(Self {
                     value,

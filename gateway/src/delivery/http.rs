@@ -8,13 +8,13 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::retry::{parse_retry_after, AttemptResult};
+use super::retry::{AttemptResult, parse_retry_after};
 use crate::config::DestinationConfig;
 
 /// How much of a response body the attempt history keeps.
@@ -47,7 +47,10 @@ pub struct HttpPush {
 
 impl HttpPush {
     pub fn new(config: &DestinationConfig) -> Result<Self, String> {
-        let url = config.url.as_deref().ok_or("an http destination needs a url")?;
+        let url = config
+            .url
+            .as_deref()
+            .ok_or("an http destination needs a url")?;
         let uri: http::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -67,7 +70,8 @@ impl HttpPush {
         let mut forward = Vec::new();
         for h in &config.forward_headers {
             forward.push(
-                HeaderName::try_from(h.as_str()).map_err(|e| format!("forward_headers: {h:?}: {e}"))?,
+                HeaderName::try_from(h.as_str())
+                    .map_err(|e| format!("forward_headers: {h:?}: {e}"))?,
             );
         }
         Ok(Self {
@@ -124,11 +128,13 @@ impl HttpPush {
             HeaderValue::from_static(concat!("switchyard/", env!("CARGO_PKG_VERSION"))),
         );
         for (name, value) in out.headers {
-            if let Some(forward) = self.forward.iter().find(|f| f.as_str().eq_ignore_ascii_case(name)) {
-                if let Ok(v) = HeaderValue::from_str(value) {
+            if let Some(forward) = self
+                .forward
+                .iter()
+                .find(|f| f.as_str().eq_ignore_ascii_case(name))
+                && let Ok(v) = HeaderValue::from_str(value) {
                     h.append(forward.clone(), v);
                 }
-            }
         }
         let set = |h: &mut http::HeaderMap, name: &'static str, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
@@ -145,7 +151,11 @@ impl HttpPush {
         set(h, "x-switchyard-topic", out.topic);
         set(h, "x-switchyard-attempt", &out.attempt.to_string());
 
-        let resp = self.client.request(req).await.map_err(|e| transport_error(&e))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| transport_error(&e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()

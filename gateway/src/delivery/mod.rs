@@ -43,7 +43,7 @@ pub enum DeliveryError {
 
 /// How a destination sends.
 enum Sender {
-    Http(http::HttpPush),
+    Http(Box<http::HttpPush>),
     Log,
 }
 
@@ -113,10 +113,12 @@ impl Delivery {
         for d in &config.destinations {
             let sender = match d.kind {
                 DestinationKind::Http => {
-                    Sender::Http(http::HttpPush::new(d).map_err(|message| DeliveryError::Setup {
-                        name: d.name.clone(),
-                        message,
-                    })?)
+                    Sender::Http(Box::new(http::HttpPush::new(d).map_err(|message| {
+                        DeliveryError::Setup {
+                            name: d.name.clone(),
+                            message,
+                        }
+                    })?))
                 }
                 DestinationKind::Log => Sender::Log,
             };
@@ -182,7 +184,10 @@ impl Delivery {
 
     /// Entries waiting across all destinations.
     pub fn backlog(&self) -> u64 {
-        self.destinations.values().map(|d| d.queue().depth() as u64).sum()
+        self.destinations
+            .values()
+            .map(|d| d.queue().depth() as u64)
+            .sum()
     }
 
     pub fn stats(&self) -> Result<Vec<DestinationStats>, StoreError> {
@@ -275,7 +280,10 @@ impl Delivery {
             d.wake.notify_one();
         }
         self.tracker.close();
-        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 "Deliveries still in flight after the shutdown grace period; they will be retried after restart."
             );
@@ -369,7 +377,11 @@ impl Delivery {
         };
         let transformed = self.store.transformed(id)?;
         let (content_type, headers, body) = match &transformed {
-            Some(t) => (t.content_type.as_str(), t.headers.as_slice(), t.payload.clone()),
+            Some(t) => (
+                t.content_type.as_str(),
+                t.headers.as_slice(),
+                t.payload.clone(),
+            ),
             None => (
                 event.meta.content_type.as_str(),
                 event.meta.headers.as_slice(),

@@ -56,12 +56,11 @@ impl MemQueue {
     pub fn take_due(&mut self, now_ms: u64) -> Option<QueueEntry> {
         let mut found = None;
         for band in 0..=9u8 {
-            if let Some(s) = self.order.range((band, 0, Ulid::nil())..).next() {
-                if s.0 == band && s.1 <= now_ms {
+            if let Some(s) = self.order.range((band, 0, Ulid::nil())..).next()
+                && s.0 == band && s.1 <= now_ms {
                     found = Some(*s);
                     break;
                 }
-            }
         }
         let s = found?;
         self.order.remove(&s);

@@ -29,11 +29,17 @@ pub struct AttemptResult {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     Delivered,
-    Retry { after: Duration },
-    DeadLetter { reason: String },
+    Retry {
+        after: Duration,
+    },
+    DeadLetter {
+        reason: String,
+    },
     /// 410 Gone: hold the destination; the entry stays queued for when an
     /// operator resumes it.
-    Pause { reason: String },
+    Pause {
+        reason: String,
+    },
 }
 
 /// A destination's retry rules.
@@ -170,7 +176,10 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         for _ in 0..1000 {
             let d = p.jittered_delay(2, &mut rng);
-            assert!(d >= Duration::from_millis(12_500) && d <= Duration::from_secs(25), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(12_500) && d <= Duration::from_secs(25),
+                "{d:?}"
+            );
         }
     }
 
@@ -180,21 +189,39 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let age = Duration::ZERO;
         for s in [500, 502, 503, 408, 429] {
-            assert!(matches!(p.decide(1, &status(s), age, &mut rng), Decision::Retry { .. }), "{s}");
-        }
-        for s in [400, 401, 404, 301, 302] {
             assert!(
-                matches!(p.decide(1, &status(s), age, &mut rng), Decision::DeadLetter { .. }),
+                matches!(
+                    p.decide(1, &status(s), age, &mut rng),
+                    Decision::Retry { .. }
+                ),
                 "{s}"
             );
         }
-        assert_eq!(p.decide(1, &status(204), age, &mut rng), Decision::Delivered);
-        assert!(matches!(p.decide(1, &status(410), age, &mut rng), Decision::Pause { .. }));
+        for s in [400, 401, 404, 301, 302] {
+            assert!(
+                matches!(
+                    p.decide(1, &status(s), age, &mut rng),
+                    Decision::DeadLetter { .. }
+                ),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            p.decide(1, &status(204), age, &mut rng),
+            Decision::Delivered
+        );
+        assert!(matches!(
+            p.decide(1, &status(410), age, &mut rng),
+            Decision::Pause { .. }
+        ));
         let refused = AttemptResult {
             error: Some("connection refused".into()),
             ..Default::default()
         };
-        assert!(matches!(p.decide(1, &refused, age, &mut rng), Decision::Retry { .. }));
+        assert!(matches!(
+            p.decide(1, &refused, age, &mut rng),
+            Decision::Retry { .. }
+        ));
     }
 
     #[test]
@@ -253,9 +280,15 @@ mod tests {
     #[test]
     fn retry_after_parses_seconds_and_dates() {
         let now = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 }

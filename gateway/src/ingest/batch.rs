@@ -20,7 +20,9 @@ impl Format {
         let essence = ct?.split(';').next()?.trim().to_ascii_lowercase();
         match essence.as_str() {
             "application/json" => Some(Self::JsonArray),
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl"
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
             | "application/json-seq" => Some(Self::Ndjson),
             _ => None,
         }
@@ -131,7 +133,10 @@ mod tests {
     fn array_elements_keep_their_bytes() {
         let items = split(br#"[{"a": 1.50}, [1,2], "x", 7]"#, Format::JsonArray).expect("valid");
         let texts: Vec<&[u8]> = items.iter().map(|b| b.as_ref()).collect();
-        assert_eq!(texts, vec![&br#"{"a": 1.50}"#[..], b"[1,2]", b"\"x\"", b"7"]);
+        assert_eq!(
+            texts,
+            vec![&br#"{"a": 1.50}"#[..], b"[1,2]", b"\"x\"", b"7"]
+        );
     }
 
     #[test]

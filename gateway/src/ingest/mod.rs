@@ -54,7 +54,12 @@ pub async fn publish(
     let meta = event_meta(&headers);
     let outcome = app
         .store
-        .append(&t.name, key, t.idempotency_window, vec![NewEvent { meta, payload }])
+        .append(
+            &t.name,
+            key,
+            t.idempotency_window,
+            vec![NewEvent { meta, payload }],
+        )
         .await?;
     Ok(match outcome {
         Appended::New { ids, .. } => {
@@ -126,9 +131,10 @@ pub async fn publish_batch(
 /// The checks that come before reading the body: does the topic exist, and
 /// is there room to take more?
 fn admit<'a>(app: &'a App, topic: &str) -> Result<&'a TopicConfig, ApiError> {
-    let t = app.config.topic(topic).ok_or_else(|| {
-        ApiError::not_found("unknown_topic", format!("no topic named {topic:?}"))
-    })?;
+    let t = app
+        .config
+        .topic(topic)
+        .ok_or_else(|| ApiError::not_found("unknown_topic", format!("no topic named {topic:?}")))?;
     if app.health.disk_low() {
         return Err(ApiError::unavailable(
             "free disk space is below server.min_free_disk; events are refused until space returns",
@@ -139,7 +145,9 @@ fn admit<'a>(app: &'a App, topic: &str) -> Result<&'a TopicConfig, ApiError> {
         let backlog = app.delivery.backlog();
         if backlog >= max {
             return Err(ApiError::unavailable(
-                format!("the delivery backlog ({backlog} entries) is over server.max_backlog ({max})"),
+                format!(
+                    "the delivery backlog ({backlog} entries) is over server.max_backlog ({max})"
+                ),
                 5,
             ));
         }
@@ -157,11 +165,9 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: u64) -> Result<By
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limit {
+        && len > limit {
             return Err(ApiError::too_large(limit));
         }
-    }
     let limited = http_body_util::Limited::new(body, limit as usize);
     match http_body_util::BodyExt::collect(limited).await {
         Ok(c) => Ok(c.to_bytes()),
@@ -209,9 +215,15 @@ fn event_meta(headers: &HeaderMap) -> EventMeta {
             kept.push((n.to_owned(), v.to_owned()));
         }
     }
-    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let get = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     EventMeta {
-        content_type: content_type(headers).unwrap_or_else(|| "application/octet-stream".to_owned()),
+        content_type: content_type(headers)
+            .unwrap_or_else(|| "application/octet-stream".to_owned()),
         headers: kept,
         attributes: Vec::new(),
         idempotency_key: None,

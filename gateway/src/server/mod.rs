@@ -9,8 +9,8 @@ mod error;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::routing::{get, post};
@@ -157,7 +157,12 @@ pub async fn run(
 /// Trips `disk_low` while free space under the data dir is below `min_free`,
 /// so ingest refuses with 503 before fjall ever fails a write (which would
 /// poison the database until reopened). Clears it again when space returns.
-async fn watch_disk(dir: std::path::PathBuf, min_free: u64, health: Arc<Health>, stop: CancellationToken) {
+async fn watch_disk(
+    dir: std::path::PathBuf,
+    min_free: u64,
+    health: Arc<Health>,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -174,10 +179,16 @@ async fn watch_disk(dir: std::path::PathBuf, min_free: u64, health: Arc<Health>,
         let low = free < min_free;
         let was = health.disk_low.swap(low, Ordering::AcqRel);
         if low && !was {
-            tracing::warn!(free_bytes = free, min_free_bytes = min_free,
-                "Free disk space is below server.min_free_disk: ingest answers 503 until it returns.");
+            tracing::warn!(
+                free_bytes = free,
+                min_free_bytes = min_free,
+                "Free disk space is below server.min_free_disk: ingest answers 503 until it returns."
+            );
         } else if !low && was {
-            tracing::info!(free_bytes = free, "Free disk space is back above server.min_free_disk: ingest resumes.");
+            tracing::info!(
+                free_bytes = free,
+                "Free disk space is back above server.min_free_disk: ingest resumes."
+            );
         }
     }
 }

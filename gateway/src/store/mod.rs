@@ -33,11 +33,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{Notify, oneshot};
 use ulid::Ulid;
 
 use crate::config::Durability;
-use crate::event::{now_ms, Event, NewEvent};
+use crate::event::{Event, NewEvent, now_ms};
 pub use records::{
     AttemptRecord, DeliveryState, DeliveryStatus, DlqEntry, QueueEntry, Transformed,
 };
@@ -146,8 +146,12 @@ pub struct Routed {
 pub enum Settle {
     Delivered,
     /// Back in the queue as `next` (a new due time, attempt count bumped).
-    Retry { next: QueueEntry },
-    DeadLetter { error: String },
+    Retry {
+        next: QueueEntry,
+    },
+    DeadLetter {
+        error: String,
+    },
 }
 
 impl Store {
@@ -265,7 +269,11 @@ impl Store {
     /// Up to `max` events waiting to be routed, oldest first, strictly after
     /// `after` (the caller's low-water mark: starting there skips the
     /// tombstones that routing leaves at the front of the keyspace).
-    pub fn pending_routes(&self, after: Option<Ulid>, max: usize) -> Result<Vec<Event>, StoreError> {
+    pub fn pending_routes(
+        &self,
+        after: Option<Ulid>,
+        max: usize,
+    ) -> Result<Vec<Event>, StoreError> {
         let start = after.map(|a| keys::event(Ulid(a.0.wrapping_add(1))));
         let iter = match start {
             Some(s) => self.ks.pending_route.range(s..),
@@ -292,7 +300,11 @@ impl Store {
         let mut queued = Vec::new();
         for r in routed {
             for e in r.entries {
-                if self.ks.dstate.contains_key(keys::dstate(r.event_id, &e.destination))? {
+                if self
+                    .ks
+                    .dstate
+                    .contains_key(keys::dstate(r.event_id, &e.destination))?
+                {
                     continue;
                 }
                 ops.push(Op::Put(
@@ -435,7 +447,11 @@ impl Store {
     }
 
     /// One delivery state.
-    pub fn delivery_state(&self, id: Ulid, dest: &str) -> Result<Option<DeliveryState>, StoreError> {
+    pub fn delivery_state(
+        &self,
+        id: Ulid,
+        dest: &str,
+    ) -> Result<Option<DeliveryState>, StoreError> {
         match self.ks.dstate.get(keys::dstate(id, dest))? {
             Some(v) => Ok(Some(records::from_json("dstate", &v)?)),
             None => Ok(None),
@@ -535,7 +551,12 @@ impl Store {
     }
 
     /// One DLQ entry.
-    pub fn dlq_entry(&self, owner: &str, topic: bool, id: Ulid) -> Result<Option<DlqEntry>, StoreError> {
+    pub fn dlq_entry(
+        &self,
+        owner: &str,
+        topic: bool,
+        id: Ulid,
+    ) -> Result<Option<DlqEntry>, StoreError> {
         let (ks, _) = self.dlq_ks(topic);
         match ks.get(keys::dlq(owner, id))? {
             Some(v) => Ok(Some(records::from_json("dlq", &v)?)),
@@ -556,9 +577,17 @@ impl Store {
     }
 
     /// Removes DLQ entries.
-    pub async fn dlq_remove(&self, owner: &str, topic: bool, ids: &[Ulid]) -> Result<(), StoreError> {
+    pub async fn dlq_remove(
+        &self,
+        owner: &str,
+        topic: bool,
+        ids: &[Ulid],
+    ) -> Result<(), StoreError> {
         let (_, k) = self.dlq_ks(topic);
-        let ops = ids.iter().map(|id| Op::Del(k, keys::dlq(owner, *id))).collect();
+        let ops = ids
+            .iter()
+            .map(|id| Op::Del(k, keys::dlq(owner, *id)))
+            .collect();
         self.write(ops, true).await
     }
 
@@ -567,10 +596,15 @@ impl Store {
         let mut ops = Vec::new();
         for id in ids {
             ops.push(Op::Del(Ks::TopicDlq, keys::dlq(topic, *id)));
-            ops.push(Op::Put(Ks::PendingRoute, keys::event(*id).to_vec(), topic.as_bytes().to_vec()));
+            ops.push(Op::Put(
+                Ks::PendingRoute,
+                keys::event(*id).to_vec(),
+                topic.as_bytes().to_vec(),
+            ));
         }
         self.write(ops, true).await?;
-        self.rescan.store(true, std::sync::atomic::Ordering::Release);
+        self.rescan
+            .store(true, std::sync::atomic::Ordering::Release);
         self.appended.notify_one();
         Ok(())
     }
@@ -591,20 +625,27 @@ impl Store {
     }
 
     /// Removes expired idempotency keys, at most `max` per call.
-    pub async fn expire_idempotency(&self, older_than_ms: u64, max: usize) -> Result<usize, StoreError> {
+    pub async fn expire_idempotency(
+        &self,
+        older_than_ms: u64,
+        max: usize,
+    ) -> Result<usize, StoreError> {
         let mut ops = Vec::new();
-        for guard in self.ks.idem_expiry.range(..older_than_ms.to_be_bytes().to_vec()).take(max) {
+        for guard in self
+            .ks
+            .idem_expiry
+            .range(..older_than_ms.to_be_bytes().to_vec())
+            .take(max)
+        {
             let k = guard.key()?;
             let idem_key = k[8..].to_vec();
             // The key may have been re-used after an earlier expiry: only drop
             // the `idem` record if it is the one this expiry entry describes.
-            if let Some(v) = self.ks.idem.get(&idem_key)? {
-                if let Some((created, _)) = writer::decode_idem(&v) {
-                    if created.to_be_bytes() == k[..8] {
+            if let Some(v) = self.ks.idem.get(&idem_key)?
+                && let Some((created, _)) = writer::decode_idem(&v)
+                    && created.to_be_bytes() == k[..8] {
                         ops.push(Op::Del(Ks::Idem, idem_key));
                     }
-                }
-            }
             ops.push(Op::Del(Ks::IdemExpiry, k.to_vec()));
         }
         let n = ops.len();
@@ -629,14 +670,22 @@ impl Store {
         let mut removed = 0;
         let mut low_water = after;
         let mut blocked = false;
-        for guard in self.ks.events.range(keys::event(start)..keys::event(end)).take(max) {
+        for guard in self
+            .ks
+            .events
+            .range(keys::event(start)..keys::event(end))
+            .take(max)
+        {
             let (k, v) = guard.into_inner()?;
             let Some(id) = keys::decode_event(&k) else {
                 continue;
             };
             let finished = !self.ks.pending_route.contains_key(keys::event(id))?
                 && self.delivery_states(id)?.iter().all(|(_, s)| {
-                    matches!(s.status, DeliveryStatus::Delivered | DeliveryStatus::DeadLettered)
+                    matches!(
+                        s.status,
+                        DeliveryStatus::Delivered | DeliveryStatus::DeadLettered
+                    )
                 });
             if !finished {
                 blocked = true;
@@ -645,7 +694,9 @@ impl Store {
             if !blocked {
                 low_water = Some(id);
             }
-            let topic = records::decode_event(id, &v).map(|e| e.topic).unwrap_or_default();
+            let topic = records::decode_event(id, &v)
+                .map(|e| e.topic)
+                .unwrap_or_default();
             for (dest, _) in self.delivery_states(id)? {
                 ops.push(Op::Del(Ks::DState, keys::dstate(id, &dest)));
                 ops.push(Op::Del(Ks::Dlq, keys::dlq(&dest, id)));

@@ -10,16 +10,16 @@
 //! append in order, so two concurrent duplicates can never both be accepted.
 
 use std::collections::HashMap;
-use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{Notify, oneshot};
 use ulid::{Generator, Ulid};
 
-use super::{keys, records, Keyspaces, StoreError};
+use super::{Keyspaces, StoreError, keys, records};
 use crate::config::Durability;
-use crate::event::{now_ms, NewEvent};
+use crate::event::{NewEvent, now_ms};
 
 /// Most requests folded into one group: bounds the latency of the first one.
 const MAX_GROUP: usize = 4096;
@@ -119,7 +119,8 @@ impl Writer {
         let now = now_ms();
         // Keys appended in this group, so duplicates within one group are caught.
         let mut fresh: HashMap<Vec<u8>, Vec<Ulid>> = HashMap::new();
-        let mut answers: Vec<(Request, Result<Appended, StoreError>)> = Vec::with_capacity(group.len());
+        let mut answers: Vec<(Request, Result<Appended, StoreError>)> =
+            Vec::with_capacity(group.len());
 
         for req in group {
             match &req {
@@ -157,7 +158,9 @@ impl Writer {
         let elapsed = started.elapsed();
         use std::sync::atomic::Ordering::Relaxed;
         self.stats.groups.fetch_add(1, Relaxed);
-        self.stats.group_requests.fetch_add(answers.len() as u64, Relaxed);
+        self.stats
+            .group_requests
+            .fetch_add(answers.len() as u64, Relaxed);
         self.stats
             .persist_micros
             .fetch_add(elapsed.as_micros() as u64, Relaxed);
@@ -198,14 +201,13 @@ impl Writer {
             if let Some(prev) = fresh.get(ik) {
                 return Ok(Appended::Duplicate { ids: prev.clone() });
             }
-            if let Some(v) = self.ks.idem.get(ik)? {
-                if let Some((created, prev)) = decode_idem(&v) {
+            if let Some(v) = self.ks.idem.get(ik)?
+                && let Some((created, prev)) = decode_idem(&v) {
                     let window = a.window.as_millis() as u64;
                     if now.saturating_sub(created) < window {
                         return Ok(Appended::Duplicate { ids: prev });
                     }
                 }
-            }
         }
         let mut new_ids = Vec::with_capacity(a.events.len());
         for ev in &a.events {
@@ -244,6 +246,9 @@ fn encode_idem(created_ms: u64, ids: &[Ulid]) -> Vec<u8> {
 
 pub(super) fn decode_idem(v: &[u8]) -> Option<(u64, Vec<Ulid>)> {
     let created = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
-    let ids = v[8..].chunks_exact(16).filter_map(keys::decode_event).collect();
+    let ids = v[8..]
+        .chunks_exact(16)
+        .filter_map(keys::decode_event)
+        .collect();
     Some((created, ids))
 }
