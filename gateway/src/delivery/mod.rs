@@ -13,6 +13,7 @@
 pub mod http;
 pub mod queue;
 pub mod retry;
+pub mod signing;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,6 +6,7 @@
 //! 4xx/5xx means nothing was kept and a 2xx means it was.
 
 pub mod batch;
+pub mod verify;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
