@@ -2,8 +2,7 @@
 //! the body keyed with the webhook secret as UTF-8.
 //!
 //! GitHub signs no timestamp, so a captured delivery can be replayed; the
-//! topic's idempotency window (keyed on `X-GitHub-Delivery` by the ingest
-//! layer, if configured) is what limits that. The legacy SHA-1
+//! topic's idempotency window is what limits that. The legacy SHA-1
 //! `X-Hub-Signature` is deliberately not accepted.
 
 use http::HeaderMap;

@@ -1,6 +1,6 @@
 //! A generic HMAC of the body in a header of the sender's choosing, for the
-//! many senders with their own variant (Shopify: `x-shopify-hmac-sha256`,
-//! base64; Linear, Twilio-style hex; GitHub-style `sha256=` prefixes).
+//! many senders with their own variant: Shopify's base64
+//! `x-shopify-hmac-sha256`, plain hex headers, `sha256=`-style prefixes.
 //!
 //! ```toml
 //! verify = { scheme = "hmac", secrets = ["env:SHOP_KEY"], header = "x-shopify-hmac-sha256",

@@ -624,6 +624,89 @@ secrets = ["x"]"#,
         );
     }
 
+    /// Every scheme, every header it reads, hostile values: always an
+    /// error, never a panic, never `Ok`.
+    #[test]
+    fn hostile_headers_are_refused_by_every_scheme() {
+        let mut hmac = config(Scheme::Hmac, &["k"]);
+        hmac.header = Some("x-signature".into());
+        hmac.prefix = Some("sha256=".into());
+        let cases: Vec<(VerifyConfig, &'static [&'static str])> = vec![
+            (
+                config(
+                    Scheme::StandardWebhooks,
+                    &["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+                ),
+                &["webhook-id", "webhook-timestamp", "webhook-signature"],
+            ),
+            (config(Scheme::Github, &["k"]), &["x-hub-signature-256"]),
+            (config(Scheme::Stripe, &["k"]), &["stripe-signature"]),
+            (
+                config(Scheme::Slack, &["k"]),
+                &["x-slack-signature", "x-slack-request-timestamp"],
+            ),
+            (hmac, &["x-signature"]),
+            (config(Scheme::Bearer, &["k"]), &["authorization"]),
+        ];
+        let huge = "v1,".repeat(10_000);
+        let hostile: Vec<&[u8]> = vec![
+            b"",
+            b" ",
+            b",",
+            b"=",
+            b"\xff\xfe\xfd",
+            b"v1,\xc3\x28",
+            b"t=\x80,v1=\x80",
+            b"sha256=\xe2\x82",
+            b"v0=",
+            b"Bearer ",
+            b"18446744073709551616",
+            huge.as_bytes(),
+        ];
+        for (cfg, names) in cases {
+            let v = Verifier::new(&cfg).expect("verifier");
+            for value in &hostile {
+                for name in names {
+                    let mut h = HeaderMap::new();
+                    for other in names {
+                        h.insert(*other, http::HeaderValue::from_static("1"));
+                    }
+                    h.insert(*name, http::HeaderValue::from_bytes(value).expect("opaque"));
+                    let result = v.verify(&h, b"{}", at(1));
+                    assert!(result.is_err(), "{} {name}: {value:?}", cfg.scheme);
+                }
+            }
+        }
+    }
+
+    /// A deterministic stand-in for the fuzz targets: random strings over
+    /// each parser's alphabet must never panic.
+    #[test]
+    fn parsers_survive_random_input() {
+        const ALPHABET: &[u8] = b"v01,= t9afAF+/sha256x:Bearer\t-.";
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 80) as usize;
+            let text: String = (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize] as char)
+                .collect();
+            let _ = standard_webhooks::parse_signature_header(&text);
+            let _ = github::parse_signature_header(&text);
+            let _ = stripe::parse_signature_header(&text);
+            let _ = slack::parse_signature_header(&text);
+            let _ = bearer::parse_authorization_header(&text);
+            let _ = hmac::parse_signature_header(&text, "sha256=", SignatureEncoding::Base64, 32);
+            let _ = hmac::parse_signature_header(&text, "", SignatureEncoding::Hex, 64);
+            let _ = parse_unix_seconds(&text);
+        }
+    }
+
     #[test]
     fn reason_codes_are_stable() {
         assert_eq!(VerifyError::NoMatch.reason_code(), "no_match");
