@@ -320,3 +320,40 @@ pub fn client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// The Python with the peer libraries (`SWITCHYARD_PYTHON`, set by
+/// `scripts/test.sh`; falls back to the project's `.venv`).
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("SWITCHYARD_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
+    assert!(
+        p.exists(),
+        "no Python with the test peers at {}: run scripts/test.sh, or set SWITCHYARD_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// Runs `tests/python/<script>` with JSON on stdin; returns (success, stdout).
+pub fn run_python(script: &str, input: &serde_json::Value) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(python())
+        .arg(workspace().join("tests/python").join(script))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

@@ -113,6 +113,9 @@ pub struct TopicConfig {
     /// Per-topic body limit; defaults to `server.max_body`.
     #[serde(default)]
     pub max_body: Option<ByteSize>,
+    /// Signature check on the raw body before anything is stored.
+    #[serde(default)]
+    pub verify: Option<crate::ingest::verify::VerifyConfig>,
 }
 
 /// `[[destinations]]`: where events are delivered.
@@ -138,6 +141,13 @@ pub struct DestinationConfig {
     /// Sender headers passed on to the destination (content-type always is).
     #[serde(default)]
     pub forward_headers: Vec<String>,
+    /// Standard Webhooks signing of every delivery.
+    #[serde(default)]
+    pub signing: Option<crate::delivery::signing::SigningConfig>,
+    /// Static headers added to every delivery, e.g. an API key
+    /// (`{ "x-api-key" = "env:BILLING_KEY" }`).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Secret>,
 }
 
 /// The kinds of destination.
@@ -367,6 +377,18 @@ impl Config {
                 }
                 DestinationKind::Log => {}
             }
+            if let Some(signing) = &d.signing {
+                crate::delivery::signing::Signer::new(signing)
+                    .map_err(|m| self.invalid(format!("{key}.signing"), m))?;
+            }
+            for name in d.headers.keys() {
+                if http::HeaderName::try_from(name.as_str()).is_err() {
+                    return Err(self.invalid(
+                        format!("{key}.headers"),
+                        format!("{name:?} is not a valid header name"),
+                    ));
+                }
+            }
             if d.concurrency == 0 {
                 return Err(self.invalid(format!("{key}.concurrency"), "must be at least 1"));
             }
@@ -389,6 +411,10 @@ impl Config {
                     format!("{key}.name"),
                     format!("topic {:?} is defined twice", t.name),
                 ));
+            }
+            if let Some(v) = &t.verify {
+                crate::ingest::verify::Verifier::new(v)
+                    .map_err(|m| self.invalid(format!("{key}.verify"), m))?;
             }
             for (j, r) in t.routes.iter().enumerate() {
                 if !dest_names.contains(r.as_str()) {

@@ -43,6 +43,9 @@ pub struct HttpPush {
     uri: http::Uri,
     timeout: Duration,
     forward: Vec<HeaderName>,
+    /// Static headers from config (values may be secrets: never logged).
+    fixed: Vec<(HeaderName, HeaderValue)>,
+    signer: Option<super::signing::Signer>,
 }
 
 impl HttpPush {
@@ -74,11 +77,28 @@ impl HttpPush {
                     .map_err(|e| format!("forward_headers: {h:?}: {e}"))?,
             );
         }
+        let mut fixed = Vec::new();
+        for (name, value) in &config.headers {
+            let n = HeaderName::try_from(name.as_str())
+                .map_err(|e| format!("headers: {name:?}: {e}"))?;
+            let mut v = HeaderValue::from_str(value.expose()).map_err(|_| {
+                format!("headers: the value of {name:?} ({value}) is not a valid header value")
+            })?;
+            v.set_sensitive(true);
+            fixed.push((n, v));
+        }
+        let signer = config
+            .signing
+            .as_ref()
+            .map(super::signing::Signer::new)
+            .transpose()?;
         Ok(Self {
             client,
             uri,
             timeout: config.timeout,
             forward,
+            fixed,
+            signer,
         })
     }
 
@@ -116,6 +136,7 @@ impl HttpPush {
     }
 
     async fn exchange(&self, out: Outgoing<'_>) -> Result<(AttemptResult, Option<String>), String> {
+        let body = out.body.clone();
         let mut req = http::Request::post(self.uri.clone())
             .body(Full::new(out.body))
             .map_err(|e| e.to_string())?;
@@ -132,9 +153,10 @@ impl HttpPush {
                 .forward
                 .iter()
                 .find(|f| f.as_str().eq_ignore_ascii_case(name))
-                && let Ok(v) = HeaderValue::from_str(value) {
-                    h.append(forward.clone(), v);
-                }
+                && let Ok(v) = HeaderValue::from_str(value)
+            {
+                h.append(forward.clone(), v);
+            }
         }
         let set = |h: &mut http::HeaderMap, name: &'static str, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
@@ -150,6 +172,13 @@ impl HttpPush {
         set(h, "webhook-timestamp", &ts.to_string());
         set(h, "x-switchyard-topic", out.topic);
         set(h, "x-switchyard-attempt", &out.attempt.to_string());
+        for (n, v) in &self.fixed {
+            h.insert(n.clone(), v.clone());
+        }
+        if let Some(signer) = &self.signer {
+            // Same id on every retry; a fresh timestamp and signature per attempt.
+            signer.apply(h, out.event_id, ts as i64, &body)?;
+        }
 
         let resp = self
             .client

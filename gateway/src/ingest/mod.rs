@@ -51,6 +51,7 @@ pub async fn publish(
     let t = admit(&app, &topic)?;
     let limit = body_limit(&app, t);
     let payload = read_body(body, &headers, limit).await?;
+    check_signature(&app, &t.name, &headers, &payload)?;
     let key = idempotency_key(&headers)?;
     let meta = event_meta(&headers);
     let outcome = app
@@ -96,6 +97,7 @@ pub async fn publish_batch(
             )
         })?;
     let raw = read_body(body, &headers, limit).await?;
+    check_signature(&app, &t.name, &headers, &raw)?;
     let items = batch::split(&raw, format)
         .map_err(|e| ApiError::malformed(e.message).with("index", e.index))?;
     let key = idempotency_key(&headers)?;
@@ -156,6 +158,48 @@ fn admit<'a>(app: &'a App, topic: &str) -> Result<&'a TopicConfig, ApiError> {
     Ok(t)
 }
 
+/// Builds each topic's signature verifier once, at start.
+pub fn verifiers(
+    config: &crate::config::Config,
+) -> Result<std::collections::HashMap<String, verify::Verifier>, crate::server::Error> {
+    let mut out = std::collections::HashMap::new();
+    for t in &config.topics {
+        if let Some(v) = &t.verify {
+            let verifier =
+                verify::Verifier::new(v).map_err(|message| crate::server::Error::Verify {
+                    topic: t.name.clone(),
+                    message,
+                })?;
+            out.insert(t.name.clone(), verifier);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks the sender's signature on the raw body, before anything parses
+/// it. A failure is 401 with a reason that helps the sender (which header,
+/// how far off the clock is) and never echoes a secret.
+fn check_signature(
+    app: &App,
+    topic: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let Some(v) = app.verifiers.get(topic) else {
+        return Ok(());
+    };
+    v.verify(headers, body, std::time::SystemTime::now())
+        .map_err(|e| {
+            tracing::info!(topic, scheme = %v.scheme(), reason = e.reason_code(), "Signature check failed; event refused.");
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!("{} signature check failed: {e}", v.scheme()),
+            )
+            .with("reason", e.reason_code())
+        })
+}
+
 fn body_limit(app: &App, t: &TopicConfig) -> u64 {
     t.max_body.unwrap_or(app.config.server.max_body).as_u64()
 }
@@ -166,9 +210,10 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: u64) -> Result<By
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        && len > limit {
-            return Err(ApiError::too_large(limit));
-        }
+        && len > limit
+    {
+        return Err(ApiError::too_large(limit));
+    }
     let limited = http_body_util::Limited::new(body, limit as usize);
     match http_body_util::BodyExt::collect(limited).await {
         Ok(c) => Ok(c.to_bytes()),

@@ -39,6 +39,8 @@ pub enum Error {
     Delivery(#[from] crate::delivery::DeliveryError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("topic {topic:?}: verify: {message}")]
+    Verify { topic: String, message: String },
 }
 
 /// Liveness facts that gate ingest.
@@ -64,6 +66,8 @@ pub struct AppInner {
     pub store: Store,
     pub delivery: Arc<Delivery>,
     pub health: Arc<Health>,
+    /// Signature checks per topic, built once from the config.
+    pub verifiers: std::collections::HashMap<String, crate::ingest::verify::Verifier>,
 }
 
 /// Shared state handed to handlers (cheap to clone).
@@ -131,6 +135,7 @@ pub async fn run(
         store: store.clone(),
         delivery: delivery.clone(),
         health: health.clone(),
+        verifiers: crate::ingest::verifiers(&config)?,
     }));
     health.ready.store(true, Ordering::Release);
     let addr = listener.local_addr()?;

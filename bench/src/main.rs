@@ -1,0 +1,240 @@
+//! `loadgen`: drives a running gateway over HTTP/1.1 keep-alive and reports
+//! throughput and latency; optionally runs the sink the gateway delivers to
+//! and reports deliveries per second. `scripts/bench.sh` runs the standard
+//! set; BENCHMARKS.md explains the method.
+//!
+//! Latency is measured from when a request was *due* (at a fixed rate) or
+//! sent (at full speed) to when its answer arrived, so a stalled server shows
+//! up in the percentiles instead of silently slowing the sender down.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+
+#[derive(Parser, Clone)]
+#[command(about = "Load generator for Switchyard benchmarks")]
+struct Args {
+    /// Ingest URL, e.g. http://127.0.0.1:8080/v1/topics/bench/events
+    #[arg(long)]
+    url: String,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// How long to send.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Warm-up before measuring (requests are sent but not counted).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Target events per second across all connections; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Size of each JSON event in bytes.
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Run a sink on this address and report deliveries per second.
+    #[arg(long)]
+    sink: Option<String>,
+    /// With --sink: how many deliveries to wait for after sending (0 = all acked).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+}
+
+/// A JSON object of about `size` bytes.
+fn payload(size: usize) -> Bytes {
+    let head = r#"{"type":"order.created","account":"acct_42","pad":""#;
+    let tail = r#""}"#;
+    let pad = size.saturating_sub(head.len() + tail.len());
+    Bytes::from(format!("{head}{}{tail}", "x".repeat(pad)))
+}
+
+#[derive(Default)]
+struct Totals {
+    ok: AtomicU64,
+    errors: AtomicU64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let sink = match &args.sink {
+        Some(addr) => Some(start_sink(addr).await?),
+        None => None,
+    };
+    let uri: hyper::Uri = args.url.parse().context("bad --url")?;
+    let authority = uri.authority().context("--url needs a host")?.to_string();
+    let body = payload(args.size);
+    let totals = Arc::new(Totals::default());
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let start = Instant::now();
+    let measure_from = start + args.warmup;
+    let end = measure_from + args.duration;
+    let per_conn_interval = (args.rate > 0)
+        .then(|| Duration::from_secs_f64(args.connections as f64 / args.rate as f64));
+
+    let mut tasks = Vec::new();
+    for _ in 0..args.connections {
+        let (uri, authority, body) = (uri.clone(), authority.clone(), body.clone());
+        let (totals, hist) = (totals.clone(), hist.clone());
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(&authority).await?;
+            stream.set_nodelay(true)?;
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut due = Instant::now();
+            while Instant::now() < end {
+                if let Some(iv) = per_conn_interval {
+                    due += iv;
+                    tokio::time::sleep_until(due.into()).await;
+                } else {
+                    due = Instant::now();
+                }
+                let req = Request::post(uri.clone())
+                    .header("host", &authority)
+                    .header("content-type", "application/json")
+                    .body(Full::new(body.clone()))?;
+                send.ready().await?;
+                let resp = send.send_request(req).await?;
+                let status = resp.status();
+                resp.into_body().collect().await?;
+                let now = Instant::now();
+                if now < measure_from {
+                    continue;
+                }
+                if status.as_u16() == 202 {
+                    totals.ok.fetch_add(1, Ordering::Relaxed);
+                    local.saturating_record(now.duration_since(due).as_micros() as u64);
+                } else {
+                    totals.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if let Ok(mut h) = hist.lock() {
+                h.add(&local)?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let ok = totals.ok.load(Ordering::Relaxed);
+    let errors = totals.errors.load(Ordering::Relaxed);
+    let h = hist.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let secs = args.duration.as_secs_f64();
+    println!(
+        "ingest: {ok} events in {secs:.1}s = {:.0} events/s ({} connections, {} B, rate {}), errors {errors}",
+        ok as f64 / secs,
+        args.connections,
+        args.size,
+        if args.rate > 0 {
+            args.rate.to_string()
+        } else {
+            "max".into()
+        }
+    );
+    println!(
+        "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        h.value_at_quantile(0.50) as f64 / 1000.0,
+        h.value_at_quantile(0.90) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.value_at_quantile(0.999) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    );
+    if let Some(sink) = sink {
+        // Everything sent (warm-up included) is eventually delivered; wait for
+        // the count to stop growing, then report the steady delivery rate.
+        let deadline = Instant::now() + args.drain_timeout;
+        let mut last = 0;
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let n = sink.count.load(Ordering::Relaxed);
+            if (n == last && n > 0) || Instant::now() > deadline {
+                break;
+            }
+            last = n;
+        }
+        let (n, first, last_at) = sink.span();
+        if n < 2 {
+            bail!("the sink received {n} deliveries");
+        }
+        let span = last_at.duration_since(first).as_secs_f64();
+        println!(
+            "delivery: {n} deliveries in {span:.1}s = {:.0} deliveries/s",
+            n as f64 / span
+        );
+    }
+    Ok(())
+}
+
+struct SinkStats {
+    count: AtomicU64,
+    times: Mutex<(Option<Instant>, Option<Instant>)>,
+}
+
+impl SinkStats {
+    fn span(&self) -> (u64, Instant, Instant) {
+        let t = self.times.lock().map(|t| *t).unwrap_or((None, None));
+        let now = Instant::now();
+        (
+            self.count.load(Ordering::Relaxed),
+            t.0.unwrap_or(now),
+            t.1.unwrap_or(now),
+        )
+    }
+}
+
+/// A sink that answers 200 to everything and counts.
+async fn start_sink(addr: &str) -> anyhow::Result<Arc<SinkStats>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let stats = Arc::new(SinkStats {
+        count: AtomicU64::new(0),
+        times: Mutex::new((None, None)),
+    });
+    let st = stats.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let st = st.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let st = st.clone();
+                    async move {
+                        req.into_body().collect().await?;
+                        st.count.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut t) = st.times.lock() {
+                            let now = Instant::now();
+                            t.0.get_or_insert(now);
+                            t.1 = Some(now);
+                        }
+                        Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(stats)
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The gateway benchmark (issue: durable ingest and delivery throughput).
+#
+#   bash scripts/bench.sh            # all scenarios, ~1 minute
+#
+# Builds release binaries, starts the real gateway on a fresh data dir with
+# durability = "sync" (every 202 is after fdatasync via the group commit),
+# and drives it with `loadgen` (bench/src/main.rs) from the same machine:
+# 1 KB JSON events, HTTP/1.1 keep-alive, 64 connections. The gateway
+# delivers every event to a sink inside loadgen. See BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release -p switchyard -p switchyard-bench
+gw=target/release/switchyard
+lg=target/release/loadgen
+port=${BENCH_PORT:-18480}
+sink_port=${BENCH_SINK_PORT:-18481}
+
+run_gateway() {
+  local dir; dir=$(mktemp -d)
+  cat > "$dir/bench.toml" <<TOML
+[server]
+listen = "127.0.0.1:$port"
+data_dir = "$dir/data"
+durability = "sync"
+min_free_disk = "64MiB"
+max_body = "1MiB"
+$1
+
+[[destinations]]
+name = "sink"
+kind = "http"
+url = "http://127.0.0.1:$sink_port/hook"
+concurrency = 64
+timeout = "10s"
+
+[[topics]]
+name = "bench"
+routes = ["sink"]
+TOML
+  RUST_LOG=warn "$gw" serve --config "$dir/bench.toml" > "$dir/log" 2>&1 &
+  gw_pid=$!
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "gateway did not start"; cat "$dir/log"; exit 1
+}
+
+stop_gateway() { kill -TERM "$gw_pid" 2>/dev/null; wait "$gw_pid" 2>/dev/null || true; }
+trap stop_gateway EXIT
+
+echo "== 1. Durable ingest at full speed, 64 connections, with delivery to a local sink"
+run_gateway ""
+"$lg" --url "http://127.0.0.1:$port/v1/topics/bench/events" --connections 64 --duration 10s --sink "127.0.0.1:$sink_port"
+stop_gateway
+
+echo
+echo "== 2. Latency at a fixed 5,000 events/s, 64 connections"
+run_gateway ""
+"$lg" --url "http://127.0.0.1:$port/v1/topics/bench/events" --connections 64 --duration 10s --rate 5000 --sink "127.0.0.1:$sink_port"
+stop_gateway
