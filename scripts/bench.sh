@@ -38,6 +38,9 @@ timeout = "10s"
 [[topics]]
 name = "bench"
 routes = ["sink"]
+
+[[topics]]
+name = "ingest-only"
 TOML
   RUST_LOG=warn "$gw" serve --config "$dir/bench.toml" > "$dir/log" 2>&1 &
   gw_pid=$!
@@ -51,6 +54,12 @@ TOML
 stop_gateway() { kill -TERM "$gw_pid" 2>/dev/null; wait "$gw_pid" 2>/dev/null || true; }
 trap stop_gateway EXIT
 
+echo "== 0. Durable ingest alone (a topic with no routes), full speed, 64 connections"
+run_gateway ""
+"$lg" --url "http://127.0.0.1:$port/v1/topics/ingest-only/events" --connections 64 --duration 10s
+stop_gateway
+
+echo
 echo "== 1. Durable ingest at full speed, 64 connections, with delivery to a local sink"
 run_gateway ""
 "$lg" --url "http://127.0.0.1:$port/v1/topics/bench/events" --connections 64 --duration 10s --sink "127.0.0.1:$sink_port"

@@ -19,6 +19,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Clone)]
 #[command(about = "Load generator for Switchyard benchmarks")]
 struct Args {
@@ -100,13 +103,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tokio::spawn(conn);
             let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             let mut due = Instant::now();
+            // Spread the connections' schedules so they don't fire together.
+            if let Some(iv) = per_conn_interval {
+                due += iv.mul_f64(rand_fraction());
+            }
             while Instant::now() < end {
-                if let Some(iv) = per_conn_interval {
+                // Latency counts from when the request was due, except that a
+                // timer waking up late (tokio's timer has 1 ms ticks) is not
+                // blamed on the server: if we had to wait for `due`, the clock
+                // starts when we actually woke.
+                let started = if let Some(iv) = per_conn_interval {
                     due += iv;
-                    tokio::time::sleep_until(due.into()).await;
+                    if due > Instant::now() {
+                        tokio::time::sleep_until(due.into()).await;
+                        Instant::now()
+                    } else {
+                        due
+                    }
                 } else {
-                    due = Instant::now();
-                }
+                    Instant::now()
+                };
                 let req = Request::post(uri.clone())
                     .header("host", &authority)
                     .header("content-type", "application/json")
@@ -119,9 +135,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 if now < measure_from {
                     continue;
                 }
-                if status.as_u16() == 202 {
+                if status.is_success() {
                     totals.ok.fetch_add(1, Ordering::Relaxed);
-                    local.saturating_record(now.duration_since(due).as_micros() as u64);
+                    local.saturating_record(now.duration_since(started).as_micros() as u64);
                 } else {
                     totals.errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -237,4 +253,13 @@ async fn start_sink(addr: &str) -> anyhow::Result<Arc<SinkStats>> {
         }
     });
     Ok(stats)
+}
+
+/// A fraction in [0, 1) from the clock's low bits: enough to de-phase connections.
+fn rand_fraction() -> f64 {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    f64::from(n % 1000) / 1000.0
 }

@@ -10,6 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 use switchyard::config::Config;
 
+/// glibc's allocator spent ~15% of the gateway's CPU under load (bodies of
+/// 1 KB allocated and freed across threads); mimalloc handles that pattern well.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "switchyard",

@@ -24,6 +24,9 @@ use crate::event::{NewEvent, now_ms};
 /// Most requests folded into one group: bounds the latency of the first one.
 const MAX_GROUP: usize = 4096;
 
+/// A commit slower than this is logged: it shows directly in ingest latency.
+const SLOW_COMMIT: Duration = Duration::from_millis(20);
+
 /// Which keyspace an [`Op`] targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ks {
@@ -165,6 +168,13 @@ impl Writer {
             .persist_micros
             .fetch_add(elapsed.as_micros() as u64, Relaxed);
 
+        if elapsed > SLOW_COMMIT {
+            tracing::warn!(
+                elapsed_ms = elapsed.as_millis() as u64,
+                requests = answers.len(),
+                "Slow group commit: the disk or fjall stalled."
+            );
+        }
         let failed = result.err().map(|e| e.to_string());
         if let Some(e) = &failed {
             tracing::error!(error = %e, "A group commit failed; its requests are answered with an error.");
