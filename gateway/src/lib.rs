@@ -10,6 +10,7 @@
 //! - [`delivery`]: dispatchers, the retry policy, HTTP push.
 //! - [`event`]: the event as the gateway keeps it; ids and time helpers.
 //! - [`ingest`]: HTTP ingest: publish, batch, limits, idempotency keys.
+//! - [`plugins`]: the Wasm plugin host: contract, sandbox, limits, chains, hot reload.
 //! - [`router`]: pending events -> plugin chain -> destination queues.
 //! - [`server`]: [`run`], shared state, the HTTP router, background tasks.
 //! - [`store`]: everything fjall: keyspaces, group commit, recovery.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod ingest;
+pub mod plugins;
 pub mod router;
 pub mod server;
 pub mod store;

@@ -46,6 +46,9 @@ pub struct Config {
     pub topics: Vec<TopicConfig>,
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
+    /// `[[plugins]]`: Wasm components that topics chain by name.
+    #[serde(default)]
+    pub plugins: Vec<crate::plugins::PluginConfig>,
     /// The folder the config file sits in: relative paths resolve from here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -116,6 +119,10 @@ pub struct TopicConfig {
     /// Signature check on the raw body before anything is stored.
     #[serde(default)]
     pub verify: Option<crate::ingest::verify::VerifyConfig>,
+    /// Plugin names, run in this order over each batch; each sees the
+    /// events as the previous one left them.
+    #[serde(default)]
+    pub plugins: Vec<String>,
 }
 
 /// `[[destinations]]`: where events are delivered.
@@ -292,6 +299,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             topics: Vec::new(),
             destinations: Vec::new(),
+            plugins: Vec::new(),
             base_dir: PathBuf::from("."),
             source: PathBuf::from("<defaults>"),
         }
@@ -322,6 +330,14 @@ impl Config {
             base_dir.to_owned()
         };
         config.server.data_dir = config.resolve_path(&config.server.data_dir);
+        let plugin_paths: Vec<PathBuf> = config
+            .plugins
+            .iter()
+            .map(|p| config.resolve_path(&p.path))
+            .collect();
+        for (p, path) in config.plugins.iter_mut().zip(plugin_paths) {
+            p.path = path;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -402,6 +418,23 @@ impl Config {
                 return Err(self.invalid(format!("{key}.retry.initial"), "must be above zero"));
             }
         }
+        let mut plugin_names = HashSet::new();
+        for (i, p) in self.plugins.iter().enumerate() {
+            let key = format!("plugins[{i}]");
+            check_name(&p.name).map_err(|m| self.invalid(format!("{key}.name"), m))?;
+            if !plugin_names.insert(p.name.as_str()) {
+                return Err(self.invalid(
+                    format!("{key}.name"),
+                    format!("plugin {:?} is defined twice", p.name),
+                ));
+            }
+            if p.timeout.is_zero() {
+                return Err(self.invalid(format!("{key}.timeout"), "must be above zero"));
+            }
+            if p.max_memory.as_u64() < 1024 * 1024 {
+                return Err(self.invalid(format!("{key}.max_memory"), "must be at least 1MiB"));
+            }
+        }
         let mut topic_names = HashSet::new();
         for (i, t) in self.topics.iter().enumerate() {
             let key = format!("topics[{i}]");
@@ -415,6 +448,14 @@ impl Config {
             if let Some(v) = &t.verify {
                 crate::ingest::verify::Verifier::new(v)
                     .map_err(|m| self.invalid(format!("{key}.verify"), m))?;
+            }
+            for (j, p) in t.plugins.iter().enumerate() {
+                if !plugin_names.contains(p.as_str()) {
+                    return Err(self.invalid(
+                        format!("{key}.plugins[{j}]"),
+                        format!("unknown plugin {p:?}: no [[plugins]] entry has this name"),
+                    ));
+                }
             }
             for (j, r) in t.routes.iter().enumerate() {
                 if !dest_names.contains(r.as_str()) {

@@ -1,0 +1,223 @@
+//! What `switchyard plugin check` and `switchyard plugin test` run: a plugin
+//! tried on its own, without a gateway, a store or destinations.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use super::engine::{PluginEngine, PoolSize, check_contract};
+use super::{ChainOutcome, PluginConfig, PluginError, PluginEvent, PluginHost, Verdict};
+
+/// What `plugin check` found.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    pub path: PathBuf,
+    /// sha256 of the file, hex: the version `GET /v1/plugins` will show.
+    pub version: String,
+    /// The contract version it exports, when it exports one we recognise.
+    pub contract: Option<String>,
+    /// True if this gateway can run it.
+    pub implements: bool,
+    /// Why not, when it can't.
+    pub problem: Option<String>,
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.implements {
+            write!(
+                f,
+                "{}: implements switchyard:plugin@{} (version {})",
+                self.path.display(),
+                self.contract.as_deref().unwrap_or("?"),
+                super::host::short(&self.version)
+            )
+        } else {
+            write!(
+                f,
+                "{}: does NOT implement switchyard:plugin@{}: {}",
+                self.path.display(),
+                super::CONTRACT_VERSION,
+                self.problem.as_deref().unwrap_or("unknown problem")
+            )
+        }
+    }
+}
+
+/// Compiles a component and checks it against the contract. `Err` only when
+/// the engine itself fails; a file that is not a valid plugin is a report
+/// with `implements = false` and the reason.
+pub async fn check_plugin(path: &Path) -> Result<CheckReport, PluginError> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || check_blocking(&path))
+        .await
+        .map_err(|e| PluginError::Engine(format!("check task failed: {e}")))?
+}
+
+fn check_blocking(path: &Path) -> Result<CheckReport, PluginError> {
+    let engine = PluginEngine::new(
+        PoolSize {
+            instances: 8,
+            max_memory: super::config::default_max_memory().as_u64(),
+        },
+        None,
+    )?;
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let version = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".to_owned());
+    match engine.compile(&name, path) {
+        Ok(c) => Ok(CheckReport {
+            path: path.to_owned(),
+            version,
+            contract: Some(c.contract),
+            implements: true,
+            problem: None,
+        }),
+        Err(e) => {
+            // Say which contract it speaks even when it is the wrong one.
+            let contract = wasmtime::component::Component::from_binary(&engine.engine, &bytes)
+                .ok()
+                .and_then(|c| {
+                    let found = check_contract(&engine.engine, &c);
+                    found.ok()
+                });
+            Ok(CheckReport {
+                path: path.to_owned(),
+                version,
+                contract,
+                implements: false,
+                problem: Some(e.to_string()),
+            })
+        }
+    }
+}
+
+/// Runs one plugin over `events` as one batch (with the usual trap
+/// bisection), with `config` as its config and no destination check. One
+/// result per event: its verdict, or the error that failed it.
+pub async fn test_plugin(
+    path: &Path,
+    config: BTreeMap<String, String>,
+    events: Vec<PluginEvent>,
+) -> Result<Vec<Result<Verdict, String>>, PluginError> {
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().replace('_', "-"))
+        .unwrap_or_else(|| "plugin".to_owned());
+    let mut pc = PluginConfig::new(name.clone(), path);
+    pc.config = config;
+    let host = tokio::task::spawn_blocking(move || PluginHost::start_with(&[pc], None, false))
+        .await
+        .map_err(|e| PluginError::Engine(format!("load task failed: {e}")))??;
+    let outcomes = host.run(&[name], None, events).await;
+    Ok(outcomes
+        .into_iter()
+        .map(|o| match o {
+            ChainOutcome::Done(v) => Ok(v),
+            ChainOutcome::Failed { error, .. } => Err(error),
+        })
+        .collect())
+}
+
+/// One event in an event file. Everything is optional except a body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventFile {
+    id: Option<String>,
+    topic: Option<String>,
+    received_at_ms: Option<u64>,
+    #[serde(default)]
+    headers: Headers,
+    content_type: Option<String>,
+    /// The payload as JSON: serialised as it is.
+    body: Option<serde_json::Value>,
+    /// The payload as raw text.
+    body_text: Option<String>,
+    /// The payload as base64, for binary payloads.
+    body_base64: Option<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+}
+
+/// Headers as an object (`{"x-a": "1"}`) or a list of pairs (repeats allowed).
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum Headers {
+    #[default]
+    None,
+    Map(BTreeMap<String, String>),
+    Pairs(Vec<(String, String)>),
+}
+
+/// Parses an event file for `switchyard plugin test`: one JSON object or an
+/// array of them. Fields: `id`, `topic` (default `test`), `received_at_ms`,
+/// `headers` (object or list of pairs), `content_type`, `attributes`, and
+/// the payload as one of `body` (any JSON value, sent serialised, content
+/// type `application/json` by default), `body_text` or `body_base64`.
+pub fn events_from_json(text: &str) -> Result<Vec<PluginEvent>, PluginError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| PluginError::Event(format!("not JSON: {e}")))?;
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        one => vec![one],
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let e: EventFile = serde_json::from_value(item)
+                .map_err(|e| PluginError::Event(format!("event [{i}]: {e}")))?;
+            let (payload, default_ct) = match (e.body, e.body_text, e.body_base64) {
+                (Some(v), None, None) => (v.to_string().into_bytes(), "application/json"),
+                (None, Some(t), None) => (t.into_bytes(), "text/plain"),
+                (None, None, Some(b)) => (
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.trim())
+                        .map_err(|e| {
+                            PluginError::Event(format!("event [{i}]: body_base64: {e}"))
+                        })?,
+                    "application/octet-stream",
+                ),
+                (None, None, None) => (Vec::new(), "application/octet-stream"),
+                _ => {
+                    return Err(PluginError::Event(format!(
+                        "event [{i}]: give only one of body, body_text, body_base64"
+                    )));
+                }
+            };
+            let headers = match e.headers {
+                Headers::None => Vec::new(),
+                Headers::Map(m) => m.into_iter().collect(),
+                Headers::Pairs(p) => p,
+            }
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+            Ok(PluginEvent {
+                id: e.id.unwrap_or_else(|| ulid::Ulid::new().to_string()),
+                topic: e.topic.unwrap_or_else(|| "test".to_owned()),
+                received_at_ms: e.received_at_ms.unwrap_or_else(now_ms),
+                headers,
+                content_type: e.content_type.unwrap_or_else(|| default_ct.to_owned()),
+                payload: payload.into(),
+                attributes: e.attributes.into_iter().collect(),
+            })
+        })
+        .collect()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,532 @@
+//! The wasmtime side: the engine, compiling (with the on-disk cache), the
+//! contract check, the sandbox (WASI without capabilities, limits) and
+//! instances.
+//!
+//! Nothing here knows about chains, batches or statistics: see `host.rs`.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::PluginError;
+use super::bindings::{
+    self, CONTRACT_VERSION, HANDLER_EXPORT, HANDLER_INTERFACE, LogLevel, Plugin, PluginPre,
+};
+
+/// How often the ticker advances the engine's epoch. A batch's deadline is
+/// counted in ticks, so this is the resolution of `timeout`.
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// Log lines a plugin may write per second; more are counted and dropped so
+/// a chatty plugin cannot flood the gateway's log.
+const LOG_LINES_PER_SECOND: u32 = 50;
+
+/// Compiles components and makes instances. Cheap to clone.
+#[derive(Clone)]
+pub struct PluginEngine {
+    pub engine: Engine,
+    linker: Arc<Linker<HostState>>,
+    /// Where compiled artefacts are kept; `None` compiles every time (CLI).
+    cache_dir: Option<PathBuf>,
+}
+
+/// A compiled, checked component, ready to instantiate.
+pub struct Compiled {
+    pub pre: PluginPre<HostState>,
+    /// sha256 of the `.wasm` file, hex: the plugin's version.
+    pub version: String,
+    /// The contract version the component exports.
+    pub contract: String,
+    pub loaded_at: SystemTime,
+}
+
+/// How big the instance pool is. Slots are only address space until used.
+pub struct PoolSize {
+    /// Live instances at once: plugins × workers, plus room for reloads.
+    pub instances: u32,
+    /// The largest `max_memory` of any plugin.
+    pub max_memory: u64,
+}
+
+impl PluginEngine {
+    /// An engine with epoch interruption and the pooling allocator.
+    pub fn new(pool: PoolSize, cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        // Epochs, not fuel: a deadline check costs a load and a compare at
+        // loop heads, where fuel would count every instruction.
+        config.epoch_interruption(true);
+        let mut pooling = PoolingAllocationConfig::default();
+        let instances = pool.instances.max(8);
+        pooling.total_component_instances(instances);
+        // A wasip2 component is several core modules (the program and
+        // adapter shims), each with its own instance, memory and tables.
+        pooling.total_core_instances(instances * 16);
+        pooling.total_memories(instances * 4);
+        pooling.total_tables(instances * 16);
+        pooling.max_memories_per_module(2);
+        pooling.max_memory_size(usize::try_from(pool.max_memory).unwrap_or(usize::MAX));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config)
+            .map_err(|e| PluginError::Engine(format!("cannot create the Wasm engine: {e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| PluginError::Engine(format!("cannot link WASI: {e:#}")))?;
+        Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(format!("cannot link the log import: {e:#}")))?;
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                PluginError::Engine(format!(
+                    "cannot create the plugin cache {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+            cache_dir,
+        })
+    }
+
+    /// Reads, compiles (or loads from the cache) and checks one plugin file.
+    pub fn compile(&self, name: &str, path: &Path) -> Result<Compiled, PluginError> {
+        let fail = |message: String| PluginError::Load {
+            plugin: name.to_owned(),
+            message,
+        };
+        let bytes = std::fs::read(path)
+            .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+        let version = hex::encode(Sha256::digest(&bytes));
+        let component = self.component(&bytes, &version).map_err(fail)?;
+        let contract = check_contract(&self.engine, &component).map_err(fail)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            fail(format!(
+                "cannot be linked: {e:#} (plugins may import only WASI and switchyard:plugin/log)"
+            ))
+        })?;
+        let pre = PluginPre::new(pre)
+            .map_err(|e| fail(format!("does not implement the contract: {e:#}")))?;
+        Ok(Compiled {
+            pre,
+            version,
+            contract,
+            loaded_at: SystemTime::now(),
+        })
+    }
+
+    /// The compiled component, from the cache when it has it.
+    fn component(&self, bytes: &[u8], version: &str) -> Result<Component, String> {
+        let Some(dir) = &self.cache_dir else {
+            return compile_bytes(&self.engine, bytes);
+        };
+        // The engine's compatibility hash changes with the wasmtime version
+        // and its settings: an artefact from another build is never loaded.
+        let mut h = DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        let file = dir.join(format!("{version}-{:016x}.cwasm", h.finish()));
+        if file.exists() {
+            match load_cached(&self.engine, &file) {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "Cached plugin artefact unusable; recompiling.");
+                }
+            }
+        }
+        let component = compile_bytes(&self.engine, bytes)?;
+        if let Err(e) = store_cached(&component, &file) {
+            tracing::warn!(file = %file.display(), error = %e, "Cannot cache the compiled plugin.");
+        }
+        Ok(component)
+    }
+
+    /// A fresh store with the plugin's limits and a fresh WASI context.
+    pub fn store(&self, name: &Arc<str>, max_memory: u64) -> Store<HostState> {
+        let limits = wasmtime::StoreLimitsBuilder::new()
+            .memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX))
+            // A clear trap at the limit, rather than a failed grow the guest
+            // turns into an abort whose cause is lost.
+            .trap_on_grow_failure(true)
+            .build();
+        let log = Arc::new(PluginLog::new(name.clone()));
+        let wasi = WasiCtxBuilder::new()
+            // No preopened dirs, env or args (the builder's defaults); no
+            // network either: a plugin can compute and log, nothing else.
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .stdout(LogSink {
+                log: log.clone(),
+                stream: "stdout",
+            })
+            .stderr(LogSink {
+                log: log.clone(),
+                stream: "stderr",
+            })
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            HostState {
+                wasi,
+                table: ResourceTable::new(),
+                limits,
+                log,
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        store
+    }
+}
+
+fn compile_bytes(engine: &Engine, bytes: &[u8]) -> Result<Component, String> {
+    if wasmparser_is_core_module(bytes) {
+        return Err(
+            "is a core Wasm module, not a component: build it for wasm32-wasip2 \
+                    (or wrap it with `wasm-tools component new`)"
+                .to_owned(),
+        );
+    }
+    Component::from_binary(engine, bytes)
+        .map_err(|e| format!("is not a valid Wasm component: {e:#}"))
+}
+
+/// Core modules start with version 1 in the preamble; components with a
+/// different version/layer word. Checked up front for a clearer message.
+fn wasmparser_is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+/// Loads a precompiled artefact.
+#[allow(unsafe_code)]
+fn load_cached(engine: &Engine, file: &Path) -> Result<Component, String> {
+    // SAFETY: `deserialize_file` trusts the file to be wasmtime's own output
+    // for this engine. Artefacts are only ever read from the cache dir under
+    // the gateway's own `data_dir`, written there by `store_cached` below
+    // (atomically, by rename), and named after the engine's compatibility
+    // hash, so a file from another wasmtime version or config is never read.
+    unsafe { Component::deserialize_file(engine, file) }.map_err(|e| format!("{e:#}"))
+}
+
+/// Writes a compiled artefact atomically: a reader never sees half a file.
+fn store_cached(component: &Component, file: &Path) -> Result<(), String> {
+    let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+    f.write_all(&bytes).map_err(|e| e.to_string())?;
+    f.sync_all().map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, file).map_err(|e| e.to_string())
+}
+
+/// The contract version the component exports, or why it is refused.
+pub fn check_contract(engine: &Engine, component: &Component) -> Result<String, String> {
+    let ty = component.component_type();
+    let names: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
+    if names.iter().any(|n| n == HANDLER_EXPORT) {
+        return Ok(CONTRACT_VERSION.to_owned());
+    }
+    let prefix = format!("{HANDLER_INTERFACE}@");
+    if let Some(other) = names.iter().find_map(|n| n.strip_prefix(&prefix)) {
+        return Err(format!(
+            "was built for contract switchyard:plugin@{other}, but this gateway speaks \
+             switchyard:plugin@{CONTRACT_VERSION}: rebuild it against a matching switchyard-sdk"
+        ));
+    }
+    Err(format!(
+        "does not export {HANDLER_EXPORT}, so it is not a Switchyard plugin (its exports: {})",
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    ))
+}
+
+/// A live plugin instance and its store.
+pub struct Instance {
+    pub store: Store<HostState>,
+    pub plugin: Plugin,
+}
+
+impl Instance {
+    /// Instantiates and calls `init` within `timeout`.
+    pub fn new(
+        engine: &PluginEngine,
+        compiled: &Compiled,
+        name: &Arc<str>,
+        config: &[(String, String)],
+        max_memory: u64,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let mut store = engine.store(name, max_memory);
+        store.set_epoch_deadline(deadline_ticks(timeout));
+        let plugin = compiled
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| describe_trap(&e, &store, timeout, max_memory))?;
+        match plugin
+            .switchyard_plugin_handler()
+            .call_init(&mut store, config)
+        {
+            Ok(Ok(())) => Ok(Self { store, plugin }),
+            Ok(Err(message)) => Err(message),
+            Err(e) => Err(describe_trap(&e, &store, timeout, max_memory)),
+        }
+    }
+
+    /// Calls `handle` on a batch within `timeout`.
+    pub fn handle(
+        &mut self,
+        events: &[bindings::WitEvent],
+        timeout: Duration,
+        max_memory: u64,
+    ) -> Result<Vec<Result<bindings::WitVerdict, String>>, String> {
+        self.store.set_epoch_deadline(deadline_ticks(timeout));
+        self.plugin
+            .switchyard_plugin_handler()
+            .call_handle(&mut self.store, events)
+            .map_err(|e| describe_trap(&e, &self.store, timeout, max_memory))
+    }
+}
+
+/// Ticks until the deadline; one extra because the current tick may be
+/// about to end.
+pub fn deadline_ticks(timeout: Duration) -> u64 {
+    let ticks = timeout.as_nanos() / EPOCH_TICK.as_nanos().max(1);
+    u64::try_from(ticks)
+        .unwrap_or(u64::MAX / 2)
+        .saturating_add(1)
+}
+
+/// A trap, in words an operator can act on, with the plugin's last stderr
+/// line (a Rust guest prints its panic message there before aborting).
+fn describe_trap(
+    e: &wasmtime::Error,
+    store: &Store<HostState>,
+    timeout: Duration,
+    max_memory: u64,
+) -> String {
+    let trap = e.downcast_ref::<wasmtime::Trap>();
+    let full = format!("{e:#}");
+    let mut message = if trap == Some(&wasmtime::Trap::Interrupt) {
+        format!(
+            "timed out: exceeded its time limit of {}",
+            humantime::format_duration(timeout)
+        )
+    } else if full.contains("memory") && (full.contains("grow") || full.contains("limit")) {
+        format!(
+            "exceeded its memory limit of {} ({full})",
+            bytesize::ByteSize::b(max_memory)
+        )
+    } else if trap == Some(&wasmtime::Trap::UnreachableCodeReached) {
+        "trapped (it panicked or aborted)".to_owned()
+    } else {
+        format!("trapped: {full}")
+    };
+    if let Some(line) = store.data().log.last_stderr() {
+        message.push_str(": ");
+        message.push_str(&line);
+    }
+    message
+}
+
+/// What a store carries: the WASI context, limits and the plugin's log.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    log: Arc<PluginLog>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// `types` has no functions; the linker still wants the (empty) trait.
+impl bindings::TypesHost for HostState {}
+
+impl bindings::LogHost for HostState {
+    fn log(&mut self, level: LogLevel, message: String, fields: Vec<(String, String)>) {
+        self.log.line(level, &message, &fields);
+    }
+}
+
+/// A plugin's log lines: into tracing, tagged and rate-limited.
+struct PluginLog {
+    plugin: Arc<str>,
+    window: Mutex<LogWindow>,
+    last_stderr: Mutex<Option<String>>,
+    /// Set once a stderr line was kept, so the happy path never locks.
+    has_stderr: AtomicBool,
+}
+
+struct LogWindow {
+    started: Instant,
+    lines: u32,
+    dropped: u64,
+}
+
+impl PluginLog {
+    fn new(plugin: Arc<str>) -> Self {
+        Self {
+            plugin,
+            window: Mutex::new(LogWindow {
+                started: Instant::now(),
+                lines: 0,
+                dropped: 0,
+            }),
+            last_stderr: Mutex::new(None),
+            has_stderr: AtomicBool::new(false),
+        }
+    }
+
+    /// True if the line may be written now; says how many were dropped.
+    fn admit(&self) -> Option<u64> {
+        let Ok(mut w) = self.window.lock() else {
+            return None;
+        };
+        if w.started.elapsed() >= Duration::from_secs(1) {
+            w.started = Instant::now();
+            w.lines = 0;
+        }
+        if w.lines >= LOG_LINES_PER_SECOND {
+            w.dropped += 1;
+            return None;
+        }
+        w.lines += 1;
+        Some(std::mem::take(&mut w.dropped))
+    }
+
+    fn line(&self, level: LogLevel, message: &str, fields: &[(String, String)]) {
+        let Some(dropped) = self.admit() else { return };
+        let plugin = &*self.plugin;
+        if dropped > 0 {
+            tracing::warn!(
+                plugin,
+                dropped,
+                "Plugin log lines dropped by the rate limit."
+            );
+        }
+        let fields = if fields.is_empty() {
+            String::new()
+        } else {
+            fields
+                .iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        match level {
+            LogLevel::Trace => tracing::trace!(plugin, fields, "{message}"),
+            LogLevel::Debug => tracing::debug!(plugin, fields, "{message}"),
+            LogLevel::Info => tracing::info!(plugin, fields, "{message}"),
+            LogLevel::Warn => tracing::warn!(plugin, fields, "{message}"),
+            LogLevel::Error => tracing::error!(plugin, fields, "{message}"),
+        }
+    }
+
+    fn output(&self, stream: &'static str, bytes: &[u8]) {
+        let text = String::from_utf8_lossy(bytes);
+        for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+            if stream == "stderr"
+                && let Ok(mut last) = self.last_stderr.lock()
+            {
+                *last = Some(line.chars().take(512).collect());
+                self.has_stderr.store(true, Ordering::Relaxed);
+            }
+            if let Some(dropped) = self.admit() {
+                let plugin = &*self.plugin;
+                if dropped > 0 {
+                    tracing::warn!(
+                        plugin,
+                        dropped,
+                        "Plugin log lines dropped by the rate limit."
+                    );
+                }
+                tracing::info!(plugin, stream, "{line}");
+            }
+        }
+    }
+
+    fn last_stderr(&self) -> Option<String> {
+        if !self.has_stderr.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.last_stderr.lock().ok().and_then(|mut l| l.take())
+    }
+}
+
+/// A plugin's stdout or stderr: each line goes to the gateway's log.
+#[derive(Clone)]
+struct LogSink {
+    log: Arc<PluginLog>,
+    stream: &'static str,
+}
+
+impl IsTerminal for LogSink {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogSink {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for LogSink {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.log.output(self.stream, &bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi::p2::Pollable for LogSink {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for LogSink {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.log.output(self.stream, buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
