@@ -70,3 +70,30 @@ echo "== 2. Latency at a fixed 5,000 events/s, 64 connections"
 run_gateway ""
 "$lg" --url "http://127.0.0.1:$port/v1/topics/bench/events" --connections 64 --duration 10s --rate 5000 --sink "127.0.0.1:$sink_port"
 stop_gateway
+# ---------------------------------------------------------------------------
+# Telemetry (issue 5): ingest throughput with tracing off, exported at 100%
+# sampling to a local OTLP/HTTP sink (inside loadgen), and configured but
+# sampled out. Each mode runs twice, interleaved, to even out drift; the
+# ratios go in BENCHMARKS.md under "Telemetry".
+otlp_port=${BENCH_OTLP_PORT:-18482}
+telemetry_run() {
+  local label=$1 extra=$2
+  echo "-- $label"
+  run_gateway "$extra"
+  "$lg" --url "http://127.0.0.1:$port/v1/topics/ingest-only/events" --connections 64 --duration 10s \
+    --otlp-sink "127.0.0.1:$otlp_port"
+  stop_gateway
+}
+traced="
+[telemetry]
+otlp_endpoint = \"http://127.0.0.1:$otlp_port\"
+protocol = \"http/protobuf\""
+echo
+echo "== T. Telemetry: durable ingest (topic without routes), 64 connections, tracing off / 100% / sampled out"
+for round in 1 2; do
+  telemetry_run "round $round: tracing off" ""
+  telemetry_run "round $round: 100% sampled, exported over OTLP/HTTP" "$traced
+sample_ratio = 1.0"
+  telemetry_run "round $round: configured, sampled out (ratio 0)" "$traced
+sample_ratio = 0.0"
+done

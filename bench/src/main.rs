@@ -46,6 +46,10 @@ struct Args {
     /// Run a sink on this address and report deliveries per second.
     #[arg(long)]
     sink: Option<String>,
+    /// Run an OTLP/HTTP trace sink on this address (answers 200 to every
+    /// export) and report how many export requests arrived.
+    #[arg(long)]
+    otlp_sink: Option<String>,
     /// With --sink: how many deliveries to wait for after sending (0 = all acked).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
@@ -75,6 +79,11 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let sink = match &args.sink {
+        Some(addr) => Some(start_sink(addr).await?),
+        None => None,
+    };
+    // An empty 200 body is a valid (empty) ExportTraceServiceResponse.
+    let otlp = match &args.otlp_sink {
         Some(addr) => Some(start_sink(addr).await?),
         None => None,
     };
@@ -174,6 +183,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         h.value_at_quantile(0.999) as f64 / 1000.0,
         h.max() as f64 / 1000.0
     );
+    if let Some(otlp) = &otlp {
+        println!(
+            "otlp: {} trace export requests received",
+            otlp.count.load(Ordering::Relaxed)
+        );
+    }
     if let Some(sink) = sink {
         // Everything sent (warm-up included) is eventually delivered; wait for
         // the count to stop growing, then report the steady delivery rate.

@@ -14,6 +14,7 @@
 //! - [`router`]: pending events -> plugin chain -> destination queues.
 //! - [`server`]: [`run`], shared state, the HTTP router, background tasks.
 //! - [`store`]: everything fjall: keyspaces, group commit, recovery.
+//! - [`telemetry`]: OpenTelemetry traces (OTLP), W3C context, Prometheus metrics.
 
 pub mod admin;
 pub mod config;
@@ -24,5 +25,6 @@ pub mod plugins;
 pub mod router;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 
 pub use server::{Error, http_router, run};

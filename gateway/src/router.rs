@@ -93,13 +93,20 @@ impl Router {
                 continue;
             }
             let last = batch.last().map(|e| e.id);
+            // Spans of this batch (see telemetry::spans::Routing); plugin
+            // runs hang under it via `trace.plugin_run(..)`.
+            let telemetry = self.delivery.telemetry().clone();
+            let trace = telemetry.start_routing(&batch);
             let routed = self.route_batch(batch).await;
+            trace.record(&routed);
             match self.store.route(routed).await {
                 Ok(queued) => {
+                    trace.end(&telemetry, None);
                     low_water = last;
                     self.delivery.enqueue(queued);
                 }
                 Err(e) => {
+                    trace.end(&telemetry, Some(&e.to_string()));
                     tracing::error!(error = %e, "Cannot write routing; retrying in 1s.");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }

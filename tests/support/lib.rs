@@ -106,9 +106,16 @@ impl Process {
     /// Starts `switchyard serve --config <path>` and waits until it listens.
     /// The config should listen on 127.0.0.1:0; the address is read from the log.
     pub fn start(config: &Path) -> Self {
+        Self::start_with_env(config, &[])
+    }
+
+    /// Like [`Process::start`], with extra environment variables (the
+    /// `OTEL_*` ones are process-global, so only a child can test them).
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(bin())
             .args(["serve", "--log-json", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -49,6 +49,10 @@ pub struct Config {
     /// `[[plugins]]`: Wasm components that topics chain by name.
     #[serde(default)]
     pub plugins: Vec<crate::plugins::PluginConfig>,
+    /// `[telemetry]`: OTLP trace export; absent means the `OTEL_*`
+    /// variables decide (and with none of them set, tracing is off).
+    #[serde(default)]
+    pub telemetry: Option<crate::telemetry::TelemetryConfig>,
     /// The folder the config file sits in: relative paths resolve from here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -300,6 +304,7 @@ impl Default for Config {
             topics: Vec::new(),
             destinations: Vec::new(),
             plugins: Vec::new(),
+            telemetry: None,
             base_dir: PathBuf::from("."),
             source: PathBuf::from("<defaults>"),
         }

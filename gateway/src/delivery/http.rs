@@ -28,6 +28,9 @@ pub struct Outgoing<'a> {
     pub content_type: &'a str,
     pub headers: &'a [(String, String)],
     pub body: Bytes,
+    /// `traceparent` and `tracestate` to send, so the receiver continues
+    /// the event's trace (the attempt span's context when tracing is on).
+    pub trace: Option<(String, Option<String>)>,
 }
 
 /// What one attempt got back.
@@ -102,6 +105,11 @@ impl HttpPush {
         })
     }
 
+    /// Where attempts go (for span attributes).
+    pub fn uri(&self) -> &http::Uri {
+        &self.uri
+    }
+
     /// Sends one attempt. Never fails: a transport error is an [`AttemptResult`] too.
     pub async fn send(&self, out: Outgoing<'_>) -> Answer {
         let started = Instant::now();
@@ -172,6 +180,12 @@ impl HttpPush {
         set(h, "webhook-timestamp", &ts.to_string());
         set(h, "x-switchyard-topic", out.topic);
         set(h, "x-switchyard-attempt", &out.attempt.to_string());
+        if let Some((tp, ts)) = &out.trace {
+            set(h, "traceparent", tp);
+            if let Some(ts) = ts {
+                set(h, "tracestate", ts);
+            }
+        }
         for (n, v) in &self.fixed {
             h.insert(n.clone(), v.clone());
         }

@@ -104,12 +104,18 @@ pub struct Delivery {
     destinations: BTreeMap<String, Arc<Destination>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// Spans of each attempt, delivery metrics.
+    telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl Delivery {
     /// Builds the destinations, reloads their queues from the store and
     /// starts a dispatcher for each.
-    pub fn start(config: &Config, store: Store) -> Result<Arc<Self>, DeliveryError> {
+    pub fn start(
+        config: &Config,
+        store: Store,
+        telemetry: Arc<crate::telemetry::Telemetry>,
+    ) -> Result<Arc<Self>, DeliveryError> {
         let mut destinations = BTreeMap::new();
         for d in &config.destinations {
             let sender = match d.kind {
@@ -158,12 +164,18 @@ impl Delivery {
             destinations,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            telemetry,
         });
         for d in delivery.destinations.values() {
             let (dl, d) = (delivery.clone(), d.clone());
             tokio::spawn(async move { dl.dispatch(d).await });
         }
         Ok(delivery)
+    }
+
+    /// The gateway's telemetry (the router makes its spans through it).
+    pub fn telemetry(&self) -> &Arc<crate::telemetry::Telemetry> {
+        &self.telemetry
     }
 
     pub fn destination(&self, name: &str) -> Option<&Arc<Destination>> {
@@ -392,6 +404,14 @@ impl Delivery {
         let n_budget = entry.attempt + 1;
         let n_history = entry.history_base + n_budget;
         let at_ms = now_ms();
+        // The attempt's CLIENT span, in the event's trace.
+        let tel = &self.telemetry;
+        let span = match &d.sender {
+            Sender::Http(p) => {
+                tel.attempt_span(&event, name, Some(p.uri()), n_history, entry.delay_ms)
+            }
+            Sender::Log => tel.attempt_span(&event, name, None, n_history, entry.delay_ms),
+        };
         let answer = match &d.sender {
             Sender::Http(push) => {
                 let id_text = id.to_string();
@@ -402,6 +422,7 @@ impl Delivery {
                     content_type,
                     headers,
                     body,
+                    trace: span.carried(&event),
                 })
                 .await
             }
@@ -423,6 +444,7 @@ impl Delivery {
         let decision = d
             .policy
             .decide(n_budget, &answer.result, age, &mut rand::rng());
+        tel.attempt_done(span, &event, name, n_history, &answer, &decision);
         let record = AttemptRecord {
             attempt: n_history,
             at_ms,

@@ -63,6 +63,7 @@ pub async fn publish(
             vec![NewEvent { meta, payload }],
         )
         .await?;
+    app.telemetry.ingested(&t.name, &outcome);
     Ok(match outcome {
         Appended::New { ids, .. } => {
             let id = ids.first().map(|i| i.to_string()).unwrap_or_default();
@@ -115,6 +116,7 @@ pub async fn publish_batch(
         .store
         .append(&t.name, key, t.idempotency_window, events)
         .await?;
+    app.telemetry.ingested(&t.name, &outcome);
     Ok(match outcome {
         Appended::New { ids, .. } => {
             let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
@@ -191,6 +193,7 @@ fn check_signature(
     v.verify(headers, body, std::time::SystemTime::now())
         .map_err(|e| {
             tracing::info!(topic, scheme = %v.scheme(), reason = e.reason_code(), "Signature check failed; event refused.");
+            app.telemetry.metrics.signature_failure(topic, e.reason_code());
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -267,7 +270,7 @@ fn event_meta(headers: &HeaderMap) -> EventMeta {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    EventMeta {
+    let mut meta = EventMeta {
         content_type: content_type(headers)
             .unwrap_or_else(|| "application/octet-stream".to_owned()),
         headers: kept,
@@ -275,5 +278,9 @@ fn event_meta(headers: &HeaderMap) -> EventMeta {
         idempotency_key: None,
         traceparent: get("traceparent"),
         tracestate: get("tracestate"),
-    }
+    };
+    // With tracing on, later spans hang under the ingest span, not directly
+    // under the sender's: store that span's context (same trace id).
+    crate::telemetry::context::stamp_current(&mut meta);
+    meta
 }

@@ -41,6 +41,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("topic {topic:?}: verify: {message}")]
     Verify { topic: String, message: String },
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// Liveness facts that gate ingest.
@@ -68,6 +70,8 @@ pub struct AppInner {
     pub health: Arc<Health>,
     /// Signature checks per topic, built once from the config.
     pub verifiers: std::collections::HashMap<String, crate::ingest::verify::Verifier>,
+    /// This gateway's tracer and metrics (never process-global).
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Shared state handed to handlers (cheap to clone).
@@ -89,6 +93,12 @@ pub fn http_router(app: App) -> axum::Router {
             "/v1/topics/{topic}/events/batch",
             post(crate::ingest::publish_batch),
         )
+        // Only the routes above: the ingest span, latency and refusal counts.
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::telemetry::ingest_layer,
+        ))
+        .route("/metrics", get(crate::telemetry::metrics::handler))
         .merge(crate::admin::routes())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
@@ -116,7 +126,8 @@ pub async fn run(
                 source,
             })?
     };
-    let delivery = Delivery::start(&config, store.clone())?;
+    let telemetry = Arc::new(crate::telemetry::Telemetry::start(&config, &store)?);
+    let delivery = Delivery::start(&config, store.clone(), telemetry.clone())?;
     let stop = CancellationToken::new();
     let health = Arc::new(Health::default());
 
@@ -136,6 +147,7 @@ pub async fn run(
         delivery: delivery.clone(),
         health: health.clone(),
         verifiers: crate::ingest::verifiers(&config)?,
+        telemetry: telemetry.clone(),
     }));
     health.ready.store(true, Ordering::Release);
     let addr = listener.local_addr()?;
@@ -155,6 +167,9 @@ pub async fn run(
     if let Ok(Err(e)) = flushed {
         tracing::error!(error = %e, "Final flush of the store failed.");
     }
+    // Spans of the drain above are exported too; the exporters send on
+    // this runtime, so flush from a blocking thread while it still runs.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     tracing::info!("Switchyard stopped.");
     Ok(())
 }

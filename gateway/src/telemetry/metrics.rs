@@ -1,0 +1,331 @@
+//! Prometheus metrics: one registry per gateway, served at `GET /metrics`.
+//!
+//! We use `prometheus-client` (the Prometheus project's own crate) rather
+//! than the `metrics` facade: its registry is a value, not a process-wide
+//! recorder, so tests that run several gateways in one process each see
+//! their own numbers. Counters get `_total` from the encoder; units are in
+//! the names (`_seconds`, `_bytes`).
+//!
+//! Counters and histograms are updated where things happen. Levels (queue
+//! depth, lag, DLQ depth, disk size) are read from their owners at scrape
+//! time, so they cannot drift from what the admin API shows.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
+
+use crate::store::Store;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicOutcome {
+    /// Empty for requests naming no configured topic: user input must not
+    /// become label values, or a scanner could grow the registry forever.
+    pub topic: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabel {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicReason {
+    pub topic: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestOutcome {
+    pub destination: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestLabel {
+    pub destination: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabel {
+    pub plugin: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    pub ingest_events: Family<TopicOutcome, Counter>,
+    pub ingest_duration: Family<TopicLabel, Histogram>,
+    pub signature_failures: Family<TopicReason, Counter>,
+    pub routed_events: Family<TopicLabel, Counter>,
+    pub delivery_attempts: Family<DestOutcome, Counter>,
+    pub delivery_duration: Family<DestLabel, Histogram>,
+    pub dead_letters: Family<DestLabel, Counter>,
+    queue_depth: Family<DestLabel, Gauge>,
+    in_flight: Family<DestLabel, Gauge>,
+    oldest_pending_age: Family<DestLabel, FloatGauge>,
+    dlq_depth: Family<DestLabel, Gauge>,
+    store_size: Gauge,
+    commits: Counter,
+    plugin_invocations: Family<PluginLabel, Counter>,
+    plugin_errors: Family<PluginLabel, Counter>,
+    plugin_traps: Family<PluginLabel, Counter>,
+    plugin_time: Family<PluginLabel, Counter<f64, AtomicU64>>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms to ~8 s: a group commit is a few ms, a slow destination seconds.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+impl Metrics {
+    /// A registry with every metric, reading the group commit's numbers
+    /// straight from the store's writer.
+    pub fn new(store: &Store) -> Self {
+        let mut r = Registry::with_prefix("switchyard");
+        let m = Self {
+            ingest_events: Family::default(),
+            ingest_duration: Family::new_with_constructor(latency_histogram),
+            signature_failures: Family::default(),
+            routed_events: Family::default(),
+            delivery_attempts: Family::default(),
+            delivery_duration: Family::new_with_constructor(latency_histogram),
+            dead_letters: Family::default(),
+            queue_depth: Family::default(),
+            in_flight: Family::default(),
+            oldest_pending_age: Family::default(),
+            dlq_depth: Family::default(),
+            store_size: Gauge::default(),
+            commits: Counter::default(),
+            plugin_invocations: Family::default(),
+            plugin_errors: Family::default(),
+            plugin_traps: Family::default(),
+            plugin_time: Family::default(),
+            registry: Registry::default(),
+        };
+        r.register(
+            "ingest_events",
+            "Events posted to ingest, by topic and outcome (accepted, duplicate, or the error code).",
+            m.ingest_events.clone(),
+        );
+        r.register_with_unit(
+            "ingest_duration",
+            "Time from request to answer on the ingest endpoints, including the durable write.",
+            Unit::Seconds,
+            m.ingest_duration.clone(),
+        );
+        r.register(
+            "signature_failures",
+            "Ingest requests refused for their signature, by topic and reason.",
+            m.signature_failures.clone(),
+        );
+        r.register(
+            "routed_events",
+            "Events the router has queued for their destinations, by topic.",
+            m.routed_events.clone(),
+        );
+        let stats = store.writer_stats();
+        r.register(
+            "store_commit_batch_size",
+            "Requests folded into one group commit.",
+            stats.batch_size.clone(),
+        );
+        r.register_with_unit(
+            "store_commit_duration",
+            "Time to apply and persist (fsync in sync mode) one group commit.",
+            Unit::Seconds,
+            stats.commit_seconds.clone(),
+        );
+        r.register("store_commits", "Group commits written.", m.commits.clone());
+        r.register_with_unit(
+            "store_disk",
+            "Space the store takes on disk.",
+            Unit::Bytes,
+            m.store_size.clone(),
+        );
+        r.register(
+            "delivery_attempts",
+            "Delivery attempts, by destination and outcome (delivered, retry, dead_letter, paused).",
+            m.delivery_attempts.clone(),
+        );
+        r.register_with_unit(
+            "delivery_duration",
+            "Time one delivery attempt took, connect to response.",
+            Unit::Seconds,
+            m.delivery_duration.clone(),
+        );
+        r.register(
+            "dead_letters",
+            "Entries moved to a destination's dead-letter queue.",
+            m.dead_letters.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Entries waiting for a destination, in flight included.",
+            m.queue_depth.clone(),
+        );
+        r.register(
+            "in_flight",
+            "Entries being delivered (or leased to pull consumers) now.",
+            m.in_flight.clone(),
+        );
+        r.register_with_unit(
+            "oldest_pending_age",
+            "Age of the oldest entry waiting for a destination: its lag.",
+            Unit::Seconds,
+            m.oldest_pending_age.clone(),
+        );
+        r.register(
+            "dlq_depth",
+            "Entries in a destination's dead-letter queue.",
+            m.dlq_depth.clone(),
+        );
+        r.register(
+            "plugin_invocations",
+            "Events handed to a plugin.",
+            m.plugin_invocations.clone(),
+        );
+        r.register(
+            "plugin_errors",
+            "Events a plugin failed on (errors, bad verdicts, traps).",
+            m.plugin_errors.clone(),
+        );
+        r.register(
+            "plugin_traps",
+            "Plugin calls that trapped (panic, timeout, memory limit).",
+            m.plugin_traps.clone(),
+        );
+        r.register_with_unit(
+            "plugin_time",
+            "Time spent inside a plugin.",
+            Unit::Seconds,
+            m.plugin_time.clone(),
+        );
+        Self { registry: r, ..m }
+    }
+
+    /// Counts an ingest request's events under an outcome.
+    pub fn ingested(&self, topic: &str, outcome: &str, events: u64) {
+        self.ingest_events
+            .get_or_create(&TopicOutcome {
+                topic: topic.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc_by(events);
+    }
+
+    pub fn signature_failure(&self, topic: &str, reason: &str) {
+        self.signature_failures
+            .get_or_create(&TopicReason {
+                topic: topic.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// One delivery attempt and how it came out.
+    pub fn attempt(&self, destination: &str, outcome: &str, seconds: f64) {
+        let d = DestLabel {
+            destination: destination.to_owned(),
+        };
+        self.delivery_duration.get_or_create(&d).observe(seconds);
+        if outcome == "dead_letter" {
+            self.dead_letters.get_or_create(&d).inc();
+        }
+        self.delivery_attempts
+            .get_or_create(&DestOutcome {
+                destination: d.destination,
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Plugin totals as the plugin host reports them (cumulative since
+    /// start), set at scrape time. Counters only move forward, so a total
+    /// that went down (a restart of the host's counters) is ignored.
+    pub fn set_plugin(&self, name: &str, invocations: u64, errors: u64, traps: u64, seconds: f64) {
+        let l = PluginLabel {
+            plugin: name.to_owned(),
+        };
+        let bump = |c: &Counter, total: u64| {
+            let now = c.get();
+            if total > now {
+                c.inc_by(total - now);
+            }
+        };
+        bump(&self.plugin_invocations.get_or_create(&l), invocations);
+        bump(&self.plugin_errors.get_or_create(&l), errors);
+        bump(&self.plugin_traps.get_or_create(&l), traps);
+        let t = self.plugin_time.get_or_create(&l);
+        let now = t.get();
+        if seconds > now {
+            t.inc_by(seconds - now);
+        }
+    }
+
+    /// Reads the levels from their owners and renders the text format.
+    pub fn render(&self, app: &crate::server::App) -> String {
+        let store = &app.store;
+        self.store_size.set(store.disk_space() as i64);
+        let groups = store
+            .writer_stats()
+            .groups
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let seen = self.commits.get();
+        if groups > seen {
+            self.commits.inc_by(groups - seen);
+        }
+        match app.delivery.stats() {
+            Ok(stats) => {
+                for s in stats {
+                    let l = DestLabel {
+                        destination: s.name,
+                    };
+                    self.queue_depth.get_or_create(&l).set(s.queue_depth as i64);
+                    self.in_flight.get_or_create(&l).set(s.in_flight as i64);
+                    self.oldest_pending_age
+                        .get_or_create(&l)
+                        .set(s.oldest_pending_age_seconds);
+                    self.dlq_depth.get_or_create(&l).set(s.dlq_depth as i64);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot read destination stats for /metrics.")
+            }
+        }
+        // The plugin host, once wired into `App`, reports here:
+        // for s in app.plugins.statuses() { self.set_plugin(&s.name, ...) }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "Cannot encode /metrics.");
+        }
+        out
+    }
+}
+
+/// `GET /metrics`.
+pub async fn handler(
+    axum::extract::State(app): axum::extract::State<crate::server::App>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    // Stats read the store (DLQ depths, disk size): keep that off the
+    // async workers.
+    let app2 = app.clone();
+    let body = tokio::task::spawn_blocking(move || app2.telemetry.metrics.render(&app2))
+        .await
+        .unwrap_or_default();
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,679 @@
+//! Traces and metrics as an observability stack sees them: a real OTLP
+//! receiver (OTLP/HTTP with axum, OTLP/gRPC with tonic) decodes what the
+//! gateway exports with the opentelemetry-proto types, and `/metrics` is
+//! scraped as Prometheus would.
+//!
+//! In-process gateways are configured with `[telemetry]`; the `OTEL_*`
+//! variables are process-global, so they are tested on the real binary.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use prost::Message;
+use switchyard_tests::{Gateway, Process, Reply, Sink, client, eventually};
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+/// One exported span, with its resource's `service.name`.
+#[derive(Clone, Debug)]
+struct Got {
+    service: String,
+    span: Span,
+}
+
+/// An OTLP receiver on 127.0.0.1:0.
+#[derive(Clone, Default)]
+struct Collector {
+    url: String,
+    spans: Arc<Mutex<Vec<Got>>>,
+    paths: Arc<Mutex<Vec<String>>>,
+}
+
+impl Collector {
+    fn keep(&self, req: ExportTraceServiceRequest) {
+        let mut spans = self.spans.lock().unwrap();
+        for rs in req.resource_spans {
+            let service = rs
+                .resource
+                .as_ref()
+                .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name"))
+                .and_then(|a| a.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(Value::StringValue(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for ss in rs.scope_spans {
+                for span in ss.spans {
+                    spans.push(Got {
+                        service: service.clone(),
+                        span,
+                    });
+                }
+            }
+        }
+    }
+
+    fn spans(&self) -> Vec<Got> {
+        self.spans.lock().unwrap().clone()
+    }
+
+    /// OTLP/HTTP: any path is accepted and recorded, so a test can check
+    /// which one the exporter used.
+    async fn http() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = Collector {
+            url: format!("http://{}", listener.local_addr().unwrap()),
+            ..Default::default()
+        };
+        let me = c.clone();
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: Bytes| {
+            let me = me.clone();
+            async move {
+                me.paths.lock().unwrap().push(uri.path().to_owned());
+                let req = ExportTraceServiceRequest::decode(body).unwrap();
+                me.keep(req);
+                (
+                    [("content-type", "application/x-protobuf")],
+                    ExportTraceServiceResponse::default().encode_to_vec(),
+                )
+            }
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        c
+    }
+
+    /// OTLP/gRPC: the TraceService, served by tonic.
+    async fn grpc() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = Collector {
+            url: format!("http://{}", listener.local_addr().unwrap()),
+            ..Default::default()
+        };
+        let svc = TraceServiceServer::new(c.clone());
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+                .await;
+        });
+        c
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.paths.lock().unwrap().push("grpc".into());
+        self.keep(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn attr(s: &Span, key: &str) -> Option<Value> {
+    s.attributes
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.as_ref())
+        .and_then(|v| v.value.clone())
+}
+
+fn attr_str(s: &Span, key: &str) -> Option<String> {
+    match attr(s, key)? {
+        Value::StringValue(v) => Some(v),
+        _ => None,
+    }
+}
+
+fn attr_int(s: &Span, key: &str) -> Option<i64> {
+    match attr(s, key)? {
+        Value::IntValue(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// The trace id in a `traceparent` header.
+fn trace_of(traceparent: &str) -> String {
+    traceparent.split('-').nth(1).unwrap_or("").to_owned()
+}
+
+fn config(collector: Option<&str>, hooks: &Sink, refuses: &Sink) -> String {
+    let telemetry = match collector {
+        Some(url) => format!(
+            "[telemetry]\notlp_endpoint = \"{url}\"\nprotocol = \"http/protobuf\"\n\
+             service_name = \"switchyard-test\"\nexport_delay = \"100ms\"\n\n"
+        ),
+        None => String::new(),
+    };
+    format!(
+        "{telemetry}[server]\ndata_dir = \"{{data_dir}}\"\nmin_free_disk = \"1MiB\"\n\n\
+         [[destinations]]\nname = \"hooks\"\nkind = \"http\"\nurl = \"{}\"\ntimeout = \"2s\"\n\
+         retry = {{ initial = \"100ms\", multiplier = 1.0, max_attempts = 5 }}\n\n\
+         [[destinations]]\nname = \"refuses\"\nkind = \"http\"\nurl = \"{}\"\ntimeout = \"2s\"\n\
+         retry = {{ initial = \"100ms\", multiplier = 1.0, max_attempts = 5 }}\n\n\
+         [[topics]]\nname = \"orders\"\nroutes = [\"hooks\", \"refuses\"]\n\n\
+         [[topics]]\nname = \"signed\"\nroutes = []\n\
+         verify = {{ scheme = \"github\", secrets = [\"It's a Secret to Everybody\"] }}\n",
+        hooks.url, refuses.url
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_tells_an_events_story_through_retries_and_dead_letters() {
+    let collector = Collector::http().await;
+    let hooks = Sink::start().await;
+    // Fails twice, then succeeds.
+    hooks.script([Reply::status(500), Reply::status(503)]);
+    let refuses = Sink::start().await;
+    // A 4xx other than 408/429 is dead-lettered at once.
+    refuses.set_default(Reply::status(400));
+    let gw = Gateway::start(&config(Some(&collector.url), &hooks, &refuses)).await;
+
+    let resp = client()
+        .post(gw.url("/v1/topics/orders/events"))
+        .header("traceparent", format!("00-{TRACE}-{PARENT}-01"))
+        .header("tracestate", "vendor=yes")
+        .json(&serde_json::json!({"order": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let got = hooks.wait_for(3, Duration::from_secs(20)).await;
+    refuses.wait_for(1, Duration::from_secs(20)).await;
+    // Every outbound request continues the sender's trace.
+    for r in &got {
+        let tp = r.header("traceparent").expect("a traceparent on delivery");
+        assert_eq!(trace_of(tp), TRACE, "{tp}");
+        assert_eq!(r.header("tracestate"), Some("vendor=yes"));
+    }
+
+    // 1 ingest + 1 process + 3 + 1 attempts + 1 dead-letter in the trace.
+    let spans = eventually(Duration::from_secs(20), "all spans exported", || {
+        let c = collector.clone();
+        async move {
+            let all = c.spans();
+            let n = all
+                .iter()
+                .filter(|g| hex(&g.span.trace_id) == TRACE)
+                .count();
+            (n >= 7).then_some(all)
+        }
+    })
+    .await;
+    assert!(
+        collector
+            .paths
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|p| p == "/v1/traces"),
+        "the signal path is appended to the base endpoint"
+    );
+    assert!(spans.iter().all(|g| g.service == "switchyard-test"));
+    let in_trace: Vec<&Span> = spans
+        .iter()
+        .map(|g| &g.span)
+        .filter(|s| hex(&s.trace_id) == TRACE)
+        .collect();
+
+    // The ingest SERVER span: child of the sender's span.
+    let ingest = in_trace
+        .iter()
+        .find(|s| s.kind == SpanKind::Server as i32)
+        .expect("an ingest span");
+    assert_eq!(ingest.name, "POST /v1/topics/{topic}/events");
+    assert_eq!(hex(&ingest.parent_span_id), PARENT);
+    assert_eq!(
+        attr_str(ingest, "http.request.method").as_deref(),
+        Some("POST")
+    );
+    assert_eq!(
+        attr_str(ingest, "http.route").as_deref(),
+        Some("/v1/topics/{topic}/events")
+    );
+    assert_eq!(attr_int(ingest, "http.response.status_code"), Some(202));
+    assert_eq!(
+        attr_str(ingest, "messaging.system").as_deref(),
+        Some("switchyard")
+    );
+    assert_eq!(
+        attr_str(ingest, "messaging.operation.type").as_deref(),
+        Some("send")
+    );
+    assert_eq!(
+        attr_str(ingest, "messaging.destination.name").as_deref(),
+        Some("orders")
+    );
+    assert_eq!(
+        attr_str(ingest, "messaging.message.id").as_deref(),
+        Some(id.as_str())
+    );
+    let ingest_id = hex(&ingest.span_id);
+
+    // The router's per-event span, in the event's trace, linked to the
+    // batch span (a root of its own that links back to the event).
+    let process = in_trace
+        .iter()
+        .find(|s| s.name == "process orders")
+        .expect("a process span");
+    assert_eq!(process.kind, SpanKind::Consumer as i32);
+    assert_eq!(hex(&process.parent_span_id), ingest_id);
+    assert_eq!(
+        attr_str(process, "messaging.message.id").as_deref(),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        attr_str(process, "messaging.operation.type").as_deref(),
+        Some("process")
+    );
+    assert_eq!(process.links.len(), 1);
+    let batch_id = hex(&process.links[0].span_id);
+    let batch = spans
+        .iter()
+        .map(|g| &g.span)
+        .find(|s| hex(&s.span_id) == batch_id)
+        .expect("the batch span");
+    assert_eq!(batch.name, "process");
+    assert!(batch.parent_span_id.is_empty());
+    assert!(
+        batch
+            .links
+            .iter()
+            .any(|l| hex(&l.trace_id) == TRACE && hex(&l.span_id) == ingest_id),
+        "the batch span links to the event's context"
+    );
+
+    // Three CLIENT attempts to `hooks`: 500, 503, 200, numbered, with the
+    // backoff that preceded each.
+    let mut attempts: Vec<&&Span> = in_trace
+        .iter()
+        .filter(|s| s.kind == SpanKind::Client as i32 && s.name == "send hooks")
+        .collect();
+    attempts.sort_by_key(|s| attr_int(s, "switchyard.delivery.attempt"));
+    assert_eq!(attempts.len(), 3);
+    for (i, (a, status)) in attempts.iter().zip([500, 503, 200]).enumerate() {
+        assert_eq!(hex(&a.parent_span_id), ingest_id);
+        assert_eq!(
+            attr_int(a, "switchyard.delivery.attempt"),
+            Some(i as i64 + 1)
+        );
+        assert_eq!(attr_int(a, "http.response.status_code"), Some(status));
+        assert_eq!(attr_str(a, "http.request.method").as_deref(), Some("POST"));
+        assert_eq!(
+            attr_str(a, "messaging.destination.name").as_deref(),
+            Some("hooks")
+        );
+        assert_eq!(
+            attr_str(a, "messaging.message.id").as_deref(),
+            Some(id.as_str())
+        );
+        let delay = attr_int(a, "switchyard.delivery.delay_ms").unwrap();
+        if i == 0 {
+            assert_eq!(delay, 0);
+        } else {
+            assert!(delay > 0, "attempt {} followed a backoff", i + 1);
+        }
+        let failed = a.status.as_ref().map(|s| s.code) == Some(2);
+        assert_eq!(failed, status != 200, "span status of attempt {}", i + 1);
+        if status != 200 {
+            assert_eq!(attr_str(a, "error.type"), Some(status.to_string()));
+        }
+    }
+    // Each request carried the traceparent of its own attempt span.
+    let attempt_ids: Vec<String> = attempts.iter().map(|a| hex(&a.span_id)).collect();
+    for r in &got {
+        let parent = r.header("traceparent").unwrap().split('-').nth(2).unwrap();
+        assert!(attempt_ids.iter().any(|a| a == parent), "{parent}");
+    }
+
+    // `refuses` answered 400: one attempt, then a dead-letter span.
+    let refused = in_trace
+        .iter()
+        .find(|s| s.name == "send refuses")
+        .expect("the refused attempt");
+    assert_eq!(attr_int(refused, "http.response.status_code"), Some(400));
+    let dead = in_trace
+        .iter()
+        .find(|s| s.name == "dead-letter refuses")
+        .expect("a dead-letter span");
+    assert_eq!(hex(&dead.parent_span_id), ingest_id);
+    assert_eq!(
+        attr_str(dead, "messaging.operation.type").as_deref(),
+        Some("settle")
+    );
+
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampled_out_traces_export_nothing_but_still_propagate() {
+    let collector = Collector::http().await;
+    let hooks = Sink::start().await;
+    let refuses = Sink::start().await;
+    let text = config(Some(&collector.url), &hooks, &refuses)
+        .replace("export_delay", "sample_ratio = 0.0\nexport_delay");
+    let gw = Gateway::start(&text).await;
+    let resp = client()
+        .post(gw.url("/v1/topics/orders/events"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let got = hooks.wait_for(1, Duration::from_secs(20)).await;
+    let tp = got[0].header("traceparent").expect("a traceparent");
+    assert!(tp.ends_with("-00"), "not sampled: {tp}");
+    gw.stop().await;
+    assert!(collector.spans().is_empty(), "{:?}", collector.spans());
+}
+
+/// Reads one sample from the Prometheus text format.
+fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let prefix = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+async fn scrape(gw: &Gateway) -> String {
+    let resp = client().get(gw.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_as_events_flow() {
+    let hooks = Sink::start().await;
+    let refuses = Sink::start().await;
+    refuses.set_default(Reply::status(400));
+    let gw = Gateway::start(&config(None, &hooks, &refuses)).await;
+
+    let before = scrape(&gw).await;
+    assert_eq!(
+        sample(
+            &before,
+            "switchyard_ingest_events_total",
+            "topic=\"orders\",outcome=\"accepted\""
+        ),
+        None
+    );
+    assert!(before.contains("# TYPE switchyard_store_commit_batch_size histogram"));
+
+    let http = client();
+    for i in 0..3 {
+        let r = http
+            .post(gw.url("/v1/topics/orders/events"))
+            .json(&serde_json::json!({ "n": i }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let r = http
+        .post(gw.url("/v1/topics/nope/events"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = http
+        .post(gw.url("/v1/topics/signed/events"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    hooks.wait_for(3, Duration::from_secs(20)).await;
+
+    let text = eventually(Duration::from_secs(20), "delivery metrics", || {
+        let gw = &gw;
+        async move {
+            let t = scrape(gw).await;
+            let done = sample(
+                &t,
+                "switchyard_delivery_attempts_total",
+                "destination=\"refuses\",outcome=\"dead_letter\"",
+            ) == Some(3.0)
+                && sample(
+                    &t,
+                    "switchyard_delivery_attempts_total",
+                    "destination=\"hooks\",outcome=\"delivered\"",
+                ) == Some(3.0);
+            done.then_some(t)
+        }
+    })
+    .await;
+    let get = |name: &str, labels: &str| {
+        sample(&text, name, labels).unwrap_or_else(|| panic!("no {name}{{{labels}}} in\n{text}"))
+    };
+    assert_eq!(
+        get(
+            "switchyard_ingest_events_total",
+            "topic=\"orders\",outcome=\"accepted\""
+        ),
+        3.0
+    );
+    // An unknown topic is counted without becoming a label value.
+    assert_eq!(
+        get(
+            "switchyard_ingest_events_total",
+            "topic=\"\",outcome=\"unknown_topic\""
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "switchyard_ingest_events_total",
+            "topic=\"signed\",outcome=\"unauthorized\""
+        ),
+        1.0
+    );
+    assert!(text.contains("switchyard_signature_failures_total{topic=\"signed\",reason="));
+    assert_eq!(
+        get(
+            "switchyard_ingest_duration_seconds_count",
+            "topic=\"orders\""
+        ),
+        3.0
+    );
+    assert!(get("switchyard_store_commit_batch_size_count", "") >= 3.0);
+    assert!(get("switchyard_store_commit_duration_seconds_count", "") >= 3.0);
+    assert!(get("switchyard_store_commits_total", "") >= 3.0);
+    assert!(get("switchyard_store_disk_bytes", "") > 0.0);
+    assert_eq!(
+        get("switchyard_routed_events_total", "topic=\"orders\""),
+        3.0
+    );
+    assert_eq!(
+        get(
+            "switchyard_delivery_duration_seconds_count",
+            "destination=\"hooks\""
+        ),
+        3.0
+    );
+    assert_eq!(
+        get("switchyard_dead_letters_total", "destination=\"refuses\""),
+        3.0
+    );
+    assert_eq!(get("switchyard_dlq_depth", "destination=\"refuses\""), 3.0);
+    assert_eq!(get("switchyard_queue_depth", "destination=\"hooks\""), 0.0);
+    assert_eq!(get("switchyard_in_flight", "destination=\"hooks\""), 0.0);
+    assert_eq!(
+        get(
+            "switchyard_oldest_pending_age_seconds",
+            "destination=\"hooks\""
+        ),
+        0.0
+    );
+
+    // A destination that stops answering: its depth and lag grow.
+    hooks.set_default(Reply::status(503));
+    http.post(gw.url("/v1/topics/orders/events"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "lag on a failing destination",
+        || {
+            let gw = &gw;
+            async move {
+                let t = scrape(gw).await;
+                let depth = sample(&t, "switchyard_queue_depth", "destination=\"hooks\"")?;
+                let lag = sample(
+                    &t,
+                    "switchyard_oldest_pending_age_seconds",
+                    "destination=\"hooks\"",
+                )?;
+                let retries = sample(
+                    &t,
+                    "switchyard_delivery_attempts_total",
+                    "destination=\"hooks\",outcome=\"retry\"",
+                )?;
+                (depth == 1.0 && lag > 0.0 && retries >= 1.0).then_some(())
+            }
+        },
+    )
+    .await;
+    gw.stop().await;
+}
+
+fn binary_config(dir: &std::path::Path, hooks: &Sink) -> std::path::PathBuf {
+    let path = dir.join("switchyard.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nmin_free_disk = \"1MiB\"\n\n\
+             [[destinations]]\nname = \"hooks\"\nkind = \"http\"\nurl = \"{}\"\n\n\
+             [[topics]]\nname = \"orders\"\nroutes = [\"hooks\"]\n",
+            dir.join("data").display(),
+            hooks.url
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Posts one traced event to the binary, waits for its delivery, stops the
+/// binary with SIGTERM and returns what the collector got. The export delay
+/// is a minute, so spans arrive only because shutdown flushes them.
+async fn traced_run(collector: &Collector, env: &[(&str, &str)]) -> Vec<Got> {
+    let hooks = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = binary_config(dir.path(), &hooks);
+    let mut env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    env.push(("OTEL_BSP_SCHEDULE_DELAY".into(), "60000".into()));
+    let gw = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Process::start_with_env(&config, &env)
+    })
+    .await
+    .unwrap();
+    let resp = client()
+        .post(gw.url("/v1/topics/orders/events"))
+        .header("traceparent", format!("00-{TRACE}-{PARENT}-01"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    hooks.wait_for(1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(collector.spans().is_empty(), "nothing before the flush");
+    let status = tokio::task::spawn_blocking(move || gw.sigterm())
+        .await
+        .unwrap();
+    assert!(status.success());
+    // The binary flushed before exiting; the receiver may still be
+    // finishing the request.
+    eventually(Duration::from_secs(5), "flushed spans", || {
+        let c = collector.clone();
+        async move { (c.spans().len() >= 3).then(|| c.spans()) }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otel_env_vars_pick_grpc_on_the_real_binary() {
+    let collector = Collector::grpc().await;
+    let spans = traced_run(
+        &collector,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_SERVICE_NAME", "from-env"),
+        ],
+    )
+    .await;
+    assert!(spans.iter().all(|g| g.service == "from-env"));
+    assert!(
+        spans
+            .iter()
+            .all(|g| hex(&g.span.trace_id) == TRACE || g.span.name == "process")
+    );
+    assert!(spans.iter().any(|g| g.span.name == "send hooks"));
+    assert!(collector.paths.lock().unwrap().iter().all(|p| p == "grpc"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otel_env_vars_over_http_append_the_signal_path() {
+    let collector = Collector::http().await;
+    let base = format!("{}/otlp", collector.url);
+    let spans = traced_run(
+        &collector,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &base),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_TRACES_SAMPLER", "always_on"),
+        ],
+    )
+    .await;
+    assert!(spans.iter().all(|g| g.service == "switchyard"));
+    assert!(
+        spans
+            .iter()
+            .any(|g| g.span.kind == SpanKind::Server as i32 && hex(&g.span.trace_id) == TRACE)
+    );
+    assert!(
+        collector
+            .paths
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|p| p == "/otlp/v1/traces")
+    );
+}
