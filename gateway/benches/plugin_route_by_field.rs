@@ -1,0 +1,124 @@
+//! Time per event of `route-by-field` through the Wasm host, in batches of
+//! 64 events of 1 KB JSON, against the same plugin code called natively.
+//!
+//! Run with `scripts/build-plugins.sh && cargo bench -p switchyard --bench
+//! plugin_route_by_field`. The Wasm side is the whole `run_chain` path the
+//! router uses: hand-off to a plugin worker thread, copying the events into
+//! the component, the guest's JSON parse and lookup, the verdicts back, the
+//! route check and merge, and the wake-up of the awaiting task.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use switchyard::plugins::{PluginConfig, PluginEvent, PluginHost};
+use switchyard_sdk::Plugin as _;
+
+/// The plugin's own source, compiled natively: the same logic, no Wasm.
+#[path = "../../plugins/route-by-field/src/lib.rs"]
+#[allow(dead_code)]
+mod route_by_field;
+
+const BATCH: usize = 64;
+
+fn config() -> BTreeMap<String, String> {
+    [
+        ("pointer", "/type"),
+        (
+            "routes",
+            "refund=refunds|audit,order=billing,invoice=billing",
+        ),
+        ("default", "audit"),
+        ("priorities", "refund=8"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// A 1 KB JSON event; `type` varies so lookups are not all the same.
+fn body(i: usize) -> String {
+    let kind = ["order", "refund", "invoice", "other"][i % 4];
+    let mut s = format!(
+        r#"{{"type":"{kind}","id":"evt_{i:08}","customer":{{"id":"cus_{i}","tier":"pro"}},"amount":{},"padding":""#,
+        i * 100
+    );
+    while s.len() < 1022 {
+        s.push('x');
+    }
+    s.push_str(r#""}"#);
+    s
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = std::env::var_os("SWITCHYARD_PLUGIN_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/target/wasm32-wasip2/release")
+        });
+    let wasm = dir.join("route_by_field.wasm");
+    assert!(
+        wasm.is_file(),
+        "{} is missing: run scripts/build-plugins.sh first",
+        wasm.display()
+    );
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut pc = PluginConfig::new("route-by-field", &wasm);
+    pc.config = config();
+    let host = PluginHost::start(&[pc], cache.path()).expect("plugin loads");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let events: Vec<PluginEvent> = (0..BATCH)
+        .map(|i| PluginEvent {
+            id: format!("{i}"),
+            topic: "orders".into(),
+            received_at_ms: 1,
+            headers: vec![("content-type".into(), "application/json".into())],
+            content_type: "application/json".into(),
+            payload: body(i).into(),
+            attributes: Vec::new(),
+        })
+        .collect();
+    assert!(events.iter().all(|e| e.payload.len() == 1024));
+    let chain = vec!["route-by-field".to_owned()];
+    let known: HashSet<String> = ["refunds", "audit", "billing"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+
+    let mut group = c.benchmark_group("route_by_field_1kb_batch64");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("wasm", |b| {
+        b.iter(|| {
+            let out = rt.block_on(host.run_chain(&chain, &known, events.clone()));
+            assert_eq!(out.len(), BATCH);
+            out
+        })
+    });
+    let native =
+        route_by_field::RouteByField::init(&config().into_iter().collect()).expect("native init");
+    group.bench_function("native", |b| {
+        b.iter(|| {
+            // The same copies the host makes: each event into the guest's types.
+            events
+                .iter()
+                .map(|e| {
+                    let mut ev = switchyard_sdk::Event::new(e.topic.clone(), e.payload.to_vec());
+                    ev.id = e.id.clone();
+                    ev.received_at_ms = e.received_at_ms;
+                    ev.headers = e.headers.clone();
+                    ev.content_type = e.content_type.clone();
+                    ev.attributes = e.attributes.clone();
+                    native.handle(&ev)
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
