@@ -41,6 +41,15 @@ routes = ["sink"]
 
 [[topics]]
 name = "ingest-only"
+
+[[destinations]]
+name = "jobs"
+kind = "pull"
+visibility_timeout = "60s"
+
+[[topics]]
+name = "pull"
+routes = ["jobs"]
 TOML
   RUST_LOG=warn "$gw" serve --config "$dir/bench.toml" > "$dir/log" 2>&1 &
   gw_pid=$!
@@ -70,6 +79,14 @@ echo "== 2. Latency at a fixed 5,000 events/s, 64 connections"
 run_gateway ""
 "$lg" --url "http://127.0.0.1:$port/v1/topics/bench/events" --connections 64 --duration 10s --rate 5000 --sink "127.0.0.1:$sink_port"
 stop_gateway
+
+echo
+echo "== 3. Pull: fill a pull queue for 5 s, then 8 consumers receive batches of 10 and ack"
+run_gateway ""
+"$lg" --url "http://127.0.0.1:$port/v1/topics/pull/events" --connections 64 --duration 5s --warmup 0s \
+  --pull "http://127.0.0.1:$port/v1/queues/jobs" --consumers 8 --batch 10
+stop_gateway
+
 # ---------------------------------------------------------------------------
 # Telemetry (issue 5): ingest throughput with tracing off, exported at 100%
 # sampling to a local OTLP/HTTP sink (inside loadgen), and configured but

@@ -34,4 +34,14 @@ cargo build --workspace
 export SWITCHYARD_BIN="$root/target/debug/switchyard"
 
 step "Running the tests"
-cargo test --workspace "$@"
+log=$(mktemp)
+set +e
+cargo test --workspace "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# cargo prints one "test result" line per test binary, the last usually for
+# doc-tests with 0 tests: add them up into one closing line.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"

@@ -53,6 +53,16 @@ struct Args {
     /// With --sink: how many deliveries to wait for after sending (0 = all acked).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
+    /// After sending, drain this pull queue (its base URL, e.g.
+    /// http://127.0.0.1:8080/v1/queues/jobs) with receive + ack, and report messages/s.
+    #[arg(long)]
+    pull: Option<String>,
+    /// Pull consumers running at once.
+    #[arg(long, default_value_t = 8)]
+    consumers: usize,
+    /// Messages per receive.
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
 }
 
 /// A JSON object of about `size` bytes.
@@ -162,7 +172,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let ok = totals.ok.load(Ordering::Relaxed);
     let errors = totals.errors.load(Ordering::Relaxed);
-    let h = hist.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let h = hist
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
     let secs = args.duration.as_secs_f64();
     println!(
         "ingest: {ok} events in {secs:.1}s = {:.0} events/s ({} connections, {} B, rate {}), errors {errors}",
@@ -188,6 +201,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "otlp: {} trace export requests received",
             otlp.count.load(Ordering::Relaxed)
         );
+    }
+    if let Some(queue) = &args.pull {
+        drain_pull(queue, args.consumers, args.batch).await?;
     }
     if let Some(sink) = sink {
         // Everything sent (warm-up included) is eventually delivered; wait for
@@ -277,4 +293,96 @@ fn rand_fraction() -> f64 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     f64::from(n % 1000) / 1000.0
+}
+
+/// One keep-alive HTTP/1.1 connection that posts JSON and reads JSON.
+struct JsonConn {
+    send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    authority: String,
+}
+
+impl JsonConn {
+    async fn open(authority: &str) -> anyhow::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(authority).await?;
+        stream.set_nodelay(true)?;
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(Self {
+            send,
+            authority: authority.to_owned(),
+        })
+    }
+
+    async fn post(
+        &mut self,
+        uri: &hyper::Uri,
+        body: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let req = Request::post(uri.clone())
+            .header("host", &self.authority)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))?;
+        self.send.ready().await?;
+        let resp = self.send.send_request(req).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            bail!("{uri}: {status}: {}", String::from_utf8_lossy(&bytes));
+        }
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+}
+
+/// Drains a pull queue with `consumers` concurrent receive+ack loops until a
+/// receive comes back empty, and reports the rate.
+async fn drain_pull(base: &str, consumers: usize, batch: usize) -> anyhow::Result<()> {
+    let receive: hyper::Uri = format!("{base}/receive").parse()?;
+    let ack: hyper::Uri = format!("{base}/ack").parse()?;
+    let authority = receive
+        .authority()
+        .context("--pull needs a host")?
+        .to_string();
+    let total = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..consumers {
+        let (receive, ack, authority, total) = (
+            receive.clone(),
+            ack.clone(),
+            authority.clone(),
+            total.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut conn = JsonConn::open(&authority).await?;
+            loop {
+                let got = conn
+                    .post(
+                        &receive,
+                        serde_json::json!({"max_messages": batch, "wait_seconds": 0}),
+                    )
+                    .await?;
+                let receipts: Vec<serde_json::Value> = got["messages"]
+                    .as_array()
+                    .map(|ms| ms.iter().map(|m| m["receipt"].clone()).collect())
+                    .unwrap_or_default();
+                if receipts.is_empty() {
+                    return anyhow::Ok(());
+                }
+                let n = receipts.len() as u64;
+                conn.post(&ack, serde_json::json!({ "receipts": receipts }))
+                    .await?;
+                total.fetch_add(n, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = total.load(Ordering::Relaxed);
+    println!(
+        "pull: {n} messages received and acked in {secs:.1}s = {:.0} messages/s ({consumers} consumers, batches of {batch})",
+        n as f64 / secs
+    );
+    Ok(())
 }

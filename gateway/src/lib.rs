@@ -11,6 +11,7 @@
 //! - [`event`]: the event as the gateway keeps it; ids and time helpers.
 //! - [`ingest`]: HTTP ingest: publish, batch, limits, idempotency keys.
 //! - [`plugins`]: the Wasm plugin host: contract, sandbox, limits, chains, hot reload.
+//! - [`registry`]: the Avro schema registry (Confluent's REST API) and payload validation.
 //! - [`router`]: pending events -> plugin chain -> destination queues.
 //! - [`server`]: [`run`], shared state, the HTTP router, background tasks.
 //! - [`store`]: everything fjall: keyspaces, group commit, recovery.
@@ -22,6 +23,7 @@ pub mod delivery;
 pub mod event;
 pub mod ingest;
 pub mod plugins;
+pub mod registry;
 pub mod router;
 pub mod server;
 pub mod store;

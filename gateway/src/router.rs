@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
-use crate::config::Config;
+use crate::config::{Config, OrderingKey};
 use crate::delivery::Delivery;
 use crate::event::{Event, now_ms};
 use crate::store::{QueueEntry, Routed, Store};
@@ -31,6 +31,8 @@ pub const DEFAULT_PRIORITY: u8 = 5;
 #[derive(Debug, Clone)]
 struct TopicRoutes {
     routes: Vec<String>,
+    /// A sender header allowed to set the priority.
+    priority_header: Option<String>,
 }
 
 /// Reads pending events and queues them for their destinations.
@@ -39,6 +41,8 @@ pub struct Router {
     delivery: Arc<Delivery>,
     topics: HashMap<String, TopicRoutes>,
     destinations: HashSet<String>,
+    /// Where each FIFO destination takes its ordering key from.
+    ordering: HashMap<String, OrderingKey>,
 }
 
 impl Router {
@@ -51,16 +55,23 @@ impl Router {
                     t.name.clone(),
                     TopicRoutes {
                         routes: t.routes.clone(),
+                        priority_header: t.priority_header.as_ref().map(|h| h.to_ascii_lowercase()),
                     },
                 )
             })
             .collect();
         let destinations = config.destinations.iter().map(|d| d.name.clone()).collect();
+        let ordering = config
+            .destinations
+            .iter()
+            .filter_map(|d| d.ordering.as_ref().map(|o| (d.name.clone(), o.key.clone())))
+            .collect();
         Self {
             store,
             delivery,
             topics,
             destinations,
+            ordering,
         }
     }
 
@@ -120,27 +131,29 @@ impl Router {
         batch
             .into_iter()
             .map(|e| {
-                let routes = match self.topics.get(&e.topic) {
-                    Some(t) => t.routes.clone(),
+                let (routes, priority) = match self.topics.get(&e.topic) {
+                    Some(t) => (t.routes.clone(), header_priority(&e, t)),
                     None => {
                         tracing::warn!(event_id = %e.id, topic = %e.topic,
                             "Event of a topic no longer configured; it is not routed anywhere.");
-                        Vec::new()
+                        (Vec::new(), None)
                     }
                 };
+                let priority = priority.unwrap_or(DEFAULT_PRIORITY);
                 let entries = routes
                     .into_iter()
                     .filter(|r| self.destinations.contains(r))
                     .map(|destination| QueueEntry {
                         event_id: e.id,
+                        ordering_key: self.ordering_key(&destination, &e, None),
                         destination,
-                        priority: DEFAULT_PRIORITY,
+                        priority,
                         due_ms: now,
                         attempt: 0,
                         history_base: 0,
                         delay_ms: 0,
                         enqueued_at_ms: now,
-                        ordering_key: None,
+                        lease: None,
                     })
                     .collect();
                 Routed {
@@ -152,4 +165,35 @@ impl Router {
             })
             .collect()
     }
+
+    /// The ordering key of `e` at a FIFO destination, from the configured
+    /// source; `None` at other destinations or when the source is absent
+    /// (such events are not ordered).
+    fn ordering_key(&self, dest: &str, e: &Event, from_plugin: Option<&str>) -> Option<String> {
+        match self.ordering.get(dest)? {
+            OrderingKey::Header(h) => e
+                .meta
+                .headers
+                .iter()
+                .find(|(k, _)| k == h)
+                .map(|(_, v)| v.clone()),
+            OrderingKey::Pointer(p) => {
+                let v: serde_json::Value = serde_json::from_slice(&e.payload).ok()?;
+                match v.pointer(p)? {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Null => None,
+                    other => Some(other.to_string()),
+                }
+            }
+            OrderingKey::Plugin => from_plugin.map(str::to_owned),
+        }
+    }
+}
+
+/// The priority a sender asked for in the topic's `priority_header`, if the
+/// topic allows one and the value is a digit 0-9.
+fn header_priority(e: &Event, t: &TopicRoutes) -> Option<u8> {
+    let h = t.priority_header.as_deref()?;
+    let (_, v) = e.meta.headers.iter().find(|(k, _)| k == h)?;
+    v.trim().parse::<u8>().ok().filter(|p| *p <= 9)
 }

@@ -127,10 +127,10 @@ impl Process {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["fields"]["message"] == "Switchyard is listening." {
-                        let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or("").to_owned());
-                    }
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["fields"]["message"] == "Switchyard is listening."
+                {
+                    let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or("").to_owned());
                 }
                 sink.lock().unwrap().push(line);
             }

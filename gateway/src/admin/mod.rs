@@ -1,8 +1,11 @@
 //! The admin API: events and their delivery history, destinations (depths,
-//! pause/resume), dead-letter queues (list, replay, purge), readiness.
+//! pause/resume), dead-letter queues (list, replay, purge), readiness, and
+//! (`queues`) the pull-consumer endpoints.
 //!
 //! Shapes follow DESIGN.md's "HTTP API" section; the CLI's `dlq` commands
 //! are thin clients of these endpoints.
+
+mod queues;
 
 use std::collections::HashSet;
 
@@ -26,6 +29,7 @@ const MAX_PAGE: usize = 1000;
 /// The admin routes, merged into the gateway's router.
 pub fn routes() -> axum::Router<App> {
     axum::Router::new()
+        .merge(queues::routes())
         .route("/readyz", get(readyz))
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}", get(get_event))

@@ -117,6 +117,10 @@ pub struct TopicConfig {
     /// How long an `Idempotency-Key` (or `webhook-id`) is remembered.
     #[serde(default = "default_idempotency_window", with = "humantime_serde")]
     pub idempotency_window: Duration,
+    /// A sender header that may set the priority (0-9, 9 most urgent).
+    /// Unset: senders cannot choose; plugins still can.
+    #[serde(default)]
+    pub priority_header: Option<String>,
     /// Per-topic body limit; defaults to `server.max_body`.
     #[serde(default)]
     pub max_body: Option<ByteSize>,
@@ -159,6 +163,58 @@ pub struct DestinationConfig {
     /// (`{ "x-api-key" = "env:BILLING_KEY" }`).
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, Secret>,
+    /// FIFO per key: `{ key = "header:x-account" }`, `"pointer:/account"`, or
+    /// `"plugin"` (the ordering key a plugin verdict sets).
+    #[serde(default)]
+    pub ordering: Option<OrderingConfig>,
+    /// Waiting this long lifts an entry one priority level, so low-priority
+    /// events never starve behind a stream of urgent ones. Unset: strict priority.
+    #[serde(default, with = "humantime_serde")]
+    pub priority_aging: Option<Duration>,
+    /// `kind = "pull"`: how long a received message stays invisible to others.
+    #[serde(default = "default_visibility_timeout", with = "humantime_serde")]
+    pub visibility_timeout: Duration,
+    /// `kind = "pull"`: receives without an ack before the message is dead-lettered.
+    #[serde(default = "default_max_receives")]
+    pub max_receives: u32,
+}
+
+/// `ordering = { key = "..." }`: where a destination's ordering key comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderingConfig {
+    pub key: OrderingKey,
+}
+
+/// The source of an ordering key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderingKey {
+    /// A sender header (lower-cased name).
+    Header(String),
+    /// A JSON Pointer into the (JSON) payload.
+    Pointer(String),
+    /// The `ordering_key` of the plugin chain's verdict.
+    Plugin,
+}
+
+impl<'de> Deserialize<'de> for OrderingKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        if let Some(h) = raw.strip_prefix("header:") {
+            if http::HeaderName::try_from(h).is_ok() {
+                return Ok(Self::Header(h.to_ascii_lowercase()));
+            }
+        } else if let Some(p) = raw.strip_prefix("pointer:") {
+            if p.starts_with('/') {
+                return Ok(Self::Pointer(p.to_owned()));
+            }
+        } else if raw == "plugin" {
+            return Ok(Self::Plugin);
+        }
+        Err(serde::de::Error::custom(format!(
+            "invalid ordering key {raw:?}: expected \"header:NAME\", \"pointer:/json/pointer\" or \"plugin\""
+        )))
+    }
 }
 
 /// The kinds of destination.
@@ -169,6 +225,8 @@ pub enum DestinationKind {
     Http,
     /// Writes each event to the gateway's log; useful to try things out.
     Log,
+    /// A durable queue that consumers drain over HTTP (receive/ack/nack).
+    Pull,
 }
 
 /// `retry = { ... }`: the backoff policy of a destination.
@@ -278,6 +336,12 @@ fn default_timeout() -> Duration {
 }
 fn default_concurrency() -> usize {
     16
+}
+fn default_visibility_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_receives() -> u32 {
+    5
 }
 fn default_retry_initial() -> Duration {
     Duration::from_secs(5)
@@ -396,7 +460,7 @@ impl Config {
                         );
                     }
                 }
-                DestinationKind::Log => {}
+                DestinationKind::Log | DestinationKind::Pull => {}
             }
             if let Some(signing) = &d.signing {
                 crate::delivery::signing::Signer::new(signing)
@@ -409,6 +473,14 @@ impl Config {
                         format!("{name:?} is not a valid header name"),
                     ));
                 }
+            }
+            if d.kind == DestinationKind::Pull
+                && (d.visibility_timeout.is_zero() || d.max_receives == 0)
+            {
+                return Err(self.invalid(
+                    format!("{key}.visibility_timeout"),
+                    "a pull destination needs a visibility_timeout above zero and max_receives of at least 1",
+                ));
             }
             if d.concurrency == 0 {
                 return Err(self.invalid(format!("{key}.concurrency"), "must be at least 1"));

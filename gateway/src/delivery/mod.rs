@@ -4,13 +4,15 @@
 //!
 //! - `queue`: the in-memory order of a destination's pending entries.
 //! - `retry`: the one policy that decides what follows an attempt.
-//! - `http`: the HTTP push client.
+//! - `http`: the HTTP push client; `signing`: Standard Webhooks signatures.
+//! - `pull`: leases for pull consumers (receive, ack, nack, extend).
 //!
 //! Settling is written before the in-memory queue changes, so what the store
 //! says is what a restart will resume from; an attempt whose settle write was
 //! lost in a crash is simply made again (at-least-once).
 
 pub mod http;
+pub mod pull;
 pub mod queue;
 pub mod retry;
 pub mod signing;
@@ -46,6 +48,8 @@ pub enum DeliveryError {
 enum Sender {
     Http(Box<http::HttpPush>),
     Log,
+    /// Nothing is sent: consumers receive (see `pull`).
+    Pull,
 }
 
 /// One configured destination and its queue.
@@ -57,6 +61,17 @@ pub struct Destination {
     /// Rung when entries arrive, a pause ends, or shutdown starts.
     wake: Notify,
     paused: AtomicBool,
+    /// Pull counters, for stats and metrics.
+    pub(crate) counters: PullCounters,
+}
+
+/// What pull consumers did with a destination since start.
+#[derive(Debug, Default)]
+pub struct PullCounters {
+    pub receives: std::sync::atomic::AtomicU64,
+    pub acks: std::sync::atomic::AtomicU64,
+    pub nacks: std::sync::atomic::AtomicU64,
+    pub lease_expiries: std::sync::atomic::AtomicU64,
 }
 
 /// What `GET /v1/destinations` shows for one destination.
@@ -69,6 +84,23 @@ pub struct DestinationStats {
     pub in_flight: usize,
     pub dlq_depth: u64,
     pub oldest_pending_age_seconds: f64,
+    /// Pending entries not yet due (backing off, delayed by a nack).
+    pub delayed: usize,
+    /// Ordering keys whose head is in flight or backing off (FIFO destinations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_keys: Option<usize>,
+    /// Pull destinations: receives, acks, nacks and lease expiries since start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullStats>,
+}
+
+/// The pull counters of one destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct PullStats {
+    pub receives: u64,
+    pub acks: u64,
+    pub nacks: u64,
+    pub lease_expiries: u64,
 }
 
 impl Destination {
@@ -128,6 +160,7 @@ impl Delivery {
                     })?))
                 }
                 DestinationKind::Log => Sender::Log,
+                DestinationKind::Pull => Sender::Pull,
             };
             let paused = store.is_paused(&d.name)?;
             destinations.insert(
@@ -136,18 +169,33 @@ impl Delivery {
                     config: d.clone(),
                     sender,
                     policy: RetryPolicy::new(d.retry.clone()),
-                    queue: Mutex::new(MemQueue::default()),
+                    queue: Mutex::new(MemQueue::new(queue::Policy {
+                        aging_ms: d.priority_aging.map(|a| a.as_millis().max(1) as u64),
+                        ordered: d.ordering.is_some(),
+                    })),
                     wake: Notify::new(),
                     paused: AtomicBool::new(paused),
+                    counters: PullCounters::default(),
                 }),
             );
         }
         let mut orphans = 0usize;
+        let now = now_ms();
         for e in store.load_queue()? {
             match destinations.get(&e.destination) {
-                Some(d) => {
-                    d.queue().push(e);
-                }
+                Some(d) => match e.lease {
+                    // A lease from before the restart still holds until it ends.
+                    Some(nonce) if e.due_ms > now => {
+                        let lease = queue::Lease {
+                            nonce,
+                            until_ms: e.due_ms,
+                        };
+                        d.queue().insert_leased(e, lease);
+                    }
+                    _ => {
+                        d.queue().push(e);
+                    }
+                },
                 // Entries of a destination removed from the config stay in the
                 // store untouched: restoring the destination resumes them.
                 None => orphans += 1,
@@ -168,7 +216,11 @@ impl Delivery {
         });
         for d in delivery.destinations.values() {
             let (dl, d) = (delivery.clone(), d.clone());
-            tokio::spawn(async move { dl.dispatch(d).await });
+            if d.config.kind == DestinationKind::Pull {
+                tokio::spawn(async move { dl.expire_leases(d).await });
+            } else {
+                tokio::spawn(async move { dl.dispatch(d).await });
+            }
         }
         Ok(delivery)
     }
@@ -208,10 +260,23 @@ impl Delivery {
         self.destinations
             .values()
             .map(|d| {
-                let (depth, in_flight, oldest) = {
+                let (depth, in_flight, oldest, delayed, blocked) = {
                     let q = d.queue();
-                    (q.depth(), q.in_flight(), q.oldest_enqueued_ms())
+                    (
+                        q.depth(),
+                        q.in_flight(),
+                        q.oldest_enqueued_ms(),
+                        q.delayed(now),
+                        q.blocked_keys(now),
+                    )
                 };
+                let c = &d.counters;
+                let pull = (d.config.kind == DestinationKind::Pull).then(|| PullStats {
+                    receives: c.receives.load(Ordering::Relaxed),
+                    acks: c.acks.load(Ordering::Relaxed),
+                    nacks: c.nacks.load(Ordering::Relaxed),
+                    lease_expiries: c.lease_expiries.load(Ordering::Relaxed),
+                });
                 Ok(DestinationStats {
                     name: d.config.name.clone(),
                     kind: d.config.kind,
@@ -222,6 +287,9 @@ impl Delivery {
                     oldest_pending_age_seconds: oldest
                         .map(|t| now.saturating_sub(t) as f64 / 1000.0)
                         .unwrap_or(0.0),
+                    delayed,
+                    blocked_keys: d.config.ordering.is_some().then_some(blocked),
+                    pull,
                 })
             })
             .collect()
@@ -273,6 +341,7 @@ impl Delivery {
                 delay_ms: 0,
                 enqueued_at_ms: now,
                 ordering_key: ordering_key.clone(),
+                lease: None,
             });
             if from_dlq {
                 dlq_keys.push((dest.to_owned(), *id));
@@ -338,7 +407,7 @@ impl Delivery {
                 None
             } else {
                 let mut q = d.queue();
-                if let Some(e) = q.take_due(now_ms()) {
+                if let Some(e) = q.take_due(now_ms(), None) {
                     return Some(e);
                 }
                 q.next_due()
@@ -404,13 +473,14 @@ impl Delivery {
         let n_budget = entry.attempt + 1;
         let n_history = entry.history_base + n_budget;
         let at_ms = now_ms();
-        // The attempt's CLIENT span, in the event's trace.
+        // The attempt's CLIENT span, in the event's trace (pull has none).
         let tel = &self.telemetry;
         let span = match &d.sender {
             Sender::Http(p) => {
                 tel.attempt_span(&event, name, Some(p.uri()), n_history, entry.delay_ms)
             }
             Sender::Log => tel.attempt_span(&event, name, None, n_history, entry.delay_ms),
+            Sender::Pull => crate::telemetry::TraceSpan::default(),
         };
         let answer = match &d.sender {
             Sender::Http(push) => {
@@ -425,6 +495,12 @@ impl Delivery {
                     trace: span.carried(&event),
                 })
                 .await
+            }
+            // Pull destinations have no dispatcher, so no attempts to make;
+            // should one get here, the entry simply waits for a consumer.
+            Sender::Pull => {
+                d.queue().requeue(entry);
+                return Ok(());
             }
             Sender::Log => {
                 let preview = String::from_utf8_lossy(&body[..body.len().min(256)]).into_owned();
@@ -502,7 +578,12 @@ impl Delivery {
                 d.queue().requeue(next);
                 d.wake.notify_one();
             }
-            None => d.queue().finish(id),
+            None => {
+                d.queue().finish(id);
+                // With ordering keys, finishing the head makes the key's next
+                // event eligible: the dispatcher may be asleep waiting for it.
+                d.wake.notify_one();
+            }
         }
         Ok(())
     }

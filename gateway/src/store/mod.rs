@@ -435,6 +435,17 @@ impl Store {
         self.write(ops, true).await
     }
 
+    /// Rewrites queue entries in place (a lease taken, extended or returned):
+    /// each old key removed and its new version written, atomically.
+    pub async fn move_entries(&self, moves: &[(QueueEntry, QueueEntry)]) -> Result<(), StoreError> {
+        let mut ops = Vec::with_capacity(moves.len() * 2);
+        for (old, new) in moves {
+            ops.push(Op::Del(Ks::Queue, old.key()));
+            ops.push(Op::Put(Ks::Queue, new.key(), records::to_json(new)));
+        }
+        self.write(ops, false).await
+    }
+
     /// Delivery states of one event, by destination.
     pub fn delivery_states(&self, id: Ulid) -> Result<Vec<(String, DeliveryState)>, StoreError> {
         let mut out = Vec::new();
@@ -643,9 +654,10 @@ impl Store {
             // the `idem` record if it is the one this expiry entry describes.
             if let Some(v) = self.ks.idem.get(&idem_key)?
                 && let Some((created, _)) = writer::decode_idem(&v)
-                    && created.to_be_bytes() == k[..8] {
-                        ops.push(Op::Del(Ks::Idem, idem_key));
-                    }
+                && created.to_be_bytes() == k[..8]
+            {
+                ops.push(Op::Del(Ks::Idem, idem_key));
+            }
             ops.push(Op::Del(Ks::IdemExpiry, k.to_vec()));
         }
         let n = ops.len();

@@ -80,6 +80,11 @@ pub struct QueueEntry {
     pub enqueued_at_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordering_key: Option<String>,
+    /// A pull consumer's lease (its nonce); `due_ms` is then the lease's end.
+    /// Stored so a lease survives a restart: the message stays invisible
+    /// until the timeout, and the consumer's receipt still works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<u64>,
 }
 
 impl QueueEntry {

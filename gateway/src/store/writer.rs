@@ -234,12 +234,13 @@ impl Writer {
                 return Ok(Appended::Duplicate { ids: prev.clone() });
             }
             if let Some(v) = self.ks.idem.get(ik)?
-                && let Some((created, prev)) = decode_idem(&v) {
-                    let window = a.window.as_millis() as u64;
-                    if now.saturating_sub(created) < window {
-                        return Ok(Appended::Duplicate { ids: prev });
-                    }
+                && let Some((created, prev)) = decode_idem(&v)
+            {
+                let window = a.window.as_millis() as u64;
+                if now.saturating_sub(created) < window {
+                    return Ok(Appended::Duplicate { ids: prev });
                 }
+            }
         }
         let mut new_ids = Vec::with_capacity(a.events.len());
         for ev in &a.events {

@@ -1,0 +1,384 @@
+//! Pull consumers: a destination of kind `pull` is a durable queue that
+//! consumers drain over HTTP, SQS-style.
+//!
+//! `receive` leases up to N due entries: each gets a receipt
+//! (`<event id>.<nonce>`) and becomes invisible until the visibility timeout.
+//! The lease is written to the store before the messages are handed out —
+//! the entry's key moves to the lease's end with the nonce in its value — so
+//! after a crash a leased message stays invisible until its timeout and then
+//! comes back: never lost, never given to two consumers within one lease.
+//! `ack` settles (delivered), `nack` makes visible again (optionally later),
+//! `extend` lengthens the lease. A receipt whose lease has been superseded
+//! (expired and re-received by someone else) is refused, per receipt. After
+//! `max_receives` receives without an ack the message is dead-lettered.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::Serialize;
+use ulid::Ulid;
+
+use super::queue::Lease;
+use super::{Delivery, Destination};
+use crate::event::{Event, now_ms};
+use crate::store::{AttemptRecord, QueueEntry, Settle, StoreError};
+
+/// One leased message.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub receipt: String,
+    /// How many times this message has been received, this one included.
+    pub attempt: u32,
+    pub event: Event,
+    /// The body and headers to hand out (a plugin's rewrite, if any).
+    pub content_type: String,
+    pub headers: Vec<(String, String)>,
+    pub body: bytes::Bytes,
+}
+
+/// The answer for one receipt of an ack, nack or extend.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceiptResult {
+    pub receipt: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn receipt(id: Ulid, nonce: u64) -> String {
+    format!("{id}.{nonce:016x}")
+}
+
+fn parse_receipt(r: &str) -> Option<(Ulid, u64)> {
+    let (id, nonce) = r.split_once('.')?;
+    Some((
+        Ulid::from_string(id).ok()?,
+        u64::from_str_radix(nonce, 16).ok()?,
+    ))
+}
+
+/// What a receipt resolves to right now.
+enum Held {
+    Current(QueueEntry),
+    Stale(&'static str),
+}
+
+impl Delivery {
+    /// Leases up to `max` due messages, waiting up to `wait` for the first.
+    pub async fn receive(
+        &self,
+        d: &Destination,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<Received>, StoreError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Register interest before looking, so a push between the look
+            // and the wait still wakes us.
+            let notified = d.wake.notified();
+            let got = self.receive_now(d, max, visibility).await?;
+            if !got.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(got);
+            }
+            let next_due = d.queue().next_due();
+            let until = match next_due {
+                Some(due) if due > 0 => {
+                    let dt = Duration::from_millis(due.saturating_sub(now_ms()));
+                    (tokio::time::Instant::now() + dt).min(deadline)
+                }
+                _ => deadline,
+            };
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
+    }
+
+    async fn receive_now(
+        &self,
+        d: &Destination,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Received>, StoreError> {
+        if d.is_paused() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let until = now + visibility.as_millis() as u64;
+        let mut taken = Vec::new();
+        {
+            let mut q = d.queue();
+            while taken.len() < max {
+                let nonce: u64 = rand::random();
+                let lease = Lease {
+                    nonce,
+                    until_ms: until,
+                };
+                match q.take_due(now, Some(lease)) {
+                    Some(e) => taken.push((e, lease)),
+                    None => break,
+                }
+            }
+        }
+        if taken.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Over the receive budget: dead-letter instead of handing out.
+        let max_receives = d.config.max_receives;
+        let (spent, fresh): (Vec<_>, Vec<_>) = taken
+            .into_iter()
+            .partition(|(e, _)| e.attempt >= max_receives);
+        for (e, _) in spent {
+            let record = AttemptRecord {
+                attempt: e.history_base + e.attempt,
+                at_ms: now,
+                status: None,
+                error: Some(format!("received {} times without an ack", e.attempt)),
+                latency_ms: 0,
+                response_excerpt: None,
+                delay_before_ms: 0,
+            };
+            let outcome = Settle::DeadLetter {
+                error: format!("received {} times without an ack (max_receives)", e.attempt),
+            };
+            self.store.settle(&e, &record, &outcome).await?;
+            d.queue().finish(e.event_id);
+            tracing::warn!(event_id = %e.event_id, destination = %d.config.name,
+                "Message dead-lettered after max_receives receives without an ack.");
+        }
+        let moves: Vec<(QueueEntry, QueueEntry)> = fresh
+            .iter()
+            .map(|(e, lease)| {
+                let leased = QueueEntry {
+                    due_ms: lease.until_ms,
+                    attempt: e.attempt + 1,
+                    lease: Some(lease.nonce),
+                    ..e.clone()
+                };
+                (e.clone(), leased)
+            })
+            .collect();
+        if let Err(err) = self.store.move_entries(&moves).await {
+            // Not leased after all: put them back as they were.
+            let mut q = d.queue();
+            for (old, _) in moves {
+                q.requeue(old);
+            }
+            return Err(err);
+        }
+        let mut out = Vec::with_capacity(moves.len());
+        for (_, leased) in moves {
+            let id = leased.event_id;
+            let lease = Lease {
+                nonce: leased.lease.unwrap_or_default(),
+                until_ms: leased.due_ms,
+            };
+            d.queue().set_lease(id, lease, leased.clone());
+            let Some(event) = self.store.event(id)? else {
+                // Gone (retention): settle it away.
+                d.queue().finish(id);
+                continue;
+            };
+            let (content_type, headers, body) = match self.store.transformed(id)? {
+                Some(t) => (t.content_type, t.headers, t.payload),
+                None => (
+                    event.meta.content_type.clone(),
+                    event.meta.headers.clone(),
+                    event.payload.clone(),
+                ),
+            };
+            out.push(Received {
+                receipt: receipt(id, lease.nonce),
+                attempt: leased.attempt,
+                event,
+                content_type,
+                headers,
+                body,
+            });
+        }
+        d.counters
+            .receives
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// Resolves a receipt against the live leases.
+    fn hold(d: &Destination, receipt_text: &str) -> Held {
+        let Some((id, nonce)) = parse_receipt(receipt_text) else {
+            return Held::Stale("not a receipt");
+        };
+        let q = d.queue();
+        match q.taken(id) {
+            Some(t) if t.lease.is_some_and(|l| l.nonce == nonce) => Held::Current(t.entry.clone()),
+            Some(_) => {
+                Held::Stale("stale receipt: the lease expired and the message was received again")
+            }
+            None if q.contains(id) => {
+                Held::Stale("stale receipt: the lease expired and the message is visible again")
+            }
+            None => Held::Stale(
+                "unknown receipt: the message was already acknowledged, or never leased",
+            ),
+        }
+    }
+
+    /// Acknowledges messages: each is delivered and leaves the queue.
+    pub async fn ack(
+        &self,
+        d: &Destination,
+        receipts: &[String],
+    ) -> Result<Vec<ReceiptResult>, StoreError> {
+        let mut out = Vec::with_capacity(receipts.len());
+        for r in receipts {
+            let entry = match Self::hold(d, r) {
+                Held::Current(e) => e,
+                Held::Stale(why) => {
+                    out.push(refused(r, why));
+                    continue;
+                }
+            };
+            let record = AttemptRecord {
+                attempt: entry.history_base + entry.attempt,
+                at_ms: now_ms(),
+                status: None,
+                error: None,
+                latency_ms: 0,
+                response_excerpt: Some("acknowledged by a pull consumer".to_owned()),
+                delay_before_ms: 0,
+            };
+            self.store
+                .settle(&entry, &record, &Settle::Delivered)
+                .await?;
+            d.queue().finish(entry.event_id);
+            d.wake.notify_one();
+            d.counters.acks.fetch_add(1, Ordering::Relaxed);
+            out.push(accepted(r));
+        }
+        Ok(out)
+    }
+
+    /// Makes leased messages visible again after `delay`.
+    pub async fn nack(
+        &self,
+        d: &Destination,
+        receipts: &[String],
+        delay: Duration,
+    ) -> Result<Vec<ReceiptResult>, StoreError> {
+        let mut out = Vec::with_capacity(receipts.len());
+        for r in receipts {
+            let entry = match Self::hold(d, r) {
+                Held::Current(e) => e,
+                Held::Stale(why) => {
+                    out.push(refused(r, why));
+                    continue;
+                }
+            };
+            let back = QueueEntry {
+                due_ms: now_ms() + delay.as_millis() as u64,
+                delay_ms: delay.as_millis() as u64,
+                lease: None,
+                ..entry.clone()
+            };
+            self.store.move_entries(&[(entry, back.clone())]).await?;
+            d.queue().requeue(back);
+            d.wake.notify_one();
+            d.counters.nacks.fetch_add(1, Ordering::Relaxed);
+            out.push(accepted(r));
+        }
+        Ok(out)
+    }
+
+    /// Lengthens leases: the messages stay invisible for `visibility` from now.
+    pub async fn extend(
+        &self,
+        d: &Destination,
+        receipts: &[String],
+        visibility: Duration,
+    ) -> Result<Vec<ReceiptResult>, StoreError> {
+        let mut out = Vec::with_capacity(receipts.len());
+        for r in receipts {
+            let entry = match Self::hold(d, r) {
+                Held::Current(e) => e,
+                Held::Stale(why) => {
+                    out.push(refused(r, why));
+                    continue;
+                }
+            };
+            let until = now_ms() + visibility.as_millis() as u64;
+            let longer = QueueEntry {
+                due_ms: until,
+                ..entry.clone()
+            };
+            self.store.move_entries(&[(entry, longer.clone())]).await?;
+            let lease = Lease {
+                nonce: longer.lease.unwrap_or_default(),
+                until_ms: until,
+            };
+            d.queue().set_lease(longer.event_id, lease, longer);
+            out.push(accepted(r));
+        }
+        Ok(out)
+    }
+
+    /// Returns expired leases to the queue. The store already has them due
+    /// at the lease's end, so this is a memory-only move.
+    pub(super) async fn expire_leases(self: Arc<Self>, d: Arc<Destination>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            let expired = d.queue().expired_leases(now_ms());
+            if expired.is_empty() {
+                continue;
+            }
+            let n = expired.len();
+            {
+                let mut q = d.queue();
+                for e in expired {
+                    q.requeue(QueueEntry { lease: None, ..e });
+                }
+            }
+            d.counters
+                .lease_expiries
+                .fetch_add(n as u64, Ordering::Relaxed);
+            for _ in 0..n {
+                d.wake.notify_one();
+            }
+        }
+    }
+}
+
+fn accepted(r: &str) -> ReceiptResult {
+    ReceiptResult {
+        receipt: r.to_owned(),
+        ok: true,
+        error: None,
+    }
+}
+
+fn refused(r: &str, why: &str) -> ReceiptResult {
+    ReceiptResult {
+        receipt: r.to_owned(),
+        ok: false,
+        error: Some(why.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_roundtrip_and_reject_garbage() {
+        let id = Ulid::new();
+        let r = receipt(id, 0xdead_beef);
+        assert_eq!(parse_receipt(&r), Some((id, 0xdead_beef)));
+        assert_eq!(parse_receipt("nope"), None);
+        assert_eq!(parse_receipt(&format!("{id}.zz")), None);
+    }
+}

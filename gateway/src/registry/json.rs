@@ -1,0 +1,384 @@
+//! Validation of JSON bodies against an Avro schema, as webhook senders write
+//! JSON: records are objects, unions are the bare value (or Avro's JSON
+//! wrapping `{"string": "x"}`), enums are their symbol, bytes and fixed are
+//! strings, ints and longs are integers in range, floats and doubles any
+//! number.
+//!
+//! Fields the schema doesn't know are a mismatch: the schema is the contract,
+//! a typo in an optional field's name would otherwise pass silently, and the
+//! field would be lost the moment the event is delivered as Avro. Missing
+//! fields are fine when the schema gives them a default.
+//!
+//! The first mismatch is reported with a JSON Pointer to the offending value
+//! and the type expected there; apache-avro's errors carry no path, which is
+//! why this is a walk of our own.
+
+use serde_json::Value;
+
+use super::compat::escape_pointer;
+use super::schema::{Kind, NamedDef, Schema};
+
+/// Where a JSON body first departs from its schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonMismatch {
+    /// A JSON Pointer ("" is the whole body).
+    pub path: String,
+    pub expected: String,
+    pub message: String,
+}
+
+/// serde_json stops at 128 levels while parsing; recursive schemas could
+/// otherwise take the walk deeper than the value goes, which they can't, but
+/// a bound keeps the stack safe whatever the input.
+const MAX_DEPTH: usize = 256;
+
+/// Checks `value` against `schema`.
+pub fn validate(schema: &Schema, value: &Value) -> Result<(), JsonMismatch> {
+    let mut path = String::new();
+    walk(schema, &schema.root, value, &mut path, 0)
+}
+
+fn mismatch(schema: &Schema, kind: &Kind, path: &str, message: String) -> JsonMismatch {
+    JsonMismatch {
+        path: path.to_string(),
+        expected: schema.describe(kind),
+        message,
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a fractional number",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn walk(
+    schema: &Schema,
+    kind: &Kind,
+    value: &Value,
+    path: &mut String,
+    depth: usize,
+) -> Result<(), JsonMismatch> {
+    if depth > MAX_DEPTH {
+        return Err(mismatch(
+            schema,
+            kind,
+            path,
+            format!("nested deeper than {MAX_DEPTH} levels"),
+        ));
+    }
+    let wrong = |path: &str| {
+        Err(mismatch(
+            schema,
+            kind,
+            path,
+            format!("found {}", type_name(value)),
+        ))
+    };
+    match kind {
+        Kind::Null => match value {
+            Value::Null => Ok(()),
+            _ => wrong(path),
+        },
+        Kind::Boolean => match value {
+            Value::Bool(_) => Ok(()),
+            _ => wrong(path),
+        },
+        Kind::Int => match value {
+            Value::Number(n) => match n.as_i64() {
+                Some(i) if i32::try_from(i).is_ok() => Ok(()),
+                Some(_) | None if n.is_f64() => wrong(path),
+                _ => Err(mismatch(
+                    schema,
+                    kind,
+                    path,
+                    format!("{n} is outside the 32-bit range"),
+                )),
+            },
+            _ => wrong(path),
+        },
+        Kind::Long => match value {
+            Value::Number(n) if n.as_i64().is_some() => Ok(()),
+            Value::Number(n) if !n.is_f64() => Err(mismatch(
+                schema,
+                kind,
+                path,
+                format!("{n} is outside the 64-bit range"),
+            )),
+            _ => wrong(path),
+        },
+        Kind::Float | Kind::Double => match value {
+            Value::Number(_) => Ok(()),
+            _ => wrong(path),
+        },
+        Kind::Bytes | Kind::String => match value {
+            Value::String(_) => Ok(()),
+            _ => wrong(path),
+        },
+        Kind::Array(items) => match value {
+            Value::Array(a) => {
+                for (i, item) in a.iter().enumerate() {
+                    let len = path.len();
+                    path.push('/');
+                    path.push_str(&i.to_string());
+                    walk(schema, items, item, path, depth + 1)?;
+                    path.truncate(len);
+                }
+                Ok(())
+            }
+            _ => wrong(path),
+        },
+        Kind::Map(values) => match value {
+            Value::Object(o) => {
+                for (k, v) in o {
+                    let len = path.len();
+                    path.push('/');
+                    path.push_str(&escape_pointer(k));
+                    walk(schema, values, v, path, depth + 1)?;
+                    path.truncate(len);
+                }
+                Ok(())
+            }
+            _ => wrong(path),
+        },
+        Kind::Union(branches) => union(schema, kind, branches, value, path, depth),
+        Kind::Named(i) => {
+            let named = &schema.named[*i];
+            match &named.def {
+                NamedDef::Enum { symbols, .. } => match value {
+                    Value::String(s) if symbols.contains(s) => Ok(()),
+                    Value::String(s) => Err(mismatch(
+                        schema,
+                        kind,
+                        path,
+                        format!("{s:?} is not a symbol of enum {}", named.fullname),
+                    )),
+                    _ => wrong(path),
+                },
+                // Natural JSON has no one way to spell bytes (Avro's JSON
+                // encoding uses ISO-8859-1 code points, senders use hex or
+                // base64), so any string is accepted; the size is checked
+                // only for Avro binary.
+                NamedDef::Fixed { .. } => match value {
+                    Value::String(_) => Ok(()),
+                    _ => wrong(path),
+                },
+                NamedDef::Record { fields } => {
+                    let Value::Object(o) = value else {
+                        return wrong(path);
+                    };
+                    for f in fields {
+                        let len = path.len();
+                        path.push('/');
+                        path.push_str(&escape_pointer(&f.name));
+                        match o.get(&f.name) {
+                            Some(v) => walk(schema, &f.kind, v, path, depth + 1)?,
+                            None if f.default.is_some() => {}
+                            None => {
+                                return Err(mismatch(
+                                    schema,
+                                    &f.kind,
+                                    path,
+                                    format!(
+                                        "required field {:?} of record {} is missing",
+                                        f.name, named.fullname
+                                    ),
+                                ));
+                            }
+                        }
+                        path.truncate(len);
+                    }
+                    if o.len() > fields.len() || fields.iter().any(|f| !o.contains_key(&f.name)) {
+                        for k in o.keys() {
+                            if !fields.iter().any(|f| &f.name == k) {
+                                let len = path.len();
+                                path.push('/');
+                                path.push_str(&escape_pointer(k));
+                                let names: Vec<&str> =
+                                    fields.iter().map(|f| f.name.as_str()).collect();
+                                let err = JsonMismatch {
+                                    path: path.clone(),
+                                    expected: format!(
+                                        "no such field (record {} has: {})",
+                                        named.fullname,
+                                        names.join(", ")
+                                    ),
+                                    message: format!(
+                                        "field {k:?} is not in record {}",
+                                        named.fullname
+                                    ),
+                                };
+                                path.truncate(len);
+                                return Err(err);
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+fn union(
+    schema: &Schema,
+    kind: &Kind,
+    branches: &[Kind],
+    value: &Value,
+    path: &mut String,
+    depth: usize,
+) -> Result<(), JsonMismatch> {
+    // The bare value, as senders write it: any branch that takes it.
+    let mut only_error = None;
+    let non_null: Vec<&Kind> = branches.iter().filter(|b| **b != Kind::Null).collect();
+    for b in branches {
+        match walk(schema, b, value, path, depth + 1) {
+            Ok(()) => return Ok(()),
+            Err(e) if non_null.len() == 1 && *b != Kind::Null => only_error = Some(e),
+            Err(_) => {}
+        }
+    }
+    // Avro's JSON encoding: {"<branch name>": value}.
+    if let Value::Object(o) = value
+        && o.len() == 1
+        && let Some((name, inner)) = o.iter().next()
+        && let Some(b) = branches.iter().find(|b| &schema.branch_name(b) == name)
+    {
+        let len = path.len();
+        path.push('/');
+        path.push_str(&escape_pointer(name));
+        let res = walk(schema, b, inner, path, depth + 1);
+        path.truncate(len);
+        return res;
+    }
+    // A nullable field (["null", T]) reports T's own error: it points deeper
+    // and says what was actually wrong.
+    if let Some(e) = only_error
+        && !value.is_null()
+    {
+        return Err(e);
+    }
+    Err(mismatch(
+        schema,
+        kind,
+        path,
+        format!("found {}, which matches no branch", type_name(value)),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn order() -> Schema {
+        Schema::parse(&json!({
+            "type": "record", "name": "Order", "namespace": "shop",
+            "fields": [
+                {"name": "id", "type": "long"},
+                {"name": "qty", "type": "int"},
+                {"name": "price", "type": "double"},
+                {"name": "status", "type": {"type": "enum", "name": "Status",
+                    "symbols": ["NEW", "PAID"]}},
+                {"name": "note", "type": ["null", "string"], "default": null},
+                {"name": "customer", "type": {"type": "record", "name": "Customer",
+                    "fields": [{"name": "email", "type": "string"},
+                               {"name": "tags", "type": {"type": "array", "items": "string"},
+                                "default": []}]}},
+                {"name": "attrs", "type": {"type": "map", "values": "long"}, "default": {}},
+                {"name": "digest", "type": {"type": "fixed", "name": "D", "size": 4},
+                 "default": "abcd"},
+                {"name": "raw", "type": "bytes", "default": ""}
+            ]
+        }))
+        .unwrap()
+    }
+
+    fn good() -> Value {
+        json!({"id": 9007199254740993_i64, "qty": 2, "price": 3, "status": "PAID",
+               "customer": {"email": "a@b.c", "tags": ["x"]}, "attrs": {"a/b": 1}})
+    }
+
+    fn err(v: Value) -> JsonMismatch {
+        validate(&order(), &v).unwrap_err()
+    }
+
+    #[test]
+    fn natural_json_passes() {
+        validate(&order(), &good()).unwrap();
+        let mut v = good();
+        v["note"] = json!("hello");
+        validate(&order(), &v).unwrap();
+        v["note"] = json!({"string": "wrapped, as Avro's JSON encoding does"});
+        validate(&order(), &v).unwrap();
+        v["note"] = Value::Null;
+        validate(&order(), &v).unwrap();
+    }
+
+    #[test]
+    fn mismatches_point_at_the_first_bad_value() {
+        let mut v = good();
+        v["customer"]["tags"][0] = json!(5);
+        let e = err(v);
+        assert_eq!(e.path, "/customer/tags/0");
+        assert_eq!(e.expected, "string");
+
+        let mut v = good();
+        v["attrs"]["a/b"] = json!("x");
+        assert_eq!(err(v).path, "/attrs/a~1b");
+
+        let mut v = good();
+        v["qty"] = json!(1.5);
+        assert_eq!(err(v).expected, "int");
+
+        let mut v = good();
+        v["qty"] = json!(3_000_000_000_i64);
+        assert!(err(v).message.contains("32-bit"));
+
+        let mut v = good();
+        v["status"] = json!("SHIPPED");
+        let e = err(v);
+        assert_eq!(e.path, "/status");
+        assert!(e.expected.starts_with("enum shop.Status"));
+
+        let mut v = good();
+        v["note"] = json!(7);
+        let e = err(v);
+        assert_eq!((e.path.as_str(), e.expected.as_str()), ("/note", "string"));
+    }
+
+    #[test]
+    fn missing_required_and_unknown_fields_are_mismatches() {
+        let mut v = good();
+        v["customer"].as_object_mut().unwrap().remove("email");
+        let e = err(v);
+        assert_eq!(e.path, "/customer/email");
+        assert!(e.message.contains("missing"));
+
+        let mut v = good();
+        v["colour"] = json!("red");
+        let e = err(v);
+        assert_eq!(e.path, "/colour");
+        assert!(e.expected.starts_with("no such field"));
+
+        assert_eq!(err(json!([1])).path, "");
+    }
+
+    #[test]
+    fn unions_of_several_types_say_so() {
+        let s = Schema::parse(&json!(["null", "int", "string"])).unwrap();
+        validate(&s, &json!(1)).unwrap();
+        validate(&s, &json!("x")).unwrap();
+        validate(&s, &json!({"int": 1})).unwrap();
+        let e = validate(&s, &json!(true)).unwrap_err();
+        assert_eq!(e.expected, "one of [null, int, string]");
+        let e = validate(&s, &json!({"int": "x"})).unwrap_err();
+        assert_eq!(e.path, "/int");
+    }
+}

@@ -1,0 +1,205 @@
+//! The Avro schema registry: Confluent's REST API, compatibility checks, and
+//! validation of payloads at ingest.
+//!
+//! Served under `/registry` (`Registry::router`), so a Confluent client's
+//! base URL is `http://host:port/registry`. Topics that name a subject have
+//! every payload checked by [`Registry::validate`] before it is stored.
+//!
+//! Module map:
+//! - [`api`]: the REST endpoints (axum), content types and query flags.
+//! - [`binary`]: Confluent wire format and Avro binary datum checks.
+//! - [`compat`]: schema resolution per the Avro spec; the seven levels.
+//! - [`config`]: [`SchemaRef`], a topic's `schema = { subject, version }`.
+//! - `core`: state in memory, written through to `store::registry`.
+//! - `error`: Confluent's error codes, built in one place.
+//! - [`json`]: natural-JSON validation with JSON Pointer paths.
+//! - [`schema`]: our parsed model of Avro schemas; schema identity.
+
+pub mod api;
+pub mod binary;
+pub mod compat;
+pub mod config;
+mod core;
+mod error;
+pub mod json;
+pub mod schema;
+
+use std::sync::Arc;
+
+pub use config::SchemaRef;
+
+use crate::store::{Store, StoreError};
+
+/// Failures to open the registry.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    #[error("schema registry storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("stored schema {id} no longer parses: {message}")]
+    CorruptSchema { id: u32, message: String },
+}
+
+/// Why a payload was refused at ingest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// The subject has no live version, or not the pinned one: the topic
+    /// can't accept anything until the schema is registered.
+    #[error("subject {subject:?} has no {}", match version { Some(v) => format!("version {v}"), None => "registered schema".to_string() })]
+    NoSchema {
+        subject: String,
+        version: Option<u32>,
+    },
+    /// The payload doesn't match: `path` is a JSON Pointer to the first bad
+    /// value ("" for the whole body), `expected` the type wanted there.
+    #[error("payload does not match the schema at {path:?}: expected {expected}: {message}")]
+    Mismatch {
+        path: String,
+        expected: String,
+        message: String,
+    },
+    #[error("content type {0:?} can't be validated: send application/json, or Avro in Confluent's wire format as application/vnd.apache.avro+binary or application/octet-stream")]
+    UnsupportedMediaType(String),
+    /// The wire-format header names an id the registry doesn't hold.
+    #[error("schema id {0} in the Avro payload is not registered")]
+    UnknownSchemaId(u32),
+    /// Not JSON, or not a valid Avro datum.
+    #[error("payload can't be decoded: {0}")]
+    Undecodable(String),
+}
+
+/// A payload that passed validation, and what it was validated against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validated {
+    /// The topic's schema (the reader's).
+    pub schema_id: u32,
+    pub subject: String,
+    pub version: u32,
+    /// For Avro payloads, the id in the wire-format header (the writer's),
+    /// which may differ from `schema_id` when the producer uses an older or
+    /// newer compatible schema. `None` for JSON.
+    pub writer_schema_id: Option<u32>,
+}
+
+/// The schema registry. Cheap to clone: all clones share one state.
+#[derive(Clone)]
+pub struct Registry {
+    core: Arc<core::Core>,
+}
+
+/// How a payload's content type says it is encoded.
+enum Encoding {
+    Json,
+    AvroFramed,
+}
+
+fn encoding(content_type: &str) -> Option<Encoding> {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let is = |t: &str| essence.eq_ignore_ascii_case(t);
+    if is("application/json")
+        || essence
+            .len()
+            .checked_sub(5)
+            .and_then(|i| essence.get(i..))
+            .is_some_and(|s| s.eq_ignore_ascii_case("+json"))
+    {
+        Some(Encoding::Json)
+    } else if is("application/vnd.apache.avro+binary") || is("application/octet-stream") {
+        Some(Encoding::AvroFramed)
+    } else {
+        None
+    }
+}
+
+impl Registry {
+    /// Loads the registry from the store (every schema is parsed once here).
+    pub fn new(store: Store) -> Result<Registry, RegistryError> {
+        let core = core::Core::load(store.registry().clone())?;
+        Ok(Registry {
+            core: Arc::new(core),
+        })
+    }
+
+    /// The Confluent-compatible REST API, to be nested at `/registry`.
+    pub fn router(&self) -> axum::Router {
+        api::router(self.core.clone())
+    }
+
+    /// Validates one payload against `subject` (at `version`, or the latest
+    /// live version). Parsed schemas and writer/reader resolutions are
+    /// cached, so this does no schema work per call.
+    pub fn validate(
+        &self,
+        subject: &str,
+        version: Option<u32>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Validated, ValidationError> {
+        let (reader_version, reader) =
+            self.core
+                .resolve_reader(subject, version)
+                .ok_or_else(|| ValidationError::NoSchema {
+                    subject: subject.to_string(),
+                    version,
+                })?;
+        let mut ok = Validated {
+            schema_id: reader.id,
+            subject: subject.to_string(),
+            version: reader_version,
+            writer_schema_id: None,
+        };
+        match encoding(content_type) {
+            Some(Encoding::Json) => {
+                let value: serde_json::Value = serde_json::from_slice(body)
+                    .map_err(|e| ValidationError::Undecodable(format!("body is not JSON: {e}")))?;
+                json::validate(&reader.parsed, &value).map_err(|m| ValidationError::Mismatch {
+                    path: m.path,
+                    expected: m.expected,
+                    message: m.message,
+                })?;
+            }
+            Some(Encoding::AvroFramed) => {
+                let (id, datum) = binary::split_frame(body).map_err(|e| {
+                    ValidationError::Undecodable(match e {
+                        binary::WireError::Truncated => format!(
+                            "{} bytes is too short for Confluent's wire format (magic byte 0 \
+                             and a 4-byte schema id come first)",
+                            body.len()
+                        ),
+                        binary::WireError::BadMagic(m) => format!(
+                            "magic byte is {m}, not 0: not Confluent's wire format"
+                        ),
+                    })
+                })?;
+                let writer = self
+                    .core
+                    .writer_schema(id)
+                    .ok_or(ValidationError::UnknownSchemaId(id))?;
+                binary::validate_datum(&writer.parsed, datum).map_err(|e| {
+                    ValidationError::Undecodable(format!(
+                        "not a valid Avro datum of schema {id}: {e}"
+                    ))
+                })?;
+                self.core.resolvable(&writer, &reader).map_err(|inc| {
+                    ValidationError::Mismatch {
+                        path: inc.path,
+                        expected: format!(
+                            "data readable as subject {subject:?} version {reader_version} \
+                             (schema {})",
+                            reader.id
+                        ),
+                        message: format!("writer schema {id} does not resolve: {}", inc.message),
+                    }
+                })?;
+                ok.writer_schema_id = Some(id);
+            }
+            None => {
+                return Err(ValidationError::UnsupportedMediaType(
+                    content_type.to_string(),
+                ));
+            }
+        }
+        Ok(ok)
+    }
+}
