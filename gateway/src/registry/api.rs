@@ -48,12 +48,18 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/", get(|| async { Json(json!({})) }))
         .route("/subjects", get(list_subjects))
         .route("/subjects/{subject}", post(lookup).delete(delete_subject))
-        .route("/subjects/{subject}/versions", get(list_versions).post(register))
+        .route(
+            "/subjects/{subject}/versions",
+            get(list_versions).post(register),
+        )
         .route(
             "/subjects/{subject}/versions/{version}",
             get(get_version).delete(delete_version),
         )
-        .route("/subjects/{subject}/versions/{version}/schema", get(get_version_schema))
+        .route(
+            "/subjects/{subject}/versions/{version}/schema",
+            get(get_version_schema),
+        )
         .route(
             "/subjects/{subject}/versions/{version}/referencedby",
             get(referenced_by),
@@ -63,7 +69,10 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
         .route("/schemas/ids/{id}/subjects", get(subjects_by_id))
         .route("/schemas/ids/{id}/versions", get(versions_by_id))
-        .route("/compatibility/subjects/{subject}/versions", post(compat_all))
+        .route(
+            "/compatibility/subjects/{subject}/versions",
+            post(compat_all),
+        )
         .route(
             "/compatibility/subjects/{subject}/versions/{version}",
             post(compat_version),
@@ -96,7 +105,10 @@ async fn negotiate(req: Request, next: Next) -> Response {
     {
         let ct = ct.to_str().unwrap_or("");
         let essence = ct.split(';').next().unwrap_or("").trim();
-        if !ACCEPTED_BODIES.iter().any(|a| essence.eq_ignore_ascii_case(a)) {
+        if !ACCEPTED_BODIES
+            .iter()
+            .any(|a| essence.eq_ignore_ascii_case(a))
+        {
             return ApiError::unsupported_media_type(ct).into_response();
         }
     }
@@ -123,7 +135,11 @@ async fn negotiate(req: Request, next: Next) -> Response {
 fn pick_response_type(accept: &str) -> &'static str {
     for part in accept.split(',') {
         let t = part.split(';').next().unwrap_or("").trim();
-        for known in [V1, "application/vnd.schemaregistry+json", "application/json"] {
+        for known in [
+            V1,
+            "application/vnd.schemaregistry+json",
+            "application/json",
+        ] {
             if t.eq_ignore_ascii_case(known) {
                 return known;
             }
@@ -204,15 +220,15 @@ async fn list_subjects(State(core): Api, Query(q): Flags) -> ApiResult {
     ok(json!(core.subjects(flag(&q, "deleted"), prefix)))
 }
 
-async fn list_versions(State(core): Api, Path(subject): Path<String>, Query(q): Flags) -> ApiResult {
+async fn list_versions(
+    State(core): Api,
+    Path(subject): Path<String>,
+    Query(q): Flags,
+) -> ApiResult {
     ok(json!(core.versions(&subject, flag(&q, "deleted"))?))
 }
 
-async fn register(
-    State(core): Api,
-    Path(subject): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn register(State(core): Api, Path(subject): Path<String>, body: Bytes) -> ApiResult {
     let sub = submission(&body)?;
     let id = blocking(core, move |c| c.register(&subject, sub)).await?;
     ok(json!({ "id": id }))
@@ -229,7 +245,11 @@ async fn lookup(
     ok(version_json(&v))
 }
 
-async fn delete_subject(State(core): Api, Path(subject): Path<String>, Query(q): Flags) -> ApiResult {
+async fn delete_subject(
+    State(core): Api,
+    Path(subject): Path<String>,
+    Query(q): Flags,
+) -> ApiResult {
     let permanent = flag(&q, "permanent");
     let versions = blocking(core, move |c| c.delete_subject(&subject, permanent)).await?;
     ok(json!(versions))
@@ -241,7 +261,11 @@ async fn get_version(
     Query(q): Flags,
 ) -> ApiResult {
     let spec = VersionSpec::parse(&version)?;
-    ok(version_json(&core.version(&subject, spec, flag(&q, "deleted"))?))
+    ok(version_json(&core.version(
+        &subject,
+        spec,
+        flag(&q, "deleted"),
+    )?))
 }
 
 /// The schema alone, as JSON (not a string holding JSON).
@@ -366,7 +390,10 @@ struct ConfigBody {
 
 fn level_from(body: &[u8]) -> Result<Level, ApiError> {
     let b: ConfigBody = parse_body(body)?;
-    let raw = b.compatibility.or(b.compatibility_level).unwrap_or_default();
+    let raw = b
+        .compatibility
+        .or(b.compatibility_level)
+        .unwrap_or_default();
     Level::parse(&raw).ok_or_else(|| ApiError::invalid_compatibility_level(&raw))
 }
 
@@ -394,7 +421,11 @@ async fn get_subject_config(
     ok(json!({ "compatibilityLevel": level.as_str() }))
 }
 
-async fn put_subject_config(State(core): Api, Path(subject): Path<String>, body: Bytes) -> ApiResult {
+async fn put_subject_config(
+    State(core): Api,
+    Path(subject): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let level = level_from(&body)?;
     blocking(core, move |c| c.set_level(Some(&subject), level)).await?;
     ok(json!({ "compatibility": level.as_str() }))

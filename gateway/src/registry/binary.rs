@@ -83,7 +83,10 @@ impl Decoder<'_> {
         let mut value: u64 = 0;
         for shift in (0..70).step_by(7) {
             let Some(&byte) = self.buf.get(self.pos) else {
-                return Err(format!("truncated: a varint runs past the end at byte {}", self.pos));
+                return Err(format!(
+                    "truncated: a varint runs past the end at byte {}",
+                    self.pos
+                ));
             };
             self.pos += 1;
             if shift == 63 && byte > 1 {
@@ -113,11 +116,14 @@ impl Decoder<'_> {
             .ok_or("the datum claims more values than its size allows")?;
         match kind {
             Kind::Null => Ok(()),
-            Kind::Boolean => match *self.take(1, "a boolean")? {
-                [0 | 1] => Ok(()),
-                [b] => Err(format!("invalid boolean byte {b} at byte {}", self.pos - 1)),
-                _ => Err("a boolean is one byte".into()),
-            },
+            Kind::Boolean => {
+                let at = self.pos;
+                match self.take(1, "a boolean")?.first() {
+                    Some(0 | 1) => Ok(()),
+                    Some(b) => Err(format!("invalid boolean byte {b} at byte {at}")),
+                    None => Err("a boolean is one byte".into()),
+                }
+            }
             Kind::Int => {
                 let at = self.pos;
                 let v = self.long()?;
@@ -140,12 +146,13 @@ impl Decoder<'_> {
                     .map(|_| ())
                     .map_err(|e| format!("string at byte {at} is not UTF-8: {e}"))
             }
-            Kind::Array(items) => self.blocks(depth, |d| d.value(items, depth + 1)),
-            Kind::Map(values) => self.blocks(depth, |d| {
+            Kind::Array(items) => self.blocks(|d| d.value(items, depth + 1)),
+            Kind::Map(values) => self.blocks(|d| {
                 let n = d.length("map key")?;
                 let at = d.pos;
                 let k = d.take(n, "a map key")?;
-                std::str::from_utf8(k).map_err(|e| format!("map key at byte {at} is not UTF-8: {e}"))?;
+                std::str::from_utf8(k)
+                    .map_err(|e| format!("map key at byte {at} is not UTF-8: {e}"))?;
                 d.value(values, depth + 1)
             }),
             Kind::Union(branches) => {
@@ -194,7 +201,6 @@ impl Decoder<'_> {
     /// negative count is followed by the block's size in bytes.
     fn blocks(
         &mut self,
-        _depth: usize,
         mut item: impl FnMut(&mut Self) -> Result<(), String>,
     ) -> Result<(), String> {
         loop {
@@ -226,7 +232,10 @@ mod tests {
     use serde_json::json;
 
     fn schemas(v: serde_json::Value) -> (Schema, apache_avro::Schema) {
-        (Schema::parse(&v).unwrap(), apache_avro::Schema::parse(&v).unwrap())
+        (
+            Schema::parse(&v).unwrap(),
+            apache_avro::Schema::parse(&v).unwrap(),
+        )
     }
 
     #[test]
@@ -278,11 +287,18 @@ mod tests {
 
         // Every strict prefix is truncated; one extra byte is left over.
         for cut in 0..bytes.len() {
-            assert!(validate_datum(&ours, &bytes[..cut]).is_err(), "prefix {cut}");
+            assert!(
+                validate_datum(&ours, &bytes[..cut]).is_err(),
+                "prefix {cut}"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(validate_datum(&ours, &longer).unwrap_err().contains("left over"));
+        assert!(
+            validate_datum(&ours, &longer)
+                .unwrap_err()
+                .contains("left over")
+        );
     }
 
     #[test]
@@ -291,11 +307,23 @@ mod tests {
         // Length 2^62 as a zig-zag varint: must fail without allocating.
         let huge = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
         assert!(validate_datum(&s, &huge).unwrap_err().contains("truncated"));
-        assert!(validate_datum(&s, &[0x01]).unwrap_err().contains("negative"));
-        assert!(validate_datum(&s, &[0x02, 0xff]).unwrap_err().contains("UTF-8"));
+        assert!(
+            validate_datum(&s, &[0x01])
+                .unwrap_err()
+                .contains("negative")
+        );
+        assert!(
+            validate_datum(&s, &[0x02, 0xff])
+                .unwrap_err()
+                .contains("UTF-8")
+        );
 
         let (u, _) = schemas(json!(["null", "int"]));
-        assert!(validate_datum(&u, &[0x04]).unwrap_err().contains("branch 2"));
+        assert!(
+            validate_datum(&u, &[0x04])
+                .unwrap_err()
+                .contains("branch 2")
+        );
 
         // A billion nulls in one block of an array of nulls: refused at once.
         let (a, _) = schemas(json!({"type": "array", "items": "null"}));

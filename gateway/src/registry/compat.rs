@@ -101,7 +101,11 @@ pub struct Incompatibility {
 /// Checks `new` against `previous` (oldest first, live versions only) at
 /// `level`. Returns every problem found, each with the version it clashes
 /// with; empty means compatible.
-pub fn check(level: Level, new: &Schema, previous: &[(u32, &Schema)]) -> Vec<(u32, Incompatibility)> {
+pub fn check(
+    level: Level,
+    new: &Schema,
+    previous: &[(u32, &Schema)],
+) -> Vec<(u32, Incompatibility)> {
     let against: &[(u32, &Schema)] = if level.transitive() {
         previous
     } else {
@@ -147,7 +151,11 @@ struct Resolver<'a> {
 fn fail(kind: &'static str, path: &str, message: String) -> Result<(), Incompatibility> {
     Err(Incompatibility {
         kind,
-        path: if path.is_empty() { "/".into() } else { path.into() },
+        path: if path.is_empty() {
+            "/".into()
+        } else {
+            path.into()
+        },
         message,
     })
 }
@@ -238,7 +246,10 @@ impl Resolver<'_> {
         let wn = &self.writer.named[wi];
         let rn = &self.reader.named[ri];
         let name_ok = wn.short_name() == rn.short_name()
-            || rn.aliases.iter().any(|a| a == &wn.fullname || a.as_str() == wn.short_name());
+            || rn
+                .aliases
+                .iter()
+                .any(|a| a == &wn.fullname || a.as_str() == wn.short_name());
         match (&wn.def, &rn.def) {
             (NamedDef::Record { fields: wf }, NamedDef::Record { fields: rf }) => {
                 if !name_ok {
@@ -431,8 +442,10 @@ mod tests {
     fn field_and_record_aliases_resolve() {
         let w = s(json!({"type": "record", "name": "Old", "namespace": "t",
             "fields": [{"name": "n", "type": "int"}]}));
-        let r = s(json!({"type": "record", "name": "New", "namespace": "t", "aliases": ["Old"],
-            "fields": [{"name": "count", "type": "long", "aliases": ["n"]}]}));
+        let r = s(
+            json!({"type": "record", "name": "New", "namespace": "t", "aliases": ["Old"],
+            "fields": [{"name": "count", "type": "long", "aliases": ["n"]}]}),
+        );
         assert!(reads(&w, &r));
         let r_no_alias = s(json!({"type": "record", "name": "New", "namespace": "t",
             "fields": [{"name": "count", "type": "long", "aliases": ["n"]}]}));
@@ -452,7 +465,10 @@ mod tests {
         let ab = e(json!(["A", "B"]), None);
         let ab_default = e(json!(["A", "B"]), Some("A"));
         assert!(reads(&ab, &abc));
-        assert_eq!(can_read(&abc, &ab).unwrap_err().kind, "MISSING_ENUM_SYMBOLS");
+        assert_eq!(
+            can_read(&abc, &ab).unwrap_err().kind,
+            "MISSING_ENUM_SYMBOLS"
+        );
         assert!(reads(&abc, &ab_default));
     }
 
@@ -462,8 +478,14 @@ mod tests {
         let null_long = s(json!(["null", "long"]));
         let null_string = s(json!(["null", "string"]));
         let null_int_string = s(json!(["null", "int", "string"]));
-        assert!(reads(&int, &null_long), "non-union writer into a union reader");
-        assert!(!reads(&null_long, &int), "writer's null has no reader branch");
+        assert!(
+            reads(&int, &null_long),
+            "non-union writer into a union reader"
+        );
+        assert!(
+            !reads(&null_long, &int),
+            "writer's null has no reader branch"
+        );
         assert!(reads(&null_string, &null_int_string));
         assert!(!reads(&null_int_string, &null_string));
         assert!(reads(&s(json!(["int"])), &s(json!("long"))));
@@ -474,7 +496,10 @@ mod tests {
         let arr = |t: &str| s(json!({"type": "array", "items": t}));
         let map = |t: &str| s(json!({"type": "map", "values": t}));
         assert!(reads(&arr("int"), &arr("long")));
-        assert_eq!(can_read(&arr("long"), &arr("int")).unwrap_err().path, "/items");
+        assert_eq!(
+            can_read(&arr("long"), &arr("int")).unwrap_err().path,
+            "/items"
+        );
         assert!(reads(&map("float"), &map("double")));
         assert!(!reads(&map("string"), &arr("string")));
         let fixed = |n: &str, size: u32| s(json!({"type": "fixed", "name": n, "size": size}));
@@ -483,11 +508,18 @@ mod tests {
             can_read(&fixed("F", 4), &fixed("F", 8)).unwrap_err().kind,
             "FIXED_SIZE_MISMATCH"
         );
-        assert_eq!(can_read(&fixed("F", 4), &fixed("G", 4)).unwrap_err().kind, "NAME_MISMATCH");
-        let nested_w = rec(json!([{"name": "inner", "type": {"type": "record", "name": "I",
-            "fields": [{"name": "x", "type": "int"}]}}]));
-        let nested_r = rec(json!([{"name": "inner", "type": {"type": "record", "name": "I",
-            "fields": [{"name": "x", "type": "int"}, {"name": "y", "type": "int"}]}}]));
+        assert_eq!(
+            can_read(&fixed("F", 4), &fixed("G", 4)).unwrap_err().kind,
+            "NAME_MISMATCH"
+        );
+        let nested_w = rec(
+            json!([{"name": "inner", "type": {"type": "record", "name": "I",
+            "fields": [{"name": "x", "type": "int"}]}}]),
+        );
+        let nested_r = rec(
+            json!([{"name": "inner", "type": {"type": "record", "name": "I",
+            "fields": [{"name": "x", "type": "int"}, {"name": "y", "type": "int"}]}}]),
+        );
         assert_eq!(can_read(&nested_w, &nested_r).unwrap_err().path, "/inner/y");
     }
 
@@ -559,7 +591,10 @@ mod tests {
             {"name": "c", "type": ["null", "string"], "default": null}]));
         assert!(ok(Level::FullTransitive, &v3));
         assert!(!ok(Level::FullTransitive, &a_long_b));
-        assert!(check(Level::Full, &v1, &[]).is_empty(), "no history: compatible");
+        assert!(
+            check(Level::Full, &v1, &[]).is_empty(),
+            "no history: compatible"
+        );
     }
 
     #[test]

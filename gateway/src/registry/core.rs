@@ -50,9 +50,7 @@ impl VersionSpec {
             return Ok(VersionSpec::Latest);
         }
         match s.parse::<i64>() {
-            Ok(n) if (1..=i64::from(i32::MAX)).contains(&n) => {
-                Ok(VersionSpec::Number(n as u32))
-            }
+            Ok(n) if (1..=i64::from(i32::MAX)).contains(&n) => Ok(VersionSpec::Number(n as u32)),
             _ => Err(ApiError::invalid_version(s)),
         }
     }
@@ -315,12 +313,20 @@ impl Core {
             );
         }
         *st.usage.entry(id).or_default() += 1;
-        st.subjects.entry(subject.to_string()).or_default().push(record);
+        st.subjects
+            .entry(subject.to_string())
+            .or_default()
+            .push(record);
         Ok(id)
     }
 
     /// `POST /subjects/{s}`: the version under which `sub` is registered.
-    pub fn lookup(&self, subject: &str, sub: &Submission, deleted: bool) -> Result<VersionView, ApiError> {
+    pub fn lookup(
+        &self,
+        subject: &str,
+        sub: &Submission,
+        deleted: bool,
+    ) -> Result<VersionView, ApiError> {
         let st = read(&self.state);
         let versions = st
             .subjects
@@ -365,7 +371,12 @@ impl Core {
         Ok(vs)
     }
 
-    pub fn version(&self, subject: &str, spec: VersionSpec, deleted: bool) -> Result<VersionView, ApiError> {
+    pub fn version(
+        &self,
+        subject: &str,
+        spec: VersionSpec,
+        deleted: bool,
+    ) -> Result<VersionView, ApiError> {
         let st = read(&self.state);
         let v = st.version(subject, spec, deleted)?;
         Ok(VersionView {
@@ -457,7 +468,12 @@ impl Core {
     }
 
     /// Deletes one version; returns its number.
-    pub fn delete_version(&self, subject: &str, spec: VersionSpec, permanent: bool) -> Result<u32, ApiError> {
+    pub fn delete_version(
+        &self,
+        subject: &str,
+        spec: VersionSpec,
+        permanent: bool,
+    ) -> Result<u32, ApiError> {
         let _w = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
         let rec = {
             let st = read(&self.state);
@@ -601,7 +617,10 @@ impl Core {
             (_, l) => l,
         };
         let problems = compat::check(effective, &sub.parsed, &previous);
-        let mut messages: Vec<String> = problems.iter().map(|(v, p)| describe_problem(*v, p)).collect();
+        let mut messages: Vec<String> = problems
+            .iter()
+            .map(|(v, p)| describe_problem(*v, p))
+            .collect();
         if !messages.is_empty() {
             messages.push(format!("{{compatibility: '{}'}}", level.as_str()));
         }

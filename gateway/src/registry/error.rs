@@ -29,7 +29,11 @@ fn e(status: StatusCode, code: u32, message: String) -> ApiError {
 
 impl ApiError {
     pub fn subject_not_found(subject: &str) -> Self {
-        e(StatusCode::NOT_FOUND, 40401, format!("Subject '{subject}' not found."))
+        e(
+            StatusCode::NOT_FOUND,
+            40401,
+            format!("Subject '{subject}' not found."),
+        )
     }
 
     pub fn version_not_found(subject: &str, spec: VersionSpec) -> Self {
@@ -45,11 +49,19 @@ impl ApiError {
     }
 
     pub fn schema_not_found(id: u32) -> Self {
-        e(StatusCode::NOT_FOUND, 40403, format!("Schema {id} not found"))
+        e(
+            StatusCode::NOT_FOUND,
+            40403,
+            format!("Schema {id} not found"),
+        )
     }
 
     pub fn schema_id_not_found(raw: &str) -> Self {
-        e(StatusCode::NOT_FOUND, 40403, format!("Schema {raw} not found"))
+        e(
+            StatusCode::NOT_FOUND,
+            40403,
+            format!("Schema {raw} not found"),
+        )
     }
 
     pub fn schema_not_found_under_subject() -> Self {
@@ -60,7 +72,9 @@ impl ApiError {
         e(
             StatusCode::NOT_FOUND,
             40404,
-            format!("Subject '{subject}' was soft deleted. Set permanent=true to delete permanently"),
+            format!(
+                "Subject '{subject}' was soft deleted. Set permanent=true to delete permanently"
+            ),
         )
     }
 
@@ -68,9 +82,7 @@ impl ApiError {
         e(
             StatusCode::NOT_FOUND,
             40405,
-            format!(
-                "Subject '{subject}' was not deleted first before being permanently deleted"
-            ),
+            format!("Subject '{subject}' was not deleted first before being permanently deleted"),
         )
     }
 
@@ -177,11 +189,19 @@ impl ApiError {
     }
 
     pub fn not_found_route(path: &str) -> Self {
-        e(StatusCode::NOT_FOUND, 404, format!("HTTP 404 Not Found: {path}"))
+        e(
+            StatusCode::NOT_FOUND,
+            404,
+            format!("HTTP 404 Not Found: {path}"),
+        )
     }
 
     pub fn method_not_allowed() -> Self {
-        e(StatusCode::METHOD_NOT_ALLOWED, 405, "HTTP 405 Method Not Allowed".into())
+        e(
+            StatusCode::METHOD_NOT_ALLOWED,
+            405,
+            "HTTP 405 Method Not Allowed".into(),
+        )
     }
 
     pub fn store(message: String) -> Self {

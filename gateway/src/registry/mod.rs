@@ -59,7 +59,9 @@ pub enum ValidationError {
         expected: String,
         message: String,
     },
-    #[error("content type {0:?} can't be validated: send application/json, or Avro in Confluent's wire format as application/vnd.apache.avro+binary or application/octet-stream")]
+    #[error(
+        "content type {0:?} can't be validated: send application/json, or Avro in Confluent's wire format as application/vnd.apache.avro+binary or application/octet-stream"
+    )]
     UnsupportedMediaType(String),
     /// The wire-format header names an id the registry doesn't hold.
     #[error("schema id {0} in the Avro payload is not registered")]
@@ -137,12 +139,12 @@ impl Registry {
         body: &[u8],
     ) -> Result<Validated, ValidationError> {
         let (reader_version, reader) =
-            self.core
-                .resolve_reader(subject, version)
-                .ok_or_else(|| ValidationError::NoSchema {
+            self.core.resolve_reader(subject, version).ok_or_else(|| {
+                ValidationError::NoSchema {
                     subject: subject.to_string(),
                     version,
-                })?;
+                }
+            })?;
         let mut ok = Validated {
             schema_id: reader.id,
             subject: subject.to_string(),
@@ -167,9 +169,9 @@ impl Registry {
                              and a 4-byte schema id come first)",
                             body.len()
                         ),
-                        binary::WireError::BadMagic(m) => format!(
-                            "magic byte is {m}, not 0: not Confluent's wire format"
-                        ),
+                        binary::WireError::BadMagic(m) => {
+                            format!("magic byte is {m}, not 0: not Confluent's wire format")
+                        }
                     })
                 })?;
                 let writer = self

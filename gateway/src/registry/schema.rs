@@ -55,9 +55,16 @@ pub struct Named {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum NamedDef {
-    Record { fields: Vec<Field> },
-    Enum { symbols: Vec<String>, default: Option<String> },
-    Fixed { size: usize },
+    Record {
+        fields: Vec<Field>,
+    },
+    Enum {
+        symbols: Vec<String>,
+        default: Option<String>,
+    },
+    Fixed {
+        size: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -225,7 +232,9 @@ impl Parser {
                 for b in branches {
                     let k = self.kind(b, ns)?;
                     if matches!(k, Kind::Union(_)) {
-                        return Err(SchemaError("unions may not immediately contain unions".into()));
+                        return Err(SchemaError(
+                            "unions may not immediately contain unions".into(),
+                        ));
                     }
                     out.push(k);
                 }
@@ -263,12 +272,9 @@ impl Parser {
                 let fullname = definition_name(obj, ns)?;
                 let inner_ns = namespace_of(&fullname).to_string();
                 let index = self.define(&fullname, obj, &inner_ns)?;
-                let fields_json = obj
-                    .get("fields")
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| {
-                        SchemaError(format!("record {fullname} needs a \"fields\" array"))
-                    })?;
+                let fields_json = obj.get("fields").and_then(Value::as_array).ok_or_else(|| {
+                    SchemaError(format!("record {fullname} needs a \"fields\" array"))
+                })?;
                 let mut fields = Vec::with_capacity(fields_json.len());
                 for f in fields_json {
                     let f = f.as_object().ok_or_else(|| {
@@ -282,9 +288,10 @@ impl Parser {
                     })?;
                     let kind = self.kind(fty, &inner_ns)?;
                     let field_aliases = match f.get("aliases") {
-                        Some(Value::Array(a)) => {
-                            a.iter().filter_map(|v| v.as_str().map(String::from)).collect()
-                        }
+                        Some(Value::Array(a)) => a
+                            .iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect(),
                         _ => Vec::new(),
                     };
                     fields.push(Field {
@@ -418,9 +425,7 @@ fn default_matches_depth(schema: &Schema, kind: &Kind, value: &Value, depth: usi
     match (kind, value) {
         (Kind::Null, Value::Null) => true,
         (Kind::Boolean, Value::Bool(_)) => true,
-        (Kind::Int, Value::Number(n)) => n
-            .as_i64()
-            .is_some_and(|i| i32::try_from(i).is_ok()),
+        (Kind::Int, Value::Number(n)) => n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
         (Kind::Long, Value::Number(n)) => n.as_i64().is_some(),
         (Kind::Float | Kind::Double, Value::Number(_)) => true,
         (Kind::Bytes | Kind::String, Value::String(_)) => true,
@@ -436,12 +441,12 @@ fn default_matches_depth(schema: &Schema, kind: &Kind, value: &Value, depth: usi
         (Kind::Named(i), v) => match (&schema.named[*i].def, v) {
             (NamedDef::Enum { symbols, .. }, Value::String(s)) => symbols.contains(s),
             (NamedDef::Fixed { .. }, Value::String(_)) => true,
-            (NamedDef::Record { fields }, Value::Object(o)) => fields.iter().all(|f| {
-                match o.get(&f.name) {
+            (NamedDef::Record { fields }, Value::Object(o)) => {
+                fields.iter().all(|f| match o.get(&f.name) {
                     Some(v) => default_matches_depth(schema, &f.kind, v, depth + 1),
                     None => f.default.is_some(),
-                }
-            }),
+                })
+            }
             _ => false,
         },
         _ => false,
@@ -592,7 +597,10 @@ mod tests {
         let NamedDef::Record { fields } = &s.named[0].def else {
             panic!()
         };
-        assert_eq!(fields[1].kind, Kind::Union(vec![Kind::Null, Kind::Named(0)]));
+        assert_eq!(
+            fields[1].kind,
+            Kind::Union(vec![Kind::Null, Kind::Named(0)])
+        );
         assert_eq!(fields[3].kind, Kind::Named(1));
     }
 

@@ -14,8 +14,8 @@
 //! - `registry_versions`: subject length (u16 BE) + subject + version (u32 BE)
 //!   -> [`VersionRecord`] JSON. The length prefix keeps one subject's versions
 //!   contiguous and in version order whatever bytes a subject name holds.
-//! - `registry_config`: empty key -> the global level; `c` + subject -> that
-//!   subject's level (plain UTF-8).
+//! - `registry_config`: `g` -> the global level; `c` + subject -> that
+//!   subject's level (plain UTF-8). (fjall refuses empty keys.)
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +24,7 @@ use super::StoreError;
 const NEXT_ID_KEY: &[u8] = b"next_id";
 const SCHEMA_PREFIX: u8 = b's';
 const SUBJECT_CONFIG_PREFIX: u8 = b'c';
+const GLOBAL_CONFIG_KEY: &[u8] = b"g";
 
 /// One schema, identified by id, shared by every subject that registers it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -119,14 +120,17 @@ impl RegistryStore {
         for guard in self.config.iter() {
             let (k, v) = guard.into_inner()?;
             let level = String::from_utf8(v.to_vec()).map_err(|e| corrupt("registry_config", e))?;
+            if k.as_ref() == GLOBAL_CONFIG_KEY {
+                snap.global_level = Some(level);
+                continue;
+            }
             match k.split_first() {
-                None => snap.global_level = Some(level),
                 Some((&SUBJECT_CONFIG_PREFIX, subject)) => {
                     let subject = String::from_utf8(subject.to_vec())
                         .map_err(|e| corrupt("registry_config", e))?;
                     snap.subject_levels.push((subject, level));
                 }
-                Some(_) => {}
+                _ => {}
             }
         }
         // A crash can't leave the counter behind a stored id (same batch), but
@@ -202,7 +206,7 @@ fn version_key(subject: &str, version: u32) -> Result<Vec<u8>, StoreError> {
 
 fn config_key(subject: Option<&str>) -> Vec<u8> {
     match subject {
-        None => Vec::new(),
+        None => GLOBAL_CONFIG_KEY.to_vec(),
         Some(s) => {
             let mut k = Vec::with_capacity(1 + s.len());
             k.push(SUBJECT_CONFIG_PREFIX);
