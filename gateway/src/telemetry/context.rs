@@ -98,6 +98,7 @@ pub fn stamp_current(meta: &mut EventMeta) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

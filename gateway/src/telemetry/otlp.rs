@@ -382,6 +382,7 @@ impl opentelemetry_http::HttpClient for RuntimeHttpClient {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
