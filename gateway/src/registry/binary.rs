@@ -282,7 +282,11 @@ mod tests {
             ("h".into(), AvroValue::Float(0.5)),
             ("i".into(), AvroValue::Bytes(vec![0, 255])),
         ]);
-        let bytes = apache_avro::to_avro_datum(&theirs, value).unwrap();
+        let bytes = apache_avro::writer::datum::GenericDatumWriter::builder(&theirs)
+            .build()
+            .unwrap()
+            .write_value_to_vec(value)
+            .unwrap();
         validate_datum(&ours, &bytes).unwrap();
 
         // Every strict prefix is truncated; one extra byte is left over.

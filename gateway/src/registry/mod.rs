@@ -23,6 +23,8 @@ mod core;
 mod error;
 pub mod json;
 pub mod schema;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
