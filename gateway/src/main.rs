@@ -53,6 +53,32 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Try a Wasm plugin without a gateway.
+    Plugin {
+        #[command(subcommand)]
+        action: PluginAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginAction {
+    /// Runs the plugin over the events in a JSON file and prints each verdict.
+    Test {
+        /// The plugin component (.wasm).
+        plugin: PathBuf,
+        /// One event as JSON, or an array of them (fields: topic, headers,
+        /// content_type, body | body_text | body_base64, attributes).
+        #[arg(long)]
+        event: PathBuf,
+        /// Plugin config entries, as in the TOML's `config` table.
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+    },
+    /// Says whether the file implements the plugin contract, and which version.
+    Check {
+        /// The plugin component (.wasm).
+        plugin: PathBuf,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -140,6 +166,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dlq { action } => runtime()?.block_on(dlq(action)),
+        Command::Plugin { action } => runtime()?.block_on(plugin(action)),
     }
 }
 
@@ -304,6 +331,51 @@ async fn dlq(action: DlqAction) -> anyhow::Result<()> {
             };
             let body = call(http.delete(url)).await?;
             println!("purged {}", body["purged"]);
+        }
+    }
+    Ok(())
+}
+
+async fn plugin(action: PluginAction) -> anyhow::Result<()> {
+    use switchyard::plugins;
+    match action {
+        PluginAction::Check { plugin } => {
+            let report = plugins::check_plugin(&plugin).await?;
+            println!("{report}");
+            if !report.implements {
+                std::process::exit(1);
+            }
+        }
+        PluginAction::Test {
+            plugin,
+            event,
+            config,
+        } => {
+            let mut cfg = std::collections::BTreeMap::new();
+            for kv in config {
+                let (k, v) = kv
+                    .split_once('=')
+                    .with_context(|| format!("--config {kv:?}: expected KEY=VALUE"))?;
+                cfg.insert(k.to_owned(), v.to_owned());
+            }
+            let text = std::fs::read_to_string(&event)
+                .with_context(|| format!("cannot read {}", event.display()))?;
+            let events = plugins::events_from_json(&text)?;
+            let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+            let results = plugins::test_plugin(&plugin, cfg, events).await?;
+            let mut failed = false;
+            for (id, r) in ids.iter().zip(results) {
+                match r {
+                    Ok(v) => println!("{id}: {}", serde_json::to_string(&v)?),
+                    Err(e) => {
+                        failed = true;
+                        println!("{id}: error: {e}");
+                    }
+                }
+            }
+            if failed {
+                bail!("the plugin failed on some events");
+            }
         }
     }
     Ok(())

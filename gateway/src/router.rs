@@ -18,7 +18,9 @@ use ulid::Ulid;
 use crate::config::{Config, OrderingKey};
 use crate::delivery::Delivery;
 use crate::event::{Event, now_ms};
-use crate::store::{QueueEntry, Routed, Store};
+use crate::plugins::{ChainOutcome, OnError, PluginEvent, PluginHost};
+use crate::store::{DlqEntry, QueueEntry, Routed, Store, Transformed};
+use crate::telemetry::spans::Routing;
 
 /// Events routed per batch: big enough to amortise one write and one plugin
 /// call over many events, small enough to keep latency low under load.
@@ -33,6 +35,8 @@ struct TopicRoutes {
     routes: Vec<String>,
     /// A sender header allowed to set the priority.
     priority_header: Option<String>,
+    /// Plugin names, run in order over each batch of this topic's events.
+    chain: Vec<String>,
 }
 
 /// Reads pending events and queues them for their destinations.
@@ -43,10 +47,16 @@ pub struct Router {
     destinations: HashSet<String>,
     /// Where each FIFO destination takes its ordering key from.
     ordering: HashMap<String, OrderingKey>,
+    plugins: Option<Arc<PluginHost>>,
 }
 
 impl Router {
-    pub fn new(config: &Config, store: Store, delivery: Arc<Delivery>) -> Self {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        delivery: Arc<Delivery>,
+        plugins: Option<Arc<PluginHost>>,
+    ) -> Self {
         let topics = config
             .topics
             .iter()
@@ -56,6 +66,7 @@ impl Router {
                     TopicRoutes {
                         routes: t.routes.clone(),
                         priority_header: t.priority_header.as_ref().map(|h| h.to_ascii_lowercase()),
+                        chain: t.plugins.clone(),
                     },
                 )
             })
@@ -72,6 +83,7 @@ impl Router {
             topics,
             destinations,
             ordering,
+            plugins,
         }
     }
 
@@ -108,7 +120,7 @@ impl Router {
             // runs hang under it via `trace.plugin_run(..)`.
             let telemetry = self.delivery.telemetry().clone();
             let trace = telemetry.start_routing(&batch);
-            let routed = self.route_batch(batch).await;
+            let routed = self.route_batch(batch, &trace).await;
             trace.record(&routed);
             match self.store.route(routed).await {
                 Ok(queued) => {
@@ -125,45 +137,147 @@ impl Router {
         }
     }
 
-    /// Decides where each event of a batch goes.
-    async fn route_batch(&self, batch: Vec<Event>) -> Vec<Routed> {
+    /// Decides where each event of a batch goes: each topic's plugin chain
+    /// runs once over that topic's events in the batch (plugin calls cost
+    /// microseconds each, so batching is what makes them cheap).
+    async fn route_batch(&self, batch: Vec<Event>, trace: &Routing) -> Vec<Routed> {
         let now = now_ms();
+        let mut outcomes: HashMap<Ulid, ChainOutcome> = HashMap::new();
+        if let Some(host) = &self.plugins {
+            let mut by_topic: HashMap<&str, Vec<&Event>> = HashMap::new();
+            for e in &batch {
+                if self
+                    .topics
+                    .get(&e.topic)
+                    .is_some_and(|t| !t.chain.is_empty())
+                {
+                    by_topic.entry(e.topic.as_str()).or_default().push(e);
+                }
+            }
+            for (topic, events) in by_topic {
+                let Some(t) = self.topics.get(topic) else {
+                    continue;
+                };
+                let inputs = events.iter().map(|e| plugin_event(e)).collect();
+                let span =
+                    trace.plugin_run(self.delivery.telemetry(), &t.chain.join(","), events.len());
+                let results = host.run_chain(&t.chain, &self.destinations, inputs).await;
+                let failed = results
+                    .iter()
+                    .filter(|r| matches!(r, ChainOutcome::Failed { .. }))
+                    .count();
+                if failed > 0 {
+                    span.error(format!(
+                        "{failed} of {} events failed the chain",
+                        events.len()
+                    ));
+                }
+                span.end();
+                for (e, r) in events.iter().zip(results) {
+                    outcomes.insert(e.id, r);
+                }
+            }
+        }
         batch
             .into_iter()
             .map(|e| {
-                let (routes, priority) = match self.topics.get(&e.topic) {
-                    Some(t) => (t.routes.clone(), header_priority(&e, t)),
-                    None => {
-                        tracing::warn!(event_id = %e.id, topic = %e.topic,
-                            "Event of a topic no longer configured; it is not routed anywhere.");
-                        (Vec::new(), None)
-                    }
-                };
-                let priority = priority.unwrap_or(DEFAULT_PRIORITY);
-                let entries = routes
-                    .into_iter()
-                    .filter(|r| self.destinations.contains(r))
-                    .map(|destination| QueueEntry {
-                        event_id: e.id,
-                        ordering_key: self.ordering_key(&destination, &e, None),
-                        destination,
-                        priority,
-                        due_ms: now,
-                        attempt: 0,
-                        history_base: 0,
-                        delay_ms: 0,
-                        enqueued_at_ms: now,
-                        lease: None,
-                    })
-                    .collect();
-                Routed {
-                    event_id: e.id,
-                    entries,
-                    transformed: None,
-                    topic_dead_letter: None,
-                }
+                let outcome = outcomes.remove(&e.id);
+                self.decide(e, outcome, now)
             })
             .collect()
+    }
+
+    /// Applies a chain's outcome (or the topic's static routes) to one event.
+    fn decide(&self, e: Event, outcome: Option<ChainOutcome>, now: u64) -> Routed {
+        let (mut routes, mut priority) = match self.topics.get(&e.topic) {
+            Some(t) => (t.routes.clone(), header_priority(&e, t)),
+            None => {
+                tracing::warn!(event_id = %e.id, topic = %e.topic,
+                    "Event of a topic no longer configured; it is not routed anywhere.");
+                (Vec::new(), None)
+            }
+        };
+        let mut delay_ms = 0;
+        let mut plugin_key = None;
+        let mut transformed = None;
+        let mut topic_dead_letter = None;
+        match outcome {
+            None => {}
+            Some(ChainOutcome::Done(v)) => {
+                if let Some(r) = v.routes {
+                    routes = r;
+                }
+                if let Some(p) = v.priority {
+                    priority = Some(p.min(9));
+                }
+                delay_ms = v.delay_ms.unwrap_or(0);
+                plugin_key = v.ordering_key;
+                if v.payload.is_some() || v.headers.is_some() || v.content_type.is_some() {
+                    transformed = Some(Transformed {
+                        content_type: v
+                            .content_type
+                            .unwrap_or_else(|| e.meta.content_type.clone()),
+                        headers: v.headers.unwrap_or_else(|| e.meta.headers.clone()),
+                        payload: v.payload.unwrap_or_else(|| e.payload.clone()),
+                    });
+                }
+            }
+            Some(ChainOutcome::Failed {
+                plugin,
+                error,
+                on_error,
+            }) => match on_error {
+                OnError::DeadLetter => {
+                    tracing::warn!(event_id = %e.id, topic = %e.topic, plugin = %plugin, error = %error,
+                        "Plugin failed; the event goes to the topic's dead-letter queue.");
+                    routes = Vec::new();
+                    topic_dead_letter = Some((
+                        e.topic.clone(),
+                        DlqEntry {
+                            event_id: e.id,
+                            error: format!("plugin {plugin:?}: {error}"),
+                            attempts: 0,
+                            dead_lettered_at_ms: now,
+                            priority: priority.unwrap_or(DEFAULT_PRIORITY),
+                            ordering_key: None,
+                        },
+                    ));
+                }
+                OnError::Skip => {
+                    tracing::warn!(event_id = %e.id, topic = %e.topic, plugin = %plugin, error = %error,
+                        "Plugin failed; the event is skipped (on_error = \"skip\").");
+                    routes = Vec::new();
+                }
+                OnError::DefaultRoutes => {
+                    tracing::warn!(event_id = %e.id, topic = %e.topic, plugin = %plugin, error = %error,
+                        "Plugin failed; the event takes the topic's static routes.");
+                }
+            },
+        }
+        let priority = priority.unwrap_or(DEFAULT_PRIORITY);
+        let mut seen = HashSet::new();
+        let entries = routes
+            .into_iter()
+            .filter(|r| self.destinations.contains(r) && seen.insert(r.clone()))
+            .map(|destination| QueueEntry {
+                event_id: e.id,
+                ordering_key: self.ordering_key(&destination, &e, plugin_key.as_deref()),
+                destination,
+                priority,
+                due_ms: now + delay_ms,
+                attempt: 0,
+                history_base: 0,
+                delay_ms,
+                enqueued_at_ms: now,
+                lease: None,
+            })
+            .collect();
+        Routed {
+            event_id: e.id,
+            entries,
+            transformed,
+            topic_dead_letter,
+        }
     }
 
     /// The ordering key of `e` at a FIFO destination, from the configured
@@ -196,4 +310,17 @@ fn header_priority(e: &Event, t: &TopicRoutes) -> Option<u8> {
     let h = t.priority_header.as_deref()?;
     let (_, v) = e.meta.headers.iter().find(|(k, _)| k == h)?;
     v.trim().parse::<u8>().ok().filter(|p| *p <= 9)
+}
+
+/// The event as the plugin contract describes it.
+fn plugin_event(e: &Event) -> PluginEvent {
+    PluginEvent {
+        id: e.id.to_string(),
+        topic: e.topic.clone(),
+        received_at_ms: e.received_at_ms,
+        headers: e.meta.headers.clone(),
+        content_type: e.meta.content_type.clone(),
+        payload: e.payload.clone(),
+        attributes: e.meta.attributes.clone(),
+    }
 }

@@ -106,15 +106,25 @@ impl Process {
     /// Starts `switchyard serve --config <path>` and waits until it listens.
     /// The config should listen on 127.0.0.1:0; the address is read from the log.
     pub fn start(config: &Path) -> Self {
-        Self::start_with_env(config, &[])
+        Self::spawn(config, &[], &[])
     }
 
     /// Like [`Process::start`], with extra environment variables (the
     /// `OTEL_*` ones are process-global, so only a child can test them).
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
+        Self::spawn(config, env, &[])
+    }
+
+    /// Like [`Process::start`], with extra `serve` arguments.
+    pub fn start_with_args(config: &Path, args: &[&str]) -> Self {
+        Self::spawn(config, &[], args)
+    }
+
+    fn spawn(config: &Path, env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut child = Command::new(bin())
             .args(["serve", "--log-json", "--config"])
             .arg(config)
+            .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

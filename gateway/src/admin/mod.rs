@@ -35,6 +35,7 @@ pub fn routes() -> axum::Router<App> {
         .route("/v1/events/{id}", get(get_event))
         .route("/v1/events/{id}/redeliver", post(redeliver))
         .route("/v1/topics", get(list_topics))
+        .route("/v1/plugins", get(list_plugins))
         .route("/v1/destinations", get(list_destinations))
         .route("/v1/destinations/{name}/pause", post(pause))
         .route("/v1/destinations/{name}/resume", post(resume))
@@ -55,8 +56,20 @@ pub fn routes() -> axum::Router<App> {
         .route("/v1/topics/{name}/dlq/{id}", delete(topic_dlq_delete_one))
 }
 
+/// `GET /v1/plugins`: version (hash), load time, invocations, errors, traps,
+/// time per event, quarantine, last error (a refused reload shows here).
+async fn list_plugins(State(app): State<App>) -> Response {
+    let plugins = app
+        .plugins
+        .as_ref()
+        .map(|h| h.statuses())
+        .unwrap_or_default();
+    axum::Json(json!({ "plugins": plugins })).into_response()
+}
+
 async fn readyz(State(app): State<App>) -> Response {
-    if app.health.ready() {
+    let plugins_ready = app.plugins.as_ref().is_none_or(|h| h.is_ready());
+    if app.health.ready() && plugins_ready {
         (StatusCode::OK, axum::Json(json!({"ready": true}))).into_response()
     } else {
         ApiError::unavailable("the gateway is starting or stopping", 1).into_response()

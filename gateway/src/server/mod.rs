@@ -39,6 +39,8 @@ pub enum Error {
     Delivery(#[from] crate::delivery::DeliveryError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Plugin(#[from] crate::plugins::PluginError),
     #[error("topic {topic:?}: verify: {message}")]
     Verify { topic: String, message: String },
     #[error(transparent)]
@@ -72,6 +74,8 @@ pub struct AppInner {
     pub verifiers: std::collections::HashMap<String, crate::ingest::verify::Verifier>,
     /// This gateway's tracer and metrics (never process-global).
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// The Wasm plugin host, when the config names plugins.
+    pub plugins: Option<Arc<crate::plugins::PluginHost>>,
 }
 
 /// Shared state handed to handlers (cheap to clone).
@@ -131,7 +135,20 @@ pub async fn run(
     let stop = CancellationToken::new();
     let health = Arc::new(Health::default());
 
-    let router = Router::new(&config, store.clone(), delivery.clone());
+    let plugins = if config.plugins.is_empty() {
+        None
+    } else {
+        // Compiling takes a while the first time (the cache makes restarts
+        // fast): keep it off the async workers.
+        let (configs, cache) = (config.plugins.clone(), dir.join("plugin-cache"));
+        let host = tokio::task::spawn_blocking(move || {
+            crate::plugins::PluginHost::start(&configs, &cache)
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        Some(host)
+    };
+    let router = Router::new(&config, store.clone(), delivery.clone(), plugins.clone());
     let router_task = tokio::spawn(router.run(stop.clone()));
     tokio::spawn(watch_disk(
         dir.clone(),
@@ -148,6 +165,7 @@ pub async fn run(
         health: health.clone(),
         verifiers: crate::ingest::verifiers(&config)?,
         telemetry: telemetry.clone(),
+        plugins,
     }));
     health.ready.store(true, Ordering::Release);
     let addr = listener.local_addr()?;

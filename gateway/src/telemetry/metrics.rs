@@ -299,8 +299,12 @@ impl Metrics {
                 tracing::warn!(error = %e, "Cannot read destination stats for /metrics.")
             }
         }
-        // The plugin host, once wired into `App`, reports here:
-        // for s in app.plugins.statuses() { self.set_plugin(&s.name, ...) }
+        if let Some(host) = &app.plugins {
+            for s in host.statuses() {
+                let seconds = s.avg_us_per_event * s.invocations as f64 / 1e6;
+                self.set_plugin(&s.name, s.invocations, s.errors, s.traps, seconds);
+            }
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "Cannot encode /metrics.");
