@@ -807,7 +807,7 @@ async fn confluent_python_client_works_unchanged() {
                     .get(header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                match registry.validate(&topic, None, ct, &body) {
+                match registry.validate(&format!("{topic}-value"), None, ct, &body) {
                     Ok(_) => StatusCode::ACCEPTED,
                     Err(ValidationError::UnsupportedMediaType(_)) => {
                         StatusCode::UNSUPPORTED_MEDIA_TYPE
