@@ -124,6 +124,10 @@ pub struct TopicConfig {
     /// Per-topic body limit; defaults to `server.max_body`.
     #[serde(default)]
     pub max_body: Option<ByteSize>,
+    /// Validate payloads against a registry subject (optionally a pinned
+    /// version): `schema = { subject = "orders-value" }`.
+    #[serde(default)]
+    pub schema: Option<crate::registry::SchemaRef>,
     /// Signature check on the raw body before anything is stored.
     #[serde(default)]
     pub verify: Option<crate::ingest::verify::VerifyConfig>,

@@ -53,7 +53,12 @@ pub async fn publish(
     let payload = read_body(body, &headers, limit).await?;
     check_signature(&app, &t.name, &headers, &payload)?;
     let key = idempotency_key(&headers)?;
-    let meta = event_meta(&headers);
+    let mut meta = event_meta(&headers);
+    if let Some(schema) = &t.schema {
+        let v =
+            validate(&app, schema, &meta.content_type, &payload).map_err(|e| e.into_api(None))?;
+        meta.attributes.extend(schema_attributes(&v));
+    }
     let outcome = app
         .store
         .append(
@@ -105,11 +110,23 @@ pub async fn publish_batch(
     let mut meta = event_meta(&headers);
     // Each element is a JSON value of its own, whatever the envelope was.
     meta.content_type = "application/json".to_owned();
+    let mut validated = Vec::new();
+    if let Some(schema) = &t.schema {
+        for (index, item) in items.iter().enumerate() {
+            let v = validate(&app, schema, &meta.content_type, item)
+                .map_err(|e| e.into_api(Some(index)))?;
+            validated.push(schema_attributes(&v));
+        }
+    }
     let events = items
         .into_iter()
-        .map(|payload| NewEvent {
-            meta: meta.clone(),
-            payload,
+        .enumerate()
+        .map(|(i, payload)| {
+            let mut meta = meta.clone();
+            if let Some(attrs) = validated.get(i) {
+                meta.attributes.extend(attrs.iter().cloned());
+            }
+            NewEvent { meta, payload }
         })
         .collect();
     let outcome = app
@@ -158,6 +175,59 @@ fn admit<'a>(app: &'a App, topic: &str) -> Result<&'a TopicConfig, ApiError> {
         }
     }
     Ok(t)
+}
+
+/// A payload the topic's schema refused.
+struct Refused(crate::registry::ValidationError);
+
+impl Refused {
+    /// 415 for a content type the registry can't read, 422 for the rest; in
+    /// a batch, `index` names the element.
+    fn into_api(self, index: Option<usize>) -> ApiError {
+        use crate::registry::ValidationError as V;
+        let message = self.0.to_string();
+        let mut err = match &self.0 {
+            V::UnsupportedMediaType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                message,
+            ),
+            V::Mismatch { path, expected, .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "schema_mismatch", message)
+                    .with("path", path.clone())
+                    .with("expected", expected.clone())
+            }
+            _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "schema_mismatch", message),
+        };
+        if let Some(i) = index {
+            err = err.with("index", i);
+        }
+        err
+    }
+}
+
+fn validate(
+    app: &App,
+    schema: &crate::registry::SchemaRef,
+    content_type: &str,
+    body: &[u8],
+) -> Result<crate::registry::Validated, Refused> {
+    app.registry
+        .validate(&schema.subject, schema.version, content_type, body)
+        .map_err(Refused)
+}
+
+/// What validation tells plugins and operators about an event.
+fn schema_attributes(v: &crate::registry::Validated) -> Vec<(String, String)> {
+    let mut a = vec![
+        ("schema.subject".to_owned(), v.subject.clone()),
+        ("schema.id".to_owned(), v.schema_id.to_string()),
+        ("schema.version".to_owned(), v.version.to_string()),
+    ];
+    if let Some(w) = v.writer_schema_id {
+        a.push(("schema.writer_id".to_owned(), w.to_string()));
+    }
+    a
 }
 
 /// Builds each topic's signature verifier once, at start.

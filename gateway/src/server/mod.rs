@@ -41,6 +41,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Plugin(#[from] crate::plugins::PluginError),
+    #[error("cannot load the schema registry: {0}")]
+    Registry(#[from] crate::registry::RegistryError),
     #[error("topic {topic:?}: verify: {message}")]
     Verify { topic: String, message: String },
     #[error(transparent)]
@@ -76,6 +78,8 @@ pub struct AppInner {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// The Wasm plugin host, when the config names plugins.
     pub plugins: Option<Arc<crate::plugins::PluginHost>>,
+    /// The schema registry (served under `/registry`, used by ingest).
+    pub registry: crate::registry::Registry,
 }
 
 /// Shared state handed to handlers (cheap to clone).
@@ -104,6 +108,8 @@ pub fn http_router(app: App) -> axum::Router {
         ))
         .route("/metrics", get(crate::telemetry::metrics::handler))
         .merge(crate::admin::routes())
+        // Confluent-compatible: a client's base URL is http://host:port/registry.
+        .nest_service("/registry", app.registry.router())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .with_state(app)
@@ -166,6 +172,7 @@ pub async fn run(
         verifiers: crate::ingest::verifiers(&config)?,
         telemetry: telemetry.clone(),
         plugins,
+        registry: crate::registry::Registry::new(store.clone())?,
     }));
     health.ready.store(true, Ordering::Release);
     let addr = listener.local_addr()?;

@@ -1,0 +1,155 @@
+//! Schema validation at ingest, through the gateway's own registry under
+//! `/registry`: a schema registered with Confluent's API stops bad payloads
+//! at the door with the path of the first bad field.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard_tests::{Gateway, Sink, client, eventually};
+
+const SCHEMA: &str = r#"{"type":"record","name":"Order","fields":[
+  {"name":"id","type":"long"},
+  {"name":"customer","type":{"type":"record","name":"Customer","fields":[{"name":"email","type":"string"}]}},
+  {"name":"note","type":["null","string"],"default":null}]}"#;
+
+fn config(sink: &str) -> String {
+    format!(
+        "[server]\ndata_dir = \"{{data_dir}}\"\n\
+         [[destinations]]\nname = \"billing\"\nkind = \"http\"\nurl = \"{sink}\"\n\
+         [[topics]]\nname = \"orders\"\nroutes = [\"billing\"]\nschema = {{ subject = \"orders-value\" }}\n"
+    )
+}
+
+async fn post(gw: &Gateway, path: &str, ct: &str, body: Vec<u8>) -> (u16, Value) {
+    let r = client()
+        .post(gw.url(path))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn payloads_are_validated_against_the_registered_schema() {
+    let sink = Sink::start().await;
+    let gw = Gateway::start(&config(&sink.url)).await;
+
+    // Before a schema exists, the topic refuses rather than guessing.
+    let (s, v) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/json",
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("schema_mismatch")),
+        "{v}"
+    );
+
+    let (s, v) = post(
+        &gw,
+        "/registry/subjects/orders-value/versions",
+        "application/vnd.schemaregistry.v1+json",
+        json!({ "schema": SCHEMA }).to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let schema_id = v["id"].as_u64().unwrap();
+
+    let good = br#"{"id": 7, "customer": {"email": "a@b.c"}}"#.to_vec();
+    let (s, v) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/json",
+        good.clone(),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+
+    let bad = br#"{"id": 7, "customer": {"email": 42}}"#.to_vec();
+    let (s, v) = post(&gw, "/v1/topics/orders/events", "application/json", bad).await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["code"], "schema_mismatch");
+    assert_eq!(v["error"]["path"], "/customer/email");
+    assert!(
+        v["error"]["expected"].as_str().unwrap().contains("string"),
+        "{v}"
+    );
+
+    let (s, v) = post(&gw, "/v1/topics/orders/events", "text/plain", good.clone()).await;
+    assert_eq!(s, 415, "{v}");
+
+    // Confluent wire format: magic 0, schema id, then the Avro datum
+    // (long 7 zig-zag = 14, string "a@b.c", union branch 0 = null).
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(schema_id as u32).to_be_bytes());
+    framed.extend_from_slice(&[14, 10]);
+    framed.extend_from_slice(b"a@b.c");
+    framed.push(0);
+    let (s, v) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/vnd.apache.avro+binary",
+        framed.clone(),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let mut unknown = framed.clone();
+    unknown[1..5].copy_from_slice(&999u32.to_be_bytes());
+    let (s, _) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/octet-stream",
+        unknown,
+    )
+    .await;
+    assert_eq!(s, 422);
+    let (s, _) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/octet-stream",
+        framed[..7].to_vec(),
+    )
+    .await;
+    assert_eq!(s, 422);
+
+    // A batch names the bad element.
+    let (s, v) = post(
+        &gw,
+        "/v1/topics/orders/events/batch",
+        "application/json",
+        br#"[{"id":1,"customer":{"email":"x"}},{"id":"two","customer":{"email":"y"}}]"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["index"], 1);
+    assert_eq!(v["error"]["path"], "/id");
+
+    // Only the two valid events were kept and delivered; the event records
+    // the schema it was validated against.
+    sink.wait_for(2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sink.received().len(), 2);
+    let e: Value = eventually(Duration::from_secs(10), "the event", || async {
+        let r = client()
+            .get(gw.url(&format!("/v1/events/{id}")))
+            .send()
+            .await
+            .unwrap();
+        (r.status() == 200).then_some(())?;
+        r.json().await.ok()
+    })
+    .await;
+    let attrs = e["attributes"].to_string();
+    assert!(
+        attrs.contains("schema.id") && attrs.contains(&schema_id.to_string()),
+        "{e}"
+    );
+    gw.stop().await;
+}
