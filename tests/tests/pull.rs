@@ -120,6 +120,19 @@ async fn concurrent_consumers_share_the_work_without_double_leases() {
     assert_eq!(d["queue_depth"], 0);
     assert_eq!(d["in_flight"], 0);
     assert_eq!(d["pull"]["acks"], m);
+    let metrics = client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.contains("pull_acks_total{") && l.contains("jobs"))
+        .unwrap_or_else(|| panic!("no pull_acks_total in {metrics}"));
+    assert!(line.ends_with(&format!(" {m}")), "{line}");
 }
 
 #[tokio::test]

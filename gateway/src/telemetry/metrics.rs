@@ -71,6 +71,12 @@ pub struct Metrics {
     in_flight: Family<DestLabel, Gauge>,
     oldest_pending_age: Family<DestLabel, FloatGauge>,
     dlq_depth: Family<DestLabel, Gauge>,
+    queue_delayed: Family<DestLabel, Gauge>,
+    blocked_keys: Family<DestLabel, Gauge>,
+    pull_receives: Family<DestLabel, Counter>,
+    pull_acks: Family<DestLabel, Counter>,
+    pull_nacks: Family<DestLabel, Counter>,
+    pull_lease_expiries: Family<DestLabel, Counter>,
     store_size: Gauge,
     commits: Counter,
     plugin_invocations: Family<PluginLabel, Counter>,
@@ -98,6 +104,12 @@ impl Metrics {
             delivery_duration: Family::new_with_constructor(latency_histogram),
             dead_letters: Family::default(),
             queue_depth: Family::default(),
+            queue_delayed: Family::default(),
+            blocked_keys: Family::default(),
+            pull_receives: Family::default(),
+            pull_acks: Family::default(),
+            pull_nacks: Family::default(),
+            pull_lease_expiries: Family::default(),
             in_flight: Family::default(),
             oldest_pending_age: Family::default(),
             dlq_depth: Family::default(),
@@ -167,7 +179,7 @@ impl Metrics {
         );
         r.register(
             "queue_depth",
-            "Entries waiting for a destination, in flight included.",
+            "Entries waiting for a destination (visible and delayed; in flight not included).",
             m.queue_depth.clone(),
         );
         r.register(
@@ -180,6 +192,36 @@ impl Metrics {
             "Age of the oldest entry waiting for a destination: its lag.",
             Unit::Seconds,
             m.oldest_pending_age.clone(),
+        );
+        r.register(
+            "queue_delayed",
+            "Waiting entries not yet due (backing off, or delayed by a nack).",
+            m.queue_delayed.clone(),
+        );
+        r.register(
+            "blocked_keys",
+            "Ordering keys whose head is in flight or backing off (FIFO destinations).",
+            m.blocked_keys.clone(),
+        );
+        r.register(
+            "pull_receives",
+            "Messages leased to pull consumers.",
+            m.pull_receives.clone(),
+        );
+        r.register(
+            "pull_acks",
+            "Messages acknowledged by pull consumers.",
+            m.pull_acks.clone(),
+        );
+        r.register(
+            "pull_nacks",
+            "Messages handed back by pull consumers.",
+            m.pull_nacks.clone(),
+        );
+        r.register(
+            "pull_lease_expiries",
+            "Leases that ran out before an ack.",
+            m.pull_lease_expiries.clone(),
         );
         r.register(
             "dlq_depth",
@@ -293,6 +335,22 @@ impl Metrics {
                         .get_or_create(&l)
                         .set(s.oldest_pending_age_seconds);
                     self.dlq_depth.get_or_create(&l).set(s.dlq_depth as i64);
+                    self.queue_delayed.get_or_create(&l).set(s.delayed as i64);
+                    if let Some(b) = s.blocked_keys {
+                        self.blocked_keys.get_or_create(&l).set(b as i64);
+                    }
+                    if let Some(p) = &s.pull {
+                        // The destination keeps the totals; mirror them.
+                        for (family, total) in [
+                            (&self.pull_receives, p.receives),
+                            (&self.pull_acks, p.acks),
+                            (&self.pull_nacks, p.nacks),
+                            (&self.pull_lease_expiries, p.lease_expiries),
+                        ] {
+                            let c = family.get_or_create(&l);
+                            c.inc_by(total.saturating_sub(c.get()));
+                        }
+                    }
                 }
             }
             Err(e) => {
