@@ -519,3 +519,45 @@ async fn the_example_consumer_drains_a_queue() {
     assert_eq!(v["destinations"][0]["pull"]["acks"], 25);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_blocking_key_waits_for_its_dead_letter_to_be_dealt_with() {
+    let sink = Sink::start().await;
+    sink.script([Reply::status(400)]);
+    let extra = "ordering = { key = \"header:x-account\", on_dead_letter = \"block\" }\nforward_headers = [\"x-account\"]";
+    let gw = Gateway::start(
+        &push_config(&sink.url, extra).replace("concurrency = 8", "concurrency = 1"),
+    )
+    .await;
+    let a1 = publish(&gw, "payments", "\"a1\"", &[("x-account", "a")]).await;
+    sink.wait_for(1, WAIT).await;
+    publish(&gw, "payments", "\"a2\"", &[("x-account", "a")]).await;
+    publish(&gw, "payments", "\"b1\"", &[("x-account", "b")]).await;
+    let got = sink.wait_for(2, WAIT).await;
+    assert_eq!(&got[1].body[..], b"\"b1\"", "other keys flow");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        sink.received().len(),
+        2,
+        "a2 waits behind the dead-lettered a1"
+    );
+    let v: Value = client()
+        .get(gw.url("/v1/destinations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["destinations"][0]["blocked_keys"], 1);
+    // Purging the dead letter releases the key.
+    let r = client()
+        .delete(gw.url(&format!("/v1/destinations/ledger/dlq/{a1}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = sink.wait_for(3, WAIT).await;
+    assert_eq!(&got[2].body[..], b"\"a2\"");
+    gw.stop().await;
+}

@@ -526,6 +526,11 @@ async fn dlq_purge(
     };
     for chunk in ids.chunks(MAX_PAGE) {
         app.store.dlq_remove(&name, owner.is_topic(), chunk).await?;
+        if let (Owner::Destination, Some(d)) = (owner, app.delivery.destination(&name)) {
+            for id in chunk {
+                d.dead_letter_purged(*id);
+            }
+        }
     }
     tracing::info!(owner = %name, purged = ids.len(), "Dead letters purged.");
     Ok(axum::Json(json!({ "purged": ids.len() })).into_response())

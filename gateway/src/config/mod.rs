@@ -188,6 +188,20 @@ pub struct DestinationConfig {
 #[serde(deny_unknown_fields)]
 pub struct OrderingConfig {
     pub key: OrderingKey,
+    /// When a key's head is dead-lettered: `continue` (default) lets the
+    /// key's next event go; `block` holds the key until that dead letter is
+    /// replayed or purged, for flows where a gap is worse than a stall.
+    #[serde(default)]
+    pub on_dead_letter: OnDeadLetter,
+}
+
+/// What a FIFO key does when its head is dead-lettered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDeadLetter {
+    #[default]
+    Continue,
+    Block,
 }
 
 /// The source of an ordering key.

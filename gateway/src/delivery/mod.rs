@@ -123,6 +123,20 @@ impl Destination {
         self.queue().is_in_flight(id)
     }
 
+    /// FIFO with `on_dead_letter = "block"`.
+    fn blocks_on_dead_letter(&self) -> bool {
+        self.config
+            .ordering
+            .as_ref()
+            .is_some_and(|o| o.on_dead_letter == crate::config::OnDeadLetter::Block)
+    }
+
+    /// A dead letter of this destination was purged: release its key.
+    pub fn dead_letter_purged(&self, id: Ulid) {
+        self.queue().unblock(id);
+        self.wake.notify_one();
+    }
+
     fn push(&self, e: QueueEntry) {
         if self.queue().push(e) {
             self.wake.notify_one();
@@ -199,6 +213,25 @@ impl Delivery {
                 // Entries of a destination removed from the config stay in the
                 // store untouched: restoring the destination resumes them.
                 None => orphans += 1,
+            }
+        }
+        // Keys held by dead letters survive a restart: hold them again.
+        for d in destinations.values() {
+            if !d.blocks_on_dead_letter() {
+                continue;
+            }
+            let mut cursor = None;
+            loop {
+                let (page, next) = store.dlq_page(&d.config.name, false, cursor, 1000)?;
+                for e in page {
+                    if let Some(k) = &e.ordering_key {
+                        d.queue().block(k, e.event_id);
+                    }
+                }
+                match next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
             }
         }
         if orphans > 0 {
@@ -579,7 +612,11 @@ impl Delivery {
                 d.wake.notify_one();
             }
             None => {
-                d.queue().finish(id);
+                if matches!(decision, Decision::DeadLetter { .. }) && d.blocks_on_dead_letter() {
+                    d.queue().finish_blocking(id);
+                } else {
+                    d.queue().finish(id);
+                }
                 // With ordering keys, finishing the head makes the key's next
                 // event eligible: the dispatcher may be asleep waiting for it.
                 d.wake.notify_one();

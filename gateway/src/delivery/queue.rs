@@ -59,6 +59,9 @@ struct KeyState {
     scheduled: Option<Ulid>,
     /// An event of this key is in flight.
     busy: bool,
+    /// The key's head was dead-lettered and the destination holds the key
+    /// until that event is replayed or purged.
+    blocked_by: Option<Ulid>,
 }
 
 /// Pending and in-flight entries of one destination.
@@ -122,7 +125,7 @@ impl MemQueue {
         let Some(ks) = self.keys.get(key) else {
             return;
         };
-        if ks.busy {
+        if ks.busy || ks.blocked_by.is_some() {
             return;
         }
         let head = ks.pending.first().copied();
@@ -142,7 +145,7 @@ impl MemQueue {
         if self
             .keys
             .get(key)
-            .is_some_and(|k| k.pending.is_empty() && !k.busy)
+            .is_some_and(|k| k.pending.is_empty() && !k.busy && k.blocked_by.is_none())
         {
             self.keys.remove(key);
         }
@@ -156,6 +159,13 @@ impl MemQueue {
         }
         let id = e.event_id;
         let key = self.key_of(&e);
+        if let Some(k) = &key
+            && let Some(ks) = self.keys.get_mut(k)
+            && ks.blocked_by == Some(id)
+        {
+            // The dead letter that held the key is back: it is the head again.
+            ks.blocked_by = None;
+        }
         self.pending.insert(id, e);
         match key {
             Some(k) => {
@@ -215,6 +225,46 @@ impl MemQueue {
             self.schedule_head(&k);
         }
         Some(t)
+    }
+
+    /// Ends an in-flight entry that was dead-lettered, holding its key until
+    /// [`MemQueue::unblock`] (replay or purge of that dead letter).
+    pub fn finish_blocking(&mut self, id: Ulid) {
+        let Some(t) = self.in_flight.remove(&id) else {
+            return;
+        };
+        if let Some(k) = self.key_of(&t.entry) {
+            let ks = self.keys.entry(k).or_default();
+            ks.busy = false;
+            ks.blocked_by = Some(id);
+        }
+    }
+
+    /// Holds `key` for the dead letter `id` (restored at start).
+    pub fn block(&mut self, key: &str, id: Ulid) {
+        if !self.policy.ordered {
+            return;
+        }
+        let ks = self.keys.entry(key.to_owned()).or_default();
+        ks.blocked_by = Some(id);
+        if let Some(c) = ks.scheduled.take() {
+            self.unschedule(c);
+        }
+    }
+
+    /// Releases a key held for the dead letter `id`, if any.
+    pub fn unblock(&mut self, id: Ulid) {
+        let key = self
+            .keys
+            .iter()
+            .find(|(_, ks)| ks.blocked_by == Some(id))
+            .map(|(k, _)| k.clone());
+        if let Some(k) = key {
+            if let Some(ks) = self.keys.get_mut(&k) {
+                ks.blocked_by = None;
+            }
+            self.schedule_head(&k);
+        }
     }
 
     /// Puts back an entry that was in flight (a retry, a nack, an expired
@@ -320,8 +370,9 @@ impl MemQueue {
         self.keys
             .values()
             .filter(|k| {
-                !k.pending.is_empty()
+                (!k.pending.is_empty() || k.blocked_by.is_some())
                     && (k.busy
+                        || k.blocked_by.is_some()
                         || k.scheduled
                             .and_then(|id| self.pending.get(&id))
                             .is_some_and(|e| e.due_ms > now_ms))
@@ -448,6 +499,27 @@ mod tests {
         assert_eq!(take(&mut q, 500), Some(1));
         q.finish(Ulid(1));
         assert_eq!(take(&mut q, 500), Some(2));
+    }
+
+    #[test]
+    fn a_blocking_dead_letter_holds_its_key_until_replayed_or_purged() {
+        let mut q = MemQueue::new(Policy {
+            aging_ms: None,
+            ordered: true,
+        });
+        q.push(keyed(1, "a", 0));
+        q.push(keyed(2, "a", 0));
+        assert_eq!(take(&mut q, 10), Some(1));
+        q.finish_blocking(Ulid(1));
+        assert!(take(&mut q, 10).is_none(), "key a is held");
+        assert_eq!(q.blocked_keys(10), 1);
+        // Replay: 1 comes back as the head, then 2 follows.
+        q.push(keyed(1, "a", 20));
+        assert_eq!(take(&mut q, 20), Some(1));
+        q.finish_blocking(Ulid(1));
+        // Purge instead: the key moves on.
+        q.unblock(Ulid(1));
+        assert_eq!(take(&mut q, 20), Some(2));
     }
 
     #[test]
