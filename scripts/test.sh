@@ -31,7 +31,7 @@ fi
 
 step "Building the workspace"
 cargo build --workspace
-export SWITCHYARD_BIN="$root/target/debug/switchyard"
+export SWITCHYARD_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/switchyard"
 
 step "Running the tests"
 log=$(mktemp)

@@ -481,7 +481,8 @@ async fn aging_keeps_low_priority_from_starving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_consumer_drains_a_queue() {
-    let bin = switchyard_tests::workspace().join("target/debug/pull-consumer");
+    // Built by the same `cargo build --workspace` as the gateway, beside it.
+    let bin = switchyard_tests::bin().with_file_name("pull-consumer");
     assert!(
         bin.exists(),
         "build the workspace first (scripts/test.sh does)"
