@@ -31,12 +31,12 @@ fn schema(with_channel: bool) -> Value {
             {"name": "vip", "type": "boolean", "default": false}
         ]}}),
         json!({"name": "items", "type": {"type": "array", "items": {"type": "record",
-            "name": "Item", "fields": [
-                {"name": "sku", "type": "string"},
-                {"name": "qty", "type": "int"},
-                {"name": "price", "type": "double"},
-                {"name": "title", "type": "string"}
-            ]}}}),
+        "name": "Item", "fields": [
+            {"name": "sku", "type": "string"},
+            {"name": "qty", "type": "int"},
+            {"name": "price", "type": "double"},
+            {"name": "title", "type": "string"}
+        ]}}}),
         json!({"name": "attributes", "type": {"type": "map", "values": "string"}, "default": {}}),
         json!({"name": "note", "type": ["null", "string"], "default": null}),
     ];
@@ -129,7 +129,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("json_1kb", |b| {
         b.iter(|| {
             registry
-                .validate("orders-value", None, "application/json", black_box(&json_body))
+                .validate(
+                    "orders-value",
+                    None,
+                    "application/json",
+                    black_box(&json_body),
+                )
                 .expect("valid")
         })
     });

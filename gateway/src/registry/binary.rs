@@ -226,6 +226,7 @@ impl Decoder<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use apache_avro::types::Value as AvroValue;

@@ -16,6 +16,7 @@ pub struct SchemaRef {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

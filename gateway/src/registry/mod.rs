@@ -24,6 +24,7 @@ mod error;
 pub mod json;
 pub mod schema;
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use std::sync::Arc;

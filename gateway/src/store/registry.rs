@@ -124,13 +124,10 @@ impl RegistryStore {
                 snap.global_level = Some(level);
                 continue;
             }
-            match k.split_first() {
-                Some((&SUBJECT_CONFIG_PREFIX, subject)) => {
-                    let subject = String::from_utf8(subject.to_vec())
-                        .map_err(|e| corrupt("registry_config", e))?;
-                    snap.subject_levels.push((subject, level));
-                }
-                _ => {}
+            if let Some((&SUBJECT_CONFIG_PREFIX, subject)) = k.split_first() {
+                let subject = String::from_utf8(subject.to_vec())
+                    .map_err(|e| corrupt("registry_config", e))?;
+                snap.subject_levels.push((subject, level));
             }
         }
         // A crash can't leave the counter behind a stored id (same batch), but
@@ -242,6 +239,7 @@ fn corrupt(keyspace: &'static str, e: impl std::fmt::Display) -> StoreError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
