@@ -225,16 +225,29 @@ impl Delivery {
         }
     }
 
-    /// Acknowledges messages: each is delivered and leaves the queue.
+    /// Acknowledges messages: each is delivered and leaves the queue. The
+    /// whole batch is settled in one write.
     pub async fn ack(
         &self,
         d: &Destination,
         receipts: &[String],
     ) -> Result<Vec<ReceiptResult>, StoreError> {
         let mut out = Vec::with_capacity(receipts.len());
+        let mut settled = Vec::with_capacity(receipts.len());
+        let now = now_ms();
         for r in receipts {
             let entry = match Self::hold(d, r) {
-                Held::Current(e) => e,
+                Held::Current(e)
+                    if !settled
+                        .iter()
+                        .any(|(s, _, _): &(QueueEntry, _, _)| s.event_id == e.event_id) =>
+                {
+                    e
+                }
+                Held::Current(_) => {
+                    out.push(refused(r, "the same receipt twice in one request"));
+                    continue;
+                }
                 Held::Stale(why) => {
                     out.push(refused(r, why));
                     continue;
@@ -242,21 +255,30 @@ impl Delivery {
             };
             let record = AttemptRecord {
                 attempt: entry.history_base + entry.attempt,
-                at_ms: now_ms(),
+                at_ms: now,
                 status: None,
                 error: None,
                 latency_ms: 0,
                 response_excerpt: Some("acknowledged by a pull consumer".to_owned()),
                 delay_before_ms: 0,
             };
-            self.store
-                .settle(&entry, &record, &Settle::Delivered)
-                .await?;
-            d.queue().finish(entry.event_id);
-            d.wake.notify_one();
-            d.counters.acks.fetch_add(1, Ordering::Relaxed);
+            settled.push((entry, record, Settle::Delivered));
             out.push(accepted(r));
         }
+        if settled.is_empty() {
+            return Ok(out);
+        }
+        self.store.settle_many(&settled).await?;
+        {
+            let mut q = d.queue();
+            for (e, _, _) in &settled {
+                q.finish(e.event_id);
+            }
+        }
+        d.counters
+            .acks
+            .fetch_add(settled.len() as u64, Ordering::Relaxed);
+        d.wake.notify_one();
         Ok(out)
     }
 
