@@ -44,13 +44,6 @@ fn queue<'a>(app: &'a App, name: &str) -> Result<&'a std::sync::Arc<Destination>
     }
 }
 
-fn body<T: for<'de> Deserialize<'de> + Default>(b: &Bytes) -> Result<T, ApiError> {
-    if b.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(b).map_err(|e| ApiError::malformed(format!("bad JSON body: {e}")))
-}
-
 fn in_range(name: &str, v: u64, lo: u64, hi: u64) -> Result<u64, ApiError> {
     if (lo..=hi).contains(&v) {
         Ok(v)
@@ -75,7 +68,7 @@ async fn receive(
     b: Bytes,
 ) -> Result<Response, ApiError> {
     let d = queue(&app, &name)?;
-    let req: ReceiveBody = body(&b)?;
+    let req: ReceiveBody = super::json_body(&b)?;
     let max = in_range("max_messages", req.max_messages.unwrap_or(1), 1, 100)?;
     let wait = in_range(
         "wait_seconds",
@@ -146,7 +139,7 @@ async fn ack(
     b: Bytes,
 ) -> Result<Response, ApiError> {
     let d = queue(&app, &name)?;
-    let req: ReceiptsBody = body(&b)?;
+    let req: ReceiptsBody = super::json_body(&b)?;
     receipts(&req)?;
     Ok(answer(app.delivery.ack(d, &req.receipts).await?))
 }
@@ -157,7 +150,7 @@ async fn nack(
     b: Bytes,
 ) -> Result<Response, ApiError> {
     let d = queue(&app, &name)?;
-    let req: ReceiptsBody = body(&b)?;
+    let req: ReceiptsBody = super::json_body(&b)?;
     receipts(&req)?;
     let delay = in_range(
         "delay_seconds",
@@ -178,7 +171,7 @@ async fn extend(
     b: Bytes,
 ) -> Result<Response, ApiError> {
     let d = queue(&app, &name)?;
-    let req: ReceiptsBody = body(&b)?;
+    let req: ReceiptsBody = super::json_body(&b)?;
     receipts(&req)?;
     let vt = match req.visibility_timeout_seconds {
         Some(v) => Duration::from_secs(in_range(
