@@ -393,6 +393,138 @@ async fn sampled_out_traces_export_nothing_but_still_propagate() {
     assert!(collector.spans().is_empty(), "{:?}", collector.spans());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_receive_and_ack_join_the_events_trace() {
+    let collector = Collector::http().await;
+    let text = format!(
+        "[telemetry]\notlp_endpoint = \"{}\"\nprotocol = \"http/protobuf\"\n\
+         export_delay = \"100ms\"\n\n\
+         [server]\ndata_dir = \"{{data_dir}}\"\nmin_free_disk = \"1MiB\"\n\n\
+         [[destinations]]\nname = \"jobs\"\nkind = \"pull\"\n\n\
+         [[topics]]\nname = \"work\"\nroutes = [\"jobs\"]\n",
+        collector.url
+    );
+    let gw = Gateway::start(&text).await;
+    let publish = |n: u32| {
+        client()
+            .post(gw.url("/v1/topics/work/events"))
+            .header("traceparent", format!("00-{TRACE}-{PARENT}-01"))
+            .json(&serde_json::json!({ "job": n }))
+            .send()
+    };
+    let first = publish(1).await.unwrap();
+    assert_eq!(first.status(), 202);
+    let id = first.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(publish(2).await.unwrap().status(), 202);
+
+    let receive = |wait: u64| {
+        client()
+            .post(gw.url("/v1/queues/jobs/receive"))
+            .json(&serde_json::json!({ "max_messages": 1, "wait_seconds": wait }))
+            .send()
+    };
+    let got: serde_json::Value = receive(10).await.unwrap().json().await.unwrap();
+    let msg = &got["messages"][0];
+    assert_eq!(msg["id"], id.as_str(), "{got}");
+    // The consumer continues the event's trace from the receive span.
+    let tp = msg["traceparent"]
+        .as_str()
+        .expect("a traceparent")
+        .to_owned();
+    assert_eq!(trace_of(&tp), TRACE, "{tp}");
+    let acked: serde_json::Value = client()
+        .post(gw.url("/v1/queues/jobs/ack"))
+        .json(&serde_json::json!({ "receipts": [msg["receipt"]] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(acked["results"][0]["ok"], true, "{acked}");
+    // The second message is received and handed back.
+    let got: serde_json::Value = receive(10).await.unwrap().json().await.unwrap();
+    let second = &got["messages"][0];
+    let nacked: serde_json::Value = client()
+        .post(gw.url("/v1/queues/jobs/nack"))
+        .json(&serde_json::json!({ "receipts": [second["receipt"]] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(nacked["results"][0]["ok"], true, "{nacked}");
+
+    let spans = eventually(Duration::from_secs(20), "pull spans exported", || {
+        let c = collector.clone();
+        async move {
+            let all: Vec<Span> = c
+                .spans()
+                .into_iter()
+                .map(|g| g.span)
+                .filter(|s| hex(&s.trace_id) == TRACE)
+                .collect();
+            let named = |n: &str| all.iter().filter(|s| s.name == n).count();
+            (named("receive jobs") >= 2 && named("ack jobs") >= 1 && named("nack jobs") >= 1)
+                .then_some(all)
+        }
+    })
+    .await;
+    let by_id = |name: &str, id: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == name && attr_str(s, "messaging.message.id").as_deref() == Some(id))
+            .unwrap_or_else(|| panic!("no {name} span for {id}: {spans:?}"))
+            .clone()
+    };
+    let received = by_id("receive jobs", &id);
+    assert_eq!(received.kind, SpanKind::Client as i32);
+    // Stored with the event: the ingest span's context (itself a child of
+    // the sender's span), so the receive hangs under the ingest.
+    let ingest = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server as i32 && hex(&s.parent_span_id) == PARENT)
+        .expect("the ingest span");
+    assert!(
+        spans
+            .iter()
+            .filter(|s| s.kind == SpanKind::Server as i32)
+            .any(|s| s.span_id == received.parent_span_id),
+        "the receive is a child of its event's ingest span"
+    );
+    assert_eq!(hex(&ingest.trace_id), TRACE);
+    assert_eq!(
+        attr_str(&received, "messaging.operation.type").as_deref(),
+        Some("receive")
+    );
+    assert_eq!(
+        attr_str(&received, "messaging.destination.name").as_deref(),
+        Some("jobs")
+    );
+    assert_eq!(attr_int(&received, "switchyard.delivery.attempt"), Some(1));
+    // What the consumer got is the receive span's own context.
+    assert_eq!(tp.split('-').nth(2), Some(hex(&received.span_id).as_str()));
+    let ack = by_id("ack jobs", &id);
+    assert_eq!(
+        attr_str(&ack, "messaging.operation.type").as_deref(),
+        Some("settle")
+    );
+    assert_eq!(
+        attr_str(&ack, "messaging.operation.name").as_deref(),
+        Some("ack")
+    );
+    let nack = spans.iter().find(|s| s.name == "nack jobs").unwrap();
+    assert_ne!(
+        attr_str(nack, "messaging.message.id").as_deref(),
+        Some(id.as_str())
+    );
+    gw.stop().await;
+}
+
 /// Reads one sample from the Prometheus text format.
 fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
     let prefix = if labels.is_empty() {

@@ -101,6 +101,12 @@ async fn receive(
                 "content_type": m.content_type,
                 "headers": m.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             });
+            if let Some((traceparent, tracestate)) = &m.trace {
+                v["traceparent"] = json!(traceparent);
+                if let Some(ts) = tracestate {
+                    v["tracestate"] = json!(ts);
+                }
+            }
             match std::str::from_utf8(&m.body) {
                 Ok(text) => v["body"] = json!(text),
                 Err(_) => {

@@ -35,6 +35,9 @@ pub struct Received {
     pub content_type: String,
     pub headers: Vec<(String, String)>,
     pub body: bytes::Bytes,
+    /// The `receive` span's W3C context (or the event's stored one when
+    /// tracing is off), so the consumer's work joins the event's trace.
+    pub trace: Option<(String, Option<String>)>,
 }
 
 /// The answer for one receipt of an ack, nack or extend.
@@ -106,6 +109,7 @@ impl Delivery {
         if d.is_paused() {
             return Ok(Vec::new());
         }
+        let started = std::time::SystemTime::now();
         let now = now_ms();
         let until = now + visibility.as_millis() as u64;
         let mut taken = Vec::new();
@@ -146,6 +150,15 @@ impl Delivery {
             };
             self.store.settle(&e, &record, &outcome).await?;
             d.queue().finish(e.event_id);
+            if self.telemetry.tracing()
+                && let Some(event) = self.store.event(e.event_id)?
+            {
+                let Settle::DeadLetter { error } = &outcome else {
+                    unreachable!("built as a dead letter above")
+                };
+                self.telemetry
+                    .dead_letter_span(&event, &d.config.name, error, e.attempt);
+            }
             tracing::warn!(event_id = %e.event_id, destination = %d.config.name,
                 "Message dead-lettered after max_receives receives without an ack.");
         }
@@ -190,7 +203,13 @@ impl Delivery {
                     event.payload.clone(),
                 ),
             };
+            let span = self
+                .telemetry
+                .receive_span(&event, &d.config.name, leased.attempt, started);
+            let trace = span.carried(&event);
+            span.end();
             out.push(Received {
+                trace,
                 receipt: receipt(id, lease.nonce),
                 attempt: leased.attempt,
                 event,
@@ -203,6 +222,22 @@ impl Delivery {
             .receives
             .fetch_add(out.len() as u64, Ordering::Relaxed);
         Ok(out)
+    }
+
+    /// The `ack`/`nack` span of a settled message, in its event's trace.
+    /// Reads the event for its trace context, so only when tracing is on.
+    fn settled_span(&self, d: &Destination, id: Ulid, operation: &'static str) {
+        if !self.telemetry.tracing() {
+            return;
+        }
+        match self.store.event(id) {
+            Ok(Some(event)) => self
+                .telemetry
+                .settle_span(&event, &d.config.name, operation),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(event_id = %id, error = %e,
+                "Cannot read the event for its {operation} span."),
+        }
     }
 
     /// Resolves a receipt against the live leases.
@@ -275,6 +310,9 @@ impl Delivery {
                 q.finish(e.event_id);
             }
         }
+        for (e, _, _) in &settled {
+            self.settled_span(d, e.event_id, "ack");
+        }
         d.counters
             .acks
             .fetch_add(settled.len() as u64, Ordering::Relaxed);
@@ -304,10 +342,12 @@ impl Delivery {
                 lease: None,
                 ..entry.clone()
             };
+            let id = entry.event_id;
             self.store.move_entries(&[(entry, back.clone())]).await?;
             d.queue().requeue(back);
             d.wake.notify_one();
             d.counters.nacks.fetch_add(1, Ordering::Relaxed);
+            self.settled_span(d, id, "nack");
             out.push(accepted(r));
         }
         Ok(out)

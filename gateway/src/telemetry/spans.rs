@@ -9,7 +9,10 @@
 //! - plugins: `plugin {name}` under the batch span, one per plugin run;
 //! - delivery: each attempt a CLIENT span `send {destination}` with its
 //!   attempt number, status code, error and the delay that preceded it;
-//! - dead-lettering: `dead-letter {destination}` (`settle`).
+//! - dead-lettering: `dead-letter {destination}` (`settle`);
+//! - pull consumers: `receive {destination}` (a CLIENT span per message,
+//!   whose context the consumer gets as `traceparent`) and `ack`/`nack
+//!   {destination}` (`settle`).
 //!
 //! Every helper returns an empty [`TraceSpan`] when tracing is off. Spans
 //! are values, never entered guards, so nothing is held across an `.await`.
@@ -245,6 +248,59 @@ impl Telemetry {
         );
         span.error(reason.to_owned());
         span.end();
+    }
+
+    /// A pull consumer's receive of `event` from `destination`: a CLIENT
+    /// span in the event's trace (pull receives are client operations in the
+    /// messaging conventions), from `started` (before the lease was written)
+    /// to now. The consumer gets this span's context to continue the trace.
+    pub fn receive_span(
+        &self,
+        event: &Event,
+        destination: &str,
+        attempt: u32,
+        started: std::time::SystemTime,
+    ) -> TraceSpan {
+        let Some(tracer) = &self.tracer else {
+            return TraceSpan(None);
+        };
+        let span = tracer
+            .span_builder(format!("receive {destination}"))
+            .with_kind(SpanKind::Client)
+            .with_start_time(started)
+            .with_attributes(vec![
+                system(),
+                KeyValue::new("messaging.operation.type", "receive"),
+                KeyValue::new("messaging.operation.name", "receive"),
+                KeyValue::new("messaging.destination.name", destination.to_owned()),
+                KeyValue::new("messaging.message.id", event.id.to_string()),
+                KeyValue::new("switchyard.topic", event.topic.clone()),
+                KeyValue::new("switchyard.delivery.attempt", i64::from(attempt)),
+            ])
+            .start_with_context(tracer, &context::from_meta(&event.meta));
+        TraceSpan(Some(Context::new().with_span(span)))
+    }
+
+    /// A pull consumer settling `event`: `ack` or `nack` (a CLIENT span,
+    /// `messaging.operation.type = settle`, that ends at once).
+    pub fn settle_span(&self, event: &Event, destination: &str, operation: &'static str) {
+        if self.tracer.is_none() {
+            return;
+        }
+        self.span(
+            format!("{operation} {destination}"),
+            SpanKind::Client,
+            &context::from_meta(&event.meta),
+            vec![
+                system(),
+                KeyValue::new("messaging.operation.type", "settle"),
+                KeyValue::new("messaging.operation.name", operation),
+                KeyValue::new("messaging.destination.name", destination.to_owned()),
+                KeyValue::new("messaging.message.id", event.id.to_string()),
+            ],
+            Vec::new(),
+        )
+        .end();
     }
 
     /// Starts the spans of one router batch: see [`Routing`].
