@@ -809,3 +809,78 @@ async fn otel_env_vars_over_http_append_the_signal_path() {
             .all(|p| p == "/otlp/v1/traces")
     );
 }
+
+/// The JSON log lines of a real binary: every line about an event names
+/// it, so `grep <id>` over the logs tells that event's story.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_log_line_about_an_event_names_its_id() {
+    let hooks = Sink::start().await;
+    // Fails once (a retry), then refuses for good (a dead letter).
+    hooks.script([Reply::status(500)]);
+    hooks.set_default(Reply::status(400));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nmin_free_disk = \"1MiB\"\n\n\
+             [[destinations]]\nname = \"hooks\"\nkind = \"http\"\nurl = \"{}\"\n\
+             retry = {{ initial = \"50ms\", multiplier = 1.0, max_attempts = 3 }}\n\n\
+             [[destinations]]\nname = \"console\"\nkind = \"log\"\n\n\
+             [[topics]]\nname = \"orders\"\nroutes = [\"hooks\", \"console\"]\n",
+            dir.path().join("data").display(),
+            hooks.url
+        ),
+    )
+    .unwrap();
+    let gw = tokio::task::spawn_blocking(move || Process::start(&path))
+        .await
+        .unwrap();
+    let resp = client()
+        .post(gw.url("/v1/topics/orders/events"))
+        .body(r#"{"order": 7}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lines = eventually(Duration::from_secs(20), "the dead letter logged", || {
+        let logs = gw.logs.clone();
+        async move {
+            let lines: Vec<serde_json::Value> = logs
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            lines
+                .iter()
+                .any(|l| l["fields"]["message"] == "Delivery dead-lettered.")
+                .then_some(lines)
+        }
+    })
+    .await;
+    for message in [
+        "Event delivered to the log.",
+        "Delivery attempt failed; retrying.",
+        "Delivery dead-lettered.",
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} line"));
+        assert_eq!(line["fields"]["event_id"], id.as_str(), "{line}");
+    }
+    // No line that speaks of one delivery (it has a destination and an
+    // attempt, or a topic) leaves the event unnamed.
+    for l in &lines {
+        let f = &l["fields"];
+        let about_one = (f.get("destination").is_some() && f.get("attempt").is_some())
+            || (f.get("topic").is_some() && f.get("plugin").is_some());
+        assert!(!about_one || f.get("event_id").is_some(), "{l}");
+    }
+    gw.kill9();
+}
