@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The gateway benchmark (issue: durable ingest and delivery throughput).
 #
-#   bash scripts/bench.sh            # all scenarios, ~1 minute
+#   bash scripts/bench.sh            # all scenarios, ~2 minutes
+#   bash scripts/bench.sh telemetry  # only the tracing overhead comparison
 #
 # Builds release binaries, starts the real gateway on a fresh data dir with
 # durability = "sync" (every 202 is after fdatasync via the group commit),
@@ -63,6 +64,9 @@ TOML
 stop_gateway() { kill -TERM "$gw_pid" 2>/dev/null; wait "$gw_pid" 2>/dev/null || true; }
 trap stop_gateway EXIT
 
+# `bash scripts/bench.sh telemetry` runs only the telemetry section.
+only=${1:-all}
+if [ "$only" = all ]; then
 echo "== 0. Durable ingest alone (a topic with no routes), full speed, 64 connections"
 run_gateway ""
 "$lg" --url "http://127.0.0.1:$port/v1/topics/ingest-only/events" --connections 64 --duration 10s
@@ -86,6 +90,7 @@ run_gateway ""
 "$lg" --url "http://127.0.0.1:$port/v1/topics/pull/events" --connections 64 --duration 5s --warmup 0s \
   --pull "http://127.0.0.1:$port/v1/queues/jobs" --consumers 8 --batch 10
 stop_gateway
+fi
 
 # ---------------------------------------------------------------------------
 # Telemetry (issue 5): ingest throughput with tracing off, exported at 100%
@@ -98,7 +103,7 @@ telemetry_run() {
   echo "-- $label"
   run_gateway "$extra"
   "$lg" --url "http://127.0.0.1:$port/v1/topics/ingest-only/events" --connections 64 --duration 10s \
-    --otlp-sink "127.0.0.1:$otlp_port"
+    --otlp-sink "127.0.0.1:$otlp_port" --gateway-pid "$gw_pid" ${TELEMETRY_RATE:+--rate "$TELEMETRY_RATE"}
   stop_gateway
 }
 traced="

@@ -63,6 +63,23 @@ struct Args {
     /// Messages per receive.
     #[arg(long, default_value_t = 10)]
     batch: usize,
+    /// The gateway's process id: report the CPU time it spent per event
+    /// over the measured window (from /proc/PID/stat). CPU per event is far
+    /// steadier than throughput on a shared, noisy machine.
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+}
+
+/// User + system CPU time of a process so far, from /proc/PID/stat.
+fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall, in clock ticks (USER_HZ, 100 on Linux).
+    let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11).context("no utime")?.parse::<u64>()?
+        + f.get(12).context("no stime")?.parse::<u64>()?;
+    Ok(Duration::from_millis(ticks * 10))
 }
 
 /// A JSON object of about `size` bytes.
@@ -110,6 +127,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let per_conn_interval = (args.rate > 0)
         .then(|| Duration::from_secs_f64(args.connections as f64 / args.rate as f64));
 
+    let cpu = args.gateway_pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let before = cpu_time(pid)?;
+            tokio::time::sleep_until(end.into()).await;
+            anyhow::Ok(cpu_time(pid)? - before)
+        })
+    });
     let mut tasks = Vec::new();
     for _ in 0..args.connections {
         let (uri, authority, body) = (uri.clone(), authority.clone(), body.clone());
@@ -196,6 +221,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         h.value_at_quantile(0.999) as f64 / 1000.0,
         h.max() as f64 / 1000.0
     );
+    if let Some(cpu) = cpu {
+        let spent = cpu.await??;
+        println!(
+            "gateway cpu: {:.1} s over the window = {:.1}% of one core, {:.1} ms per 1,000 events",
+            spent.as_secs_f64(),
+            100.0 * spent.as_secs_f64() / secs,
+            1e6 * spent.as_secs_f64() / ok.max(1) as f64
+        );
+    }
     if let Some(otlp) = &otlp {
         println!(
             "otlp: {} trace export requests received",
