@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release -p switchyard -p switchyard-bench
+# BENCH_NO_BUILD=1 reuses the release binaries already built.
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release -p switchyard -p switchyard-bench
 gw=target/release/switchyard
 lg=target/release/loadgen
 port=${BENCH_PORT:-18480}
