@@ -93,6 +93,15 @@ pub struct ServerConfig {
     /// How long a `SIGTERM` waits for in-flight deliveries before exiting.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Also refuse deliveries to loopback, private (RFC 1918), CGNAT and
+    /// other non-public addresses, for gateways that forward to the
+    /// internet. Metadata and link-local addresses are refused regardless.
+    #[serde(default)]
+    pub deny_private_destinations: bool,
+    /// Addresses or CIDR ranges deliveries may reach even when the
+    /// address guard would refuse them (`["169.254.170.2/32"]`).
+    #[serde(default)]
+    pub allow_destination_addresses: Vec<crate::delivery::guard::AddressRange>,
 }
 
 /// How hard ingest pushes a write to disk before answering.
@@ -181,6 +190,13 @@ pub struct DestinationConfig {
     /// `kind = "pull"`: receives without an ack before the message is dead-lettered.
     #[serde(default = "default_max_receives")]
     pub max_receives: u32,
+    /// Addresses or CIDR ranges this destination may reach despite the
+    /// address guard, on top of `server.allow_destination_addresses`.
+    #[serde(default)]
+    pub allow_addresses: Vec<crate::delivery::guard::AddressRange>,
+    /// Outbound TLS: `{ ca_file, ca_only, client_cert, client_key }`.
+    #[serde(default)]
+    pub tls: Option<crate::delivery::tls::TlsConfig>,
 }
 
 /// `ordering = { key = "..." }`: where a destination's ordering key comes from.
@@ -324,6 +340,8 @@ impl Default for ServerConfig {
             min_free_disk: default_min_free_disk(),
             max_backlog: None,
             shutdown_grace: default_shutdown_grace(),
+            deny_private_destinations: false,
+            allow_destination_addresses: Vec::new(),
         }
     }
 }
@@ -425,6 +443,12 @@ impl Config {
         for (p, path) in config.plugins.iter_mut().zip(plugin_paths) {
             p.path = path;
         }
+        let base = config.base_dir.clone();
+        for d in &mut config.destinations {
+            if let Some(tls) = &mut d.tls {
+                tls.resolve_paths(|p| if p.is_absolute() { p.to_owned() } else { base.join(p) });
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -472,13 +496,41 @@ impl Config {
                             format!("{url:?}: only http:// and https:// URLs can be delivered to"),
                         ));
                     }
-                    if uri.host().is_none() {
+                    let Some(host) = uri.host() else {
                         return Err(
                             self.invalid(format!("{key}.url"), format!("{url:?} has no host"))
                         );
+                    };
+                    // Names are checked on every connect; IP literals now.
+                    crate::delivery::guard::AddressPolicy::new(
+                        self.server.deny_private_destinations,
+                        &self.server.allow_destination_addresses,
+                        &d.allow_addresses,
+                    )
+                    .check_host(host)
+                    .map_err(|r| {
+                        self.invalid(format!("{key}.url"), format!("destination {:?}: {r}", d.name))
+                    })?;
+                    if let Some(tls) = &d.tls {
+                        if uri.scheme_str() != Some("https") {
+                            return Err(self.invalid(
+                                format!("{key}.tls"),
+                                format!("destination {:?}: tls is set but {url:?} is not https://", d.name),
+                            ));
+                        }
+                        tls.check().map_err(|m| {
+                            self.invalid(format!("{key}.tls"), format!("destination {:?}: {m}", d.name))
+                        })?;
                     }
                 }
-                DestinationKind::Log | DestinationKind::Pull => {}
+                DestinationKind::Log | DestinationKind::Pull => {
+                    if d.tls.is_some() {
+                        return Err(self.invalid(
+                            format!("{key}.tls"),
+                            "tls applies to http destinations only",
+                        ));
+                    }
+                }
             }
             if let Some(signing) = &d.signing {
                 crate::delivery::signing::Signer::new(signing)

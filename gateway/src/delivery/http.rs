@@ -4,6 +4,12 @@
 //! layer that would): a 3xx is an answer like any other, and the retry policy
 //! dead-letters it. The whole attempt — connect, send, and reading the first
 //! KiB of the response — runs under the destination's timeout.
+//!
+//! Every new connection goes through the address guard (`guard.rs`): a peer
+//! the policy refuses is never written to, and the attempt is marked
+//! `refused` so the retry policy dead-letters it at once. TLS trusts the
+//! system's roots plus the destination's `tls.ca_file`, and presents its
+//! client certificate if one is configured (`tls.rs`).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,11 +17,11 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::guard::{AddressPolicy, GuardedConnector, find_refusal};
 use super::retry::{AttemptResult, parse_retry_after};
-use crate::config::DestinationConfig;
+use crate::config::{DestinationConfig, ServerConfig};
 
 /// How much of a response body the attempt history keeps.
 pub const EXCERPT_BYTES: usize = 1024;
@@ -42,7 +48,7 @@ pub struct Answer {
 
 /// A destination of kind `http`.
 pub struct HttpPush {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<hyper_rustls::HttpsConnector<GuardedConnector>, Full<Bytes>>,
     uri: http::Uri,
     timeout: Duration,
     forward: Vec<HeaderName>,
@@ -52,19 +58,33 @@ pub struct HttpPush {
 }
 
 impl HttpPush {
-    pub fn new(config: &DestinationConfig) -> Result<Self, String> {
+    /// `server` holds the gateway-wide address rules (`deny_private_destinations`,
+    /// `allow_destination_addresses`).
+    pub fn new(config: &DestinationConfig, server: &ServerConfig) -> Result<Self, String> {
         let url = config
             .url
             .as_deref()
             .ok_or("an http destination needs a url")?;
         let uri: http::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.timeout));
+        let policy = AddressPolicy::new(
+            server.deny_private_destinations,
+            &server.allow_destination_addresses,
+            &config.allow_addresses,
+        );
+        let timeout = config.timeout;
+        let http = GuardedConnector::new(policy, |http| {
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(timeout));
+        });
+        let (tls_config, roots) = super::tls::client_config(config.tls.as_ref(), true)?;
+        if roots == 0 && uri.scheme_str() == Some("https") {
+            return Err(
+                "no trusted root certificates: the system has none; set tls.ca_file".to_owned(),
+            );
+        }
         let tls = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("cannot load the system's root certificates: {e}"))?
+            .with_tls_config(tls_config)
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -121,9 +141,10 @@ impl HttpPush {
                 latency,
                 excerpt,
             },
-            Ok(Err(error)) => Answer {
+            Ok(Err(failure)) => Answer {
                 result: AttemptResult {
-                    error: Some(error),
+                    error: Some(failure.message),
+                    refused: failure.refused,
                     ..Default::default()
                 },
                 latency,
@@ -143,11 +164,14 @@ impl HttpPush {
         }
     }
 
-    async fn exchange(&self, out: Outgoing<'_>) -> Result<(AttemptResult, Option<String>), String> {
+    async fn exchange(
+        &self,
+        out: Outgoing<'_>,
+    ) -> Result<(AttemptResult, Option<String>), Failure> {
         let body = out.body.clone();
         let mut req = http::Request::post(self.uri.clone())
             .body(Full::new(out.body))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::from(e.to_string()))?;
         let h = req.headers_mut();
         if let Ok(v) = HeaderValue::from_str(out.content_type) {
             h.insert(CONTENT_TYPE, v);
@@ -198,7 +222,7 @@ impl HttpPush {
             .client
             .request(req)
             .await
-            .map_err(|e| transport_error(&e))?;
+            .map_err(|e| Failure::transport(&e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -223,21 +247,46 @@ impl HttpPush {
         Ok((
             AttemptResult {
                 status: Some(status),
-                error: None,
                 retry_after,
+                ..Default::default()
             },
             excerpt,
         ))
     }
 }
 
-/// A short, specific description of a client failure: "connect: Connection
-/// refused (os error 111)" rather than hyper's nested wrapper chain.
-fn transport_error(e: &hyper_util::client::legacy::Error) -> String {
-    let mut innermost: &dyn std::error::Error = e;
-    while let Some(s) = innermost.source() {
-        innermost = s;
+/// An attempt that got no answer.
+struct Failure {
+    message: String,
+    /// The address guard refused the peer: retrying cannot help.
+    refused: bool,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            refused: false,
+        }
     }
-    let what = if e.is_connect() { "connect" } else { "request" };
-    format!("{what}: {innermost}")
+}
+
+impl Failure {
+    /// A short, specific description of a client failure: "connect:
+    /// Connection refused (os error 111)" rather than hyper's nested
+    /// wrapper chain; a refusal by the address guard as it is.
+    fn transport(e: &hyper_util::client::legacy::Error) -> Self {
+        if let Some(r) = find_refusal(e) {
+            return Self {
+                message: r.to_string(),
+                refused: true,
+            };
+        }
+        let mut innermost: &dyn std::error::Error = e;
+        while let Some(s) = innermost.source() {
+            innermost = s;
+        }
+        let what = if e.is_connect() { "connect" } else { "request" };
+        format!("{what}: {innermost}").into()
+    }
 }

@@ -5,17 +5,21 @@
 //! - `queue`: the in-memory order of a destination's pending entries.
 //! - `retry`: the one policy that decides what follows an attempt.
 //! - `http`: the HTTP push client; `signing`: Standard Webhooks signatures.
+//! - `guard`: which addresses a push may connect to (SSRF guard);
+//!   `tls`: a destination's CA bundle and client certificate.
 //! - `pull`: leases for pull consumers (receive, ack, nack, extend).
 //!
 //! Settling is written before the in-memory queue changes, so what the store
 //! says is what a restart will resume from; an attempt whose settle write was
 //! lost in a crash is simply made again (at-least-once).
 
+pub mod guard;
 pub mod http;
 pub mod pull;
 pub mod queue;
 pub mod retry;
 pub mod signing;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -166,7 +170,7 @@ impl Delivery {
         for d in &config.destinations {
             let sender = match d.kind {
                 DestinationKind::Http => {
-                    Sender::Http(Box::new(http::HttpPush::new(d).map_err(|message| {
+                    Sender::Http(Box::new(http::HttpPush::new(d, &config.server).map_err(|message| {
                         DeliveryError::Setup {
                             name: d.name.clone(),
                             message,

@@ -6,7 +6,8 @@
 //! replaces the wait when it is larger (capped at max_delay). Retried:
 //! connection errors, timeouts, 408, 429, 5xx and any `retry_on` codes.
 //! 410 Gone pauses the destination. Every other answer outside 2xx
-//! (including redirects, which are never followed) is dead-lettered at once.
+//! (including redirects, which are never followed) is dead-lettered at once,
+//! and so is a connection the address guard refused.
 
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ pub struct AttemptResult {
     pub error: Option<String>,
     /// The destination's `Retry-After`, parsed.
     pub retry_after: Option<Duration>,
+    /// The address guard refused the peer (`delivery/guard.rs`): the next
+    /// attempt would be refused too.
+    pub refused: bool,
 }
 
 /// What to do after an attempt.
@@ -86,6 +90,11 @@ impl RetryPolicy {
         rng: &mut impl Rng,
     ) -> Decision {
         let what = describe(result);
+        if result.refused {
+            return Decision::DeadLetter {
+                reason: format!("{what}: not retried"),
+            };
+        }
         match result.status {
             Some(s) if (200..300).contains(&s) => return Decision::Delivered,
             Some(410) => {
@@ -222,6 +231,23 @@ mod tests {
             p.decide(1, &refused, age, &mut rng),
             Decision::Retry { .. }
         ));
+    }
+
+    #[test]
+    fn a_refused_connection_is_dead_lettered_at_once() {
+        let p = policy();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let refused = AttemptResult {
+            error: Some("refused: 169.254.169.254 is a cloud metadata address".into()),
+            refused: true,
+            ..Default::default()
+        };
+        match p.decide(1, &refused, Duration::ZERO, &mut rng) {
+            Decision::DeadLetter { reason } => {
+                assert!(reason.starts_with("refused: 169.254.169.254"), "{reason}")
+            }
+            d => panic!("{d:?}"),
+        }
     }
 
     #[test]
