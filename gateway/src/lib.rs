@@ -6,6 +6,7 @@
 //!
 //! Module map:
 //! - [`admin`]: the admin API: events, destinations, DLQs, readiness.
+//! - [`auth`]: API tokens, scopes, per-token rate limits; the guards on admin, pull, registry writes and token topics.
 //! - [`config`]: the TOML config, validated once at start.
 //! - [`delivery`]: dispatchers, the retry policy, HTTP push.
 //! - [`event`]: the event as the gateway keeps it; ids and time helpers.
@@ -18,6 +19,7 @@
 //! - [`telemetry`]: OpenTelemetry traces (OTLP), W3C context, Prometheus metrics.
 
 pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod event;

@@ -96,6 +96,10 @@ struct DlqTarget {
         env = "SWITCHYARD_SERVER"
     )]
     server: String,
+    /// An API token with the `admin` scope, sent as `Authorization: Bearer`.
+    /// Needed when the gateway has `[auth]` tokens (or from another machine).
+    #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 impl DlqTarget {
@@ -241,14 +245,31 @@ async fn call(req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
         let msg = body["error"]["message"].as_str().unwrap_or("no message");
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            bail!("the gateway answered {status}: {msg} (pass --token or set SWITCHYARD_TOKEN)");
+        }
         bail!("the gateway answered {status}: {msg}");
     }
     Ok(body)
 }
 
 async fn dlq(action: DlqAction) -> anyhow::Result<()> {
+    let target = match &action {
+        DlqAction::List { target, .. }
+        | DlqAction::Replay { target, .. }
+        | DlqAction::Purge { target, .. } => target,
+    };
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = &target.token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .context("--token: the token must be printable ASCII")?;
+        // Keeps the token out of reqwest's Debug output.
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
+        .default_headers(headers)
         .build()?;
     match action {
         DlqAction::List {

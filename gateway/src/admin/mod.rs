@@ -26,11 +26,11 @@ use crate::store::{DeliveryStatus, DlqEntry};
 /// Largest page any list endpoint returns.
 const MAX_PAGE: usize = 1000;
 
-/// The admin routes, merged into the gateway's router.
-pub fn routes() -> axum::Router<App> {
+/// The admin routes, merged into the gateway's router. Everything but
+/// `/readyz` is guarded by `auth`: the admin API needs an `admin` token, the
+/// pull endpoints a `consume:NAME` one.
+pub fn routes(auth: &std::sync::Arc<crate::auth::Auth>) -> axum::Router<App> {
     axum::Router::new()
-        .merge(queues::routes())
-        .route("/readyz", get(readyz))
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}", get(get_event))
         .route("/v1/events/{id}/redeliver", post(redeliver))
@@ -54,6 +54,12 @@ pub fn routes() -> axum::Router<App> {
         )
         .route("/v1/topics/{name}/dlq/replay", post(topic_dlq_replay))
         .route("/v1/topics/{name}/dlq/{id}", delete(topic_dlq_delete_one))
+        .route_layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            crate::auth::layer::require_admin,
+        ))
+        .merge(queues::routes(auth))
+        .route("/readyz", get(readyz))
 }
 
 /// `GET /v1/plugins`: version (hash), load time, invocations, errors, traps,

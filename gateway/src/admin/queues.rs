@@ -22,12 +22,17 @@ const MAX_WAIT_SECONDS: u64 = 20;
 /// Longest visibility timeout: 12 hours, like SQS.
 const MAX_VISIBILITY_SECONDS: u64 = 12 * 3600;
 
-pub fn routes() -> axum::Router<App> {
+/// The pull routes; each needs a `consume:NAME` (or `admin`) token.
+pub fn routes(auth: &std::sync::Arc<crate::auth::Auth>) -> axum::Router<App> {
     axum::Router::new()
         .route("/v1/queues/{name}/receive", post(receive))
         .route("/v1/queues/{name}/ack", post(ack))
         .route("/v1/queues/{name}/nack", post(nack))
         .route("/v1/queues/{name}/extend", post(extend))
+        .route_layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            crate::auth::layer::require_consume,
+        ))
 }
 
 fn queue<'a>(app: &'a App, name: &str) -> Result<&'a std::sync::Arc<Destination>, ApiError> {

@@ -53,6 +53,10 @@ pub struct Config {
     /// variables decide (and with none of them set, tracing is off).
     #[serde(default)]
     pub telemetry: Option<crate::telemetry::TelemetryConfig>,
+    /// `[auth]`: API tokens and their scopes. With none, the admin API,
+    /// registry writes and pull endpoints answer only loopback peers.
+    #[serde(default)]
+    pub auth: crate::auth::AuthConfig,
     /// The folder the config file sits in: relative paths resolve from here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -140,6 +144,10 @@ pub struct TopicConfig {
     /// Signature check on the raw body before anything is stored.
     #[serde(default)]
     pub verify: Option<crate::ingest::verify::VerifyConfig>,
+    /// `"open"` (default): anyone may publish; `"token"`: a token with
+    /// `publish:TOPIC` (or `admin`) is required, besides any `verify`.
+    #[serde(default)]
+    pub auth: crate::auth::TopicAuth,
     /// Plugin names, run in this order over each batch; each sees the
     /// events as the previous one left them.
     #[serde(default)]
@@ -405,6 +413,7 @@ impl Default for Config {
             destinations: Vec::new(),
             plugins: Vec::new(),
             telemetry: None,
+            auth: crate::auth::AuthConfig::default(),
             base_dir: PathBuf::from("."),
             source: PathBuf::from("<defaults>"),
         }
@@ -613,6 +622,7 @@ impl Config {
                 }
             }
         }
+        crate::auth::validate(self).map_err(|(key, message)| self.invalid(key, message))?;
         Ok(())
     }
 
@@ -628,7 +638,7 @@ impl Config {
 }
 
 /// Topic and destination names appear in URLs and store keys: keep them tame.
-fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name

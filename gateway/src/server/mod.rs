@@ -80,6 +80,8 @@ pub struct AppInner {
     pub plugins: Option<Arc<crate::plugins::PluginHost>>,
     /// The schema registry (served under `/registry`, used by ingest).
     pub registry: crate::registry::Registry,
+    /// API tokens and the access decisions the route guards ask for.
+    pub auth: Arc<crate::auth::Auth>,
 }
 
 /// Shared state handed to handlers (cheap to clone).
@@ -101,15 +103,30 @@ pub fn http_router(app: App) -> axum::Router {
             "/v1/topics/{topic}/events/batch",
             post(crate::ingest::publish_batch),
         )
+        // Topics with `auth = "token"`; inside the telemetry layer below,
+        // so its refusals are counted as ingest refusals too.
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.auth.clone(),
+            crate::auth::layer::require_publish,
+        ))
         // Only the routes above: the ingest span, latency and refusal counts.
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             crate::telemetry::ingest_layer,
         ))
         .route("/metrics", get(crate::telemetry::metrics::handler))
-        .merge(crate::admin::routes())
+        .merge(crate::admin::routes(&app.auth))
         // Confluent-compatible: a client's base URL is http://host:port/registry.
-        .nest_service("/registry", app.registry.router())
+        // Writes need an admin token; reads stay open.
+        .nest_service(
+            "/registry",
+            app.registry
+                .router()
+                .layer(axum::middleware::from_fn_with_state(
+                    app.auth.clone(),
+                    crate::auth::layer::guard_registry,
+                )),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         .with_state(app)
@@ -164,6 +181,11 @@ pub async fn run(
     ));
     tokio::spawn(sweep(config.clone(), store.clone(), stop.clone()));
 
+    let auth = Arc::new(crate::auth::Auth::new(
+        &config,
+        telemetry.metrics.auth_refusals.clone(),
+    ));
+    auth.warn_if_open();
     let app = App(Arc::new(AppInner {
         config: config.clone(),
         store: store.clone(),
@@ -173,6 +195,7 @@ pub async fn run(
         telemetry: telemetry.clone(),
         plugins,
         registry: crate::registry::Registry::new(store.clone())?,
+        auth,
     }));
     health.ready.store(true, Ordering::Release);
     let addr = listener.local_addr()?;

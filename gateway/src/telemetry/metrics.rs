@@ -50,6 +50,15 @@ pub struct DestLabel {
     pub destination: String,
 }
 
+/// An API access refusal: the configured token's name (empty when none
+/// was recognised) and why (`missing`, `unknown_token`, `forbidden`,
+/// `rate_limited`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenReason {
+    pub token: String,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginLabel {
     pub plugin: String,
@@ -83,6 +92,8 @@ pub struct Metrics {
     plugin_errors: Family<PluginLabel, Counter>,
     plugin_traps: Family<PluginLabel, Counter>,
     plugin_time: Family<PluginLabel, Counter<f64, AtomicU64>>,
+    /// Requests refused by API access control (`auth/`).
+    pub auth_refusals: Family<TokenReason, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -119,6 +130,7 @@ impl Metrics {
             plugin_errors: Family::default(),
             plugin_traps: Family::default(),
             plugin_time: Family::default(),
+            auth_refusals: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -202,6 +214,11 @@ impl Metrics {
             "blocked_keys",
             "Ordering keys whose head is in flight or backing off (FIFO destinations).",
             m.blocked_keys.clone(),
+        );
+        r.register(
+            "auth_refusals",
+            "Requests refused by API access control, by token name and reason.",
+            m.auth_refusals.clone(),
         );
         r.register(
             "pull_receives",
