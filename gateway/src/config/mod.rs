@@ -455,7 +455,13 @@ impl Config {
         let base = config.base_dir.clone();
         for d in &mut config.destinations {
             if let Some(tls) = &mut d.tls {
-                tls.resolve_paths(|p| if p.is_absolute() { p.to_owned() } else { base.join(p) });
+                tls.resolve_paths(|p| {
+                    if p.is_absolute() {
+                        p.to_owned()
+                    } else {
+                        base.join(p)
+                    }
+                });
             }
         }
         config.validate()?;
@@ -518,17 +524,26 @@ impl Config {
                     )
                     .check_host(host)
                     .map_err(|r| {
-                        self.invalid(format!("{key}.url"), format!("destination {:?}: {r}", d.name))
+                        self.invalid(
+                            format!("{key}.url"),
+                            format!("destination {:?}: {r}", d.name),
+                        )
                     })?;
                     if let Some(tls) = &d.tls {
                         if uri.scheme_str() != Some("https") {
                             return Err(self.invalid(
                                 format!("{key}.tls"),
-                                format!("destination {:?}: tls is set but {url:?} is not https://", d.name),
+                                format!(
+                                    "destination {:?}: tls is set but {url:?} is not https://",
+                                    d.name
+                                ),
                             ));
                         }
                         tls.check().map_err(|m| {
-                            self.invalid(format!("{key}.tls"), format!("destination {:?}: {m}", d.name))
+                            self.invalid(
+                                format!("{key}.tls"),
+                                format!("destination {:?}: {m}", d.name),
+                            )
                         })?;
                     }
                 }

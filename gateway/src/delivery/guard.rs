@@ -271,7 +271,11 @@ impl AddressPolicy {
     /// `Ok` if a connection to `ip` may be made.
     pub fn check(&self, ip: IpAddr) -> Result<(), Refused> {
         let norm = normalise(ip);
-        if self.allow.iter().any(|a| a.contains(ip) || a.contains(norm)) {
+        if self
+            .allow
+            .iter()
+            .any(|a| a.contains(ip) || a.contains(norm))
+        {
             return Ok(());
         }
         match classify(ip) {
@@ -390,7 +394,10 @@ pub struct GuardedConnector {
 impl GuardedConnector {
     /// `configure` sets the TCP options (timeouts, nodelay) on the inner
     /// connector.
-    pub fn new(policy: AddressPolicy, configure: impl FnOnce(&mut HttpConnector<GuardedResolver>)) -> Self {
+    pub fn new(
+        policy: AddressPolicy,
+        configure: impl FnOnce(&mut HttpConnector<GuardedResolver>),
+    ) -> Self {
         let policy = Arc::new(policy);
         let mut inner = HttpConnector::new_with_resolver(GuardedResolver {
             inner: GaiResolver::new(),
@@ -568,7 +575,14 @@ mod tests {
     #[test]
     fn deny_private_refuses_loopback_and_private_ranges() {
         let p = AddressPolicy::new(true, &[], &[]);
-        for a in ["127.0.0.1", "::1", "10.0.0.1", "100.64.0.1", "fd00::1", "::ffff:192.168.0.1"] {
+        for a in [
+            "127.0.0.1",
+            "::1",
+            "10.0.0.1",
+            "100.64.0.1",
+            "fd00::1",
+            "::ffff:192.168.0.1",
+        ] {
             assert!(p.check(ip(a)).is_err(), "{a}");
         }
         assert!(p.check(ip("8.8.8.8")).is_ok());
@@ -615,13 +629,68 @@ mod tests {
         assert!(p.check_host("example.com").is_ok());
     }
 
+    async fn connect(policy: AddressPolicy, url: &str) -> Result<SocketAddr, BoxError> {
+        let mut c = GuardedConnector::new(policy, |_| {});
+        std::future::poll_fn(|cx| c.poll_ready(cx)).await?;
+        let uri: http::Uri = url.parse()?;
+        let io = c.call(uri).await?;
+        Ok(io.inner().peer_addr()?)
+    }
+
+    async fn listener() -> (tokio::net::TcpListener, u16) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let port = l.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+        (l, port)
+    }
+
+    #[tokio::test]
+    async fn ip_literal_connects_are_checked_on_the_peer_address() {
+        // hyper-util never asks the resolver about an IP literal: only the
+        // peer check stands between it and the socket.
+        let (_l, port) = listener().await;
+        let url = format!("http://127.0.0.1:{port}/");
+        let err = connect(AddressPolicy::new(true, &[], &[]), &url)
+            .await
+            .expect_err("loopback with deny_private");
+        let r = find_refusal(&*err).unwrap_or_else(|| panic!("not a refusal: {err}"));
+        assert_eq!(r.addr, ip("127.0.0.1"));
+        assert_eq!(r.host, None);
+        let peer = connect(AddressPolicy::default(), &url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(peer.port(), port);
+    }
+
+    #[tokio::test]
+    async fn names_are_checked_on_what_they_resolve_to() {
+        let (_l, port) = listener().await;
+        let url = format!("http://localhost:{port}/");
+        let err = connect(AddressPolicy::new(true, &[], &[]), &url)
+            .await
+            .expect_err("localhost with deny_private");
+        let r = find_refusal(&*err).unwrap_or_else(|| panic!("not a refusal: {err}"));
+        assert_eq!(r.host.as_deref(), Some("localhost"));
+        assert_eq!(r.class, Class::Loopback);
+        // Allowing only 127.0.0.1 filters out ::1 (if localhost has it)
+        // and the connection goes to the allowed address.
+        let only_v4: AddressRange = "127.0.0.1/32".parse().unwrap_or_else(|e| panic!("{e}"));
+        let peer = connect(AddressPolicy::new(true, &[], &[only_v4]), &url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(peer.ip(), ip("127.0.0.1"));
+    }
+
     #[test]
     fn ranges_parse_cidr_or_single_addresses() {
         let r: AddressRange = "10.0.0.1/8".parse().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.0.to_string(), "10.0.0.0/8");
         let r: AddressRange = "::1".parse().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.0.to_string(), "::1/128");
-        let e = "10.0.0.0/33".parse::<AddressRange>().expect_err("bad prefix");
+        let e = "10.0.0.0/33"
+            .parse::<AddressRange>()
+            .expect_err("bad prefix");
         assert!(e.contains("10.0.0.0/33"), "{e}");
         assert!("localhost".parse::<AddressRange>().is_err());
     }

@@ -287,6 +287,43 @@ impl Failure {
             innermost = s;
         }
         let what = if e.is_connect() { "connect" } else { "request" };
-        format!("{what}: {innermost}").into()
+        let hint = tls_hint(e).unwrap_or_default();
+        format!("{what}: {innermost}{hint}").into()
+    }
+}
+
+/// What to change in the config for the TLS failures that a setting fixes.
+fn tls_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use rustls::{AlertDescription, CertificateError, Error as TlsError};
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        match as_tls_error(err) {
+            Some(TlsError::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+                return Some(
+                    " (the destination's certificate is not signed by a trusted CA: add it with tls.ca_file)",
+                );
+            }
+            Some(TlsError::AlertReceived(AlertDescription::CertificateRequired))
+            | Some(TlsError::NoCertificatesPresented) => {
+                return Some(
+                    " (the destination requires a client certificate: set tls.client_cert and tls.client_key)",
+                );
+            }
+            Some(_) => return None,
+            None => {}
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// The rustls error inside `e`: TLS errors reach us wrapped in one or more
+/// io::Errors, whose `source()` skips the error they wrap.
+fn as_tls_error<'a>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    loop {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        e = e.downcast_ref::<std::io::Error>()?.get_ref()?;
     }
 }

@@ -170,12 +170,12 @@ impl Delivery {
         for d in &config.destinations {
             let sender = match d.kind {
                 DestinationKind::Http => {
-                    Sender::Http(Box::new(http::HttpPush::new(d, &config.server).map_err(|message| {
-                        DeliveryError::Setup {
+                    Sender::Http(Box::new(http::HttpPush::new(d, &config.server).map_err(
+                        |message| DeliveryError::Setup {
                             name: d.name.clone(),
                             message,
-                        }
-                    })?))
+                        },
+                    )?))
                 }
                 DestinationKind::Log => Sender::Log,
                 DestinationKind::Pull => Sender::Pull,

@@ -40,9 +40,13 @@ pub struct TlsConfig {
 impl TlsConfig {
     /// Makes relative paths absolute with `resolve` (the config's folder).
     pub fn resolve_paths(&mut self, resolve: impl Fn(&Path) -> PathBuf) {
-        for p in [&mut self.ca_file, &mut self.client_cert, &mut self.client_key]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.ca_file,
+            &mut self.client_cert,
+            &mut self.client_key,
+        ]
+        .into_iter()
+        .flatten()
         {
             *p = resolve(p);
         }
@@ -127,7 +131,9 @@ fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, St
 fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
     match e {
         rustls_pki_types::pem::Error::Io(io) => io.to_string(),
-        rustls_pki_types::pem::Error::NoItemsFound => "no PEM item of the expected kind in the file".to_owned(),
+        rustls_pki_types::pem::Error::NoItemsFound => {
+            "no PEM item of the expected kind in the file".to_owned()
+        }
         other => format!("not valid PEM: {other:?}"),
     }
 }
@@ -144,10 +150,12 @@ mod tests {
 
     fn ca_and_client(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         let ca_key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut params =
+            rcgen::CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = params.self_signed(&ca_key).unwrap_or_else(|e| panic!("{e}"));
+        let ca = params
+            .self_signed(&ca_key)
+            .unwrap_or_else(|e| panic!("{e}"));
         let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
         let issuer = rcgen::Issuer::new(params, ca_key);
         let cert = rcgen::CertificateParams::new(vec!["client".to_owned()])
@@ -234,7 +242,10 @@ mod tests {
         }
         .check()
         .expect_err("mismatched key");
-        assert!(err.contains("client_cert") && err.contains("other.key"), "{err}");
+        assert!(
+            err.contains("client_cert") && err.contains("other.key"),
+            "{err}"
+        );
         let _ = key;
     }
 }

@@ -76,6 +76,8 @@ pub struct Metrics {
     pub delivery_attempts: Family<DestOutcome, Counter>,
     pub delivery_duration: Family<DestLabel, Histogram>,
     pub dead_letters: Family<DestLabel, Counter>,
+    /// Connections the outbound address guard refused (`delivery/guard.rs`).
+    pub delivery_refused: Family<DestLabel, Counter>,
     queue_depth: Family<DestLabel, Gauge>,
     in_flight: Family<DestLabel, Gauge>,
     oldest_pending_age: Family<DestLabel, FloatGauge>,
@@ -114,6 +116,7 @@ impl Metrics {
             delivery_attempts: Family::default(),
             delivery_duration: Family::new_with_constructor(latency_histogram),
             dead_letters: Family::default(),
+            delivery_refused: Family::default(),
             queue_depth: Family::default(),
             queue_delayed: Family::default(),
             blocked_keys: Family::default(),
@@ -188,6 +191,11 @@ impl Metrics {
             "dead_letters",
             "Entries moved to a destination's dead-letter queue.",
             m.dead_letters.clone(),
+        );
+        r.register(
+            "delivery_refused",
+            "Delivery attempts refused by the outbound address guard (metadata, link-local, private peers).",
+            m.delivery_refused.clone(),
         );
         r.register(
             "queue_depth",

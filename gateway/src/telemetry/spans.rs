@@ -188,6 +188,14 @@ impl Telemetry {
         };
         self.metrics
             .attempt(destination, outcome, answer.latency.as_secs_f64());
+        if answer.result.refused {
+            self.metrics
+                .delivery_refused
+                .get_or_create(&super::metrics::DestLabel {
+                    destination: destination.to_owned(),
+                })
+                .inc();
+        }
         if self.tracer.is_none() {
             return;
         }
