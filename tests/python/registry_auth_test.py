@@ -57,6 +57,18 @@ admin = client("anyone:" + ADMIN)
 schema_id = admin.register_schema(SUBJECT, SCHEMA)
 assert schema_id > 0, schema_id
 
+# The client's bearer mode (a static token) works as well.
+bearer = SchemaRegistryClient(
+    {
+        "url": BASE,
+        "max.retries": 0,
+        "bearer.auth.credentials.source": "STATIC_TOKEN",
+        "bearer.auth.token": ADMIN,
+        "bearer.auth.logical.cluster": "unused",
+    }
+)
+assert bearer.register_schema(SUBJECT, SCHEMA) == schema_id
+
 # Reads and lookups stay open without credentials.
 anonymous = client()
 assert SUBJECT in anonymous.get_subjects()

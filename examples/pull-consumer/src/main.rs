@@ -13,7 +13,9 @@
 //! nothing is lost, and anything it never acked simply becomes visible to
 //! other consumers when its visibility timeout ends.
 //!
-//! `--max N` exits after N messages (used by the tests).
+//! `--max N` exits after N messages (used by the tests). When the gateway
+//! has `[auth]` tokens, pass one with `consume:QUEUE` as `--token` or in
+//! `SWITCHYARD_TOKEN`; it is sent as `Authorization: Bearer`.
 
 use std::time::Duration;
 
@@ -37,20 +39,25 @@ struct Args {
     server: String,
     queue: String,
     max: Option<usize>,
+    token: Option<String>,
 }
 
 fn args() -> anyhow::Result<Args> {
     let mut server = "http://127.0.0.1:8080".to_owned();
     let mut queue = None;
     let mut max = None;
+    let mut token = std::env::var("SWITCHYARD_TOKEN").ok();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--server" => server = it.next().context("--server needs a URL")?,
             "--queue" => queue = Some(it.next().context("--queue needs a name")?),
             "--max" => max = Some(it.next().context("--max needs a number")?.parse()?),
+            "--token" => token = Some(it.next().context("--token needs a token")?),
             other => {
-                bail!("unknown argument {other:?}; usage: --server URL --queue NAME [--max N]")
+                bail!(
+                    "unknown argument {other:?}; usage: --server URL --queue NAME [--max N] [--token TOKEN]"
+                )
             }
         }
     }
@@ -58,6 +65,7 @@ fn args() -> anyhow::Result<Args> {
         server: server.trim_end_matches('/').to_owned(),
         queue: queue.context("--queue NAME is required")?,
         max,
+        token: token.filter(|t| !t.is_empty()),
     })
 }
 
@@ -84,8 +92,16 @@ async fn call(http: &reqwest::Client, url: String, body: Value) -> anyhow::Resul
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = &args.token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("--token must be printable ASCII")?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .default_headers(headers)
         .build()?;
     let base = format!("{}/v1/queues/{}", args.server, args.queue);
     let mut done = 0usize;
