@@ -74,8 +74,7 @@ pub fn client_config(
     if with_system_roots && !tls.ca_only {
         // Unreadable entries in the system store are skipped, as curl does;
         // a destination that needs them fails its handshake visibly.
-        let native = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(native.certs);
+        roots.add_parsable_certificates(system_roots().iter().cloned());
     }
     if let Some(path) = &tls.ca_file {
         let certs = read_certs(path, "ca_file")?;
@@ -113,6 +112,13 @@ pub fn client_config(
         (None, Some(_)) => return Err("client_key needs a client_cert".to_owned()),
     };
     Ok((config, root_count))
+}
+
+/// The system's root certificates, read once per process: every https
+/// destination needs them, and reading the store takes a while.
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
 fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, String> {

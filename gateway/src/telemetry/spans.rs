@@ -212,7 +212,9 @@ impl Telemetry {
         }
         let failed = match (r.status, &r.error) {
             (_, Some(e)) => Some((
-                if e.contains("timed out") {
+                if r.refused {
+                    "refused"
+                } else if e.contains("timed out") {
                     "timeout"
                 } else {
                     "transport"
