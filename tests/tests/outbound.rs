@@ -506,4 +506,10 @@ fn tls_file_problems_are_config_errors_naming_the_file() {
     )
     .expect_err("tls on http://");
     assert!(err.contains("is not https://"), "{err}");
+    let log = "[[destinations]]\nname = \"l\"\nkind = \"log\"\ntls = { ca_file = \"cert.pem\" }\n";
+    let err = load(log, dir.path()).expect_err("tls on a log destination");
+    assert!(
+        err.contains("destinations[0].tls") && err.contains("http destinations only"),
+        "{err}"
+    );
 }

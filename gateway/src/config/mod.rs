@@ -554,6 +554,12 @@ impl Config {
                             "tls applies to http destinations only",
                         ));
                     }
+                    if !d.allow_addresses.is_empty() {
+                        return Err(self.invalid(
+                            format!("{key}.allow_addresses"),
+                            "allow_addresses applies to http destinations only",
+                        ));
+                    }
                 }
             }
             if let Some(signing) = &d.signing {
