@@ -795,9 +795,25 @@ async fn the_binary_warns_without_tokens_and_never_logs_a_token() {
         .await
         .unwrap();
     assert_eq!(basic.status(), 200);
+    // Changes leave an audit line naming the token.
+    let pause = client()
+        .post(p.url("/v1/destinations/nowhere/pause"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pause.status(), 404);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = logs_of(&p);
     assert!(logs.contains("API tokens loaded"), "{logs}");
+    let audit = logs
+        .lines()
+        .find(|l| l.contains("Admin change authorised."))
+        .expect("an audit line");
+    assert!(
+        audit.contains("\"token\":\"ops\"") && audit.contains("/v1/destinations/nowhere/pause"),
+        "{audit}"
+    );
     assert!(
         logs.contains("Request refused by API access control"),
         "{logs}"

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::connect_info::MockConnectInfo;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -47,9 +47,29 @@ fn peer(req: &Request) -> Option<SocketAddr> {
 
 async fn guarded(auth: &Auth, need: Need<'_>, shape: Shape, req: Request, next: Next) -> Response {
     match auth.check(req.headers(), peer(&req), need) {
-        Ok(_) => next.run(req).await,
+        Ok(token) => {
+            // An audit trail of who changed what (reads are not logged).
+            if need == Need::Admin && !is_read(req.method()) {
+                let who = if token.is_empty() {
+                    "(loopback, no tokens configured)"
+                } else {
+                    token.as_str()
+                };
+                // The full path: the registry's router sees it without `/registry`.
+                let path = req
+                    .extensions()
+                    .get::<OriginalUri>()
+                    .map_or(req.uri().path(), |o| o.0.path());
+                tracing::info!(token = who, method = %req.method(), path, "Admin change authorised.");
+            }
+            next.run(req).await
+        }
         Err(denied) => refusal(denied, &need, shape),
     }
+}
+
+fn is_read(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// The admin API: needs `admin`.
@@ -96,7 +116,7 @@ pub async fn guard_registry(State(auth): State<Arc<Auth>>, req: Request, next: N
 /// Whether a registry request changes something. Anything that is not a
 /// known read is treated as a write, so a new route is guarded by default.
 fn registry_write(method: &Method, path: &str) -> bool {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    if is_read(method) {
         return false;
     }
     if *method != Method::POST {

@@ -374,3 +374,36 @@ async fn without_tokens_remote_peers_get_403_on_guarded_routes_only() {
     let v6 = guarded_router(a, "[::1]:40000".parse().unwrap());
     assert_eq!(status(&v6, "POST", "/v1/queues/jobs/receive").await.0, 200);
 }
+
+#[tokio::test]
+async fn registry_refusals_over_the_rate_limit_keep_confluents_shape() {
+    let c = parse(&with_tokens(&format!(
+        "{{ name = \"ops\", secret = \"{ADMIN}\", scopes = [\"admin\", \"publish:*\"], rate_limit = \"1/m\" }}"
+    )))
+    .unwrap();
+    let router = guarded_router(Arc::new(auth(&c)), "127.0.0.1:1".parse().unwrap());
+    let send = || {
+        router.clone().oneshot(
+            Request::builder()
+                .method("POST")
+                .uri("/registry/subjects/x/versions")
+                .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+    };
+    assert_eq!(send().await.unwrap().status(), StatusCode::OK);
+    let resp = send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((59..=60).contains(&retry), "{retry}");
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error_code"], 42901, "{v}");
+}
