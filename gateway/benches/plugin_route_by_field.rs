@@ -21,6 +21,11 @@ mod route_by_field;
 
 const BATCH: usize = 64;
 
+/// The allocator the gateway binary uses (`gateway/src/main.rs`), so the
+/// host side's allocations cost here what they cost in the gateway.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn config() -> BTreeMap<String, String> {
     [
         ("pointer", "/type"),

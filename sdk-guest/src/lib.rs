@@ -16,7 +16,7 @@
 //!         Ok(ByType)
 //!     }
 //!     fn handle(&self, event: &Event) -> Result<Verdict, String> {
-//!         Ok(match event.json_pointer("/type").and_then(|v| v.as_str()) {
+//!         Ok(match event.json_str("/type").as_deref() {
 //!             Some("refund") => Verdict::route(["refunds"]).priority(7),
 //!             _ => Verdict::keep(),
 //!         })
@@ -32,10 +32,14 @@
 //! Everything here is plain Rust and compiles natively, so a plugin's logic
 //! is unit-tested with `cargo test`; only the [`export!`] glue is Wasm-only.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+mod json;
+
+pub use serde;
 pub use serde_json;
 pub use serde_json::Value;
 
@@ -126,26 +130,57 @@ impl Event {
         std::str::from_utf8(&self.payload).ok()
     }
 
-    /// The payload parsed as JSON; `None` if it is not JSON.
+    /// The payload parsed as JSON into a whole `serde_json::Value` tree
+    /// (once, then cached); `None` if it is not JSON. To read a few fields,
+    /// [`Event::json_str`] and [`Event::json_at`] are much cheaper.
     pub fn json(&self) -> Option<&Value> {
         self.json
             .get_or_init(|| serde_json::from_slice(&self.payload).ok())
             .as_ref()
     }
 
-    /// The JSON value at an RFC 6901 pointer such as `/customer/tier`.
+    /// The JSON value at an RFC 6901 pointer such as `/customer/tier`, from
+    /// the whole parsed tree (see [`Event::json`]).
     pub fn json_pointer(&self, pointer: &str) -> Option<&Value> {
         self.json()?.pointer(pointer)
     }
 
-    /// The value at a pointer as a string: strings as they are, numbers and
-    /// booleans in their JSON spelling. `None` for objects, arrays and null.
-    pub fn json_str(&self, pointer: &str) -> Option<String> {
-        match self.json_pointer(pointer)? {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
+    /// The value at a pointer, deserialized as `T` (`&str`, `u64`, `bool`,
+    /// a `#[derive(Deserialize)]` struct, a `Value`...), without building
+    /// the document: the payload is read up to the value and no further,
+    /// with no allocation except what `T` needs (strings borrow from the
+    /// payload). `None` if nothing is there, it is not a `T`, or the payload
+    /// is not JSON up to it. Because the read stops at the value, the first
+    /// of duplicated keys wins and damage after the value goes unnoticed;
+    /// [`Event::json`] parses and checks the whole payload.
+    ///
+    /// ```
+    /// # use switchyard_sdk::Event;
+    /// let e = Event::new("t", br#"{"order":{"amount":1250,"currency":"EUR"}}"#.to_vec());
+    /// assert_eq!(e.json_at::<u64>("/order/amount"), Some(1250));
+    /// assert_eq!(e.json_at::<&str>("/order/currency"), Some("EUR"));
+    /// ```
+    pub fn json_at<'a, T: serde::Deserialize<'a>>(&'a self, pointer: &str) -> Option<T> {
+        match self.json.get() {
+            // Already parsed whole (the plugin called `json()`): use it.
+            Some(tree) => T::deserialize(tree.as_ref()?.pointer(pointer)?).ok(),
+            None => json::lookup(&self.payload, pointer),
+        }
+    }
+
+    /// The value at a pointer as text: strings as they are (borrowed from
+    /// the payload when they hold no escapes), numbers and booleans in their
+    /// JSON spelling. `None` for objects, arrays, null and non-JSON
+    /// payloads. Cheap: see [`Event::json_at`].
+    pub fn json_str(&self, pointer: &str) -> Option<Cow<'_, str>> {
+        match self.json.get() {
+            Some(tree) => match tree.as_ref()?.pointer(pointer)? {
+                Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+                Value::Number(n) => Some(Cow::Owned(n.to_string())),
+                Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+                _ => None,
+            },
+            None => json::lookup::<json::Text>(&self.payload, pointer)?.0,
         }
     }
 }

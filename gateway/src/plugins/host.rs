@@ -527,16 +527,14 @@ struct Worker {
     instances: HashMap<Arc<str>, (u64, Instance)>,
 }
 
-/// Where an event is in a chain: still going, or out with its outcome.
-enum Step {
-    Live(InFlight),
-    Out(ChainOutcome),
-}
-
-/// An event part-way through a chain.
-struct InFlight {
-    event: PluginEvent,
-    merged: Verdict,
+/// What the plugins so far changed on one event, so the merged verdict can
+/// take the final values from the event itself at the end (no copies).
+#[derive(Default, Clone, Copy)]
+struct Changed {
+    payload: bool,
+    headers: bool,
+    content_type: bool,
+    attributes: bool,
 }
 
 impl Worker {
@@ -568,25 +566,22 @@ impl Worker {
         known: Option<&HashSet<String>>,
         events: Vec<PluginEvent>,
     ) -> Vec<ChainOutcome> {
-        let mut live: Vec<Step> = events
-            .into_iter()
-            .map(|event| {
-                Step::Live(InFlight {
-                    event,
-                    merged: Verdict::default(),
-                })
-            })
-            .collect();
+        // The events in the contract's shape, moved (not copied) and kept
+        // in that shape for the whole chain: each plugin's changes are
+        // applied to them in place for the next one.
+        let mut events: Vec<WitEvent> = events.into_iter().map(into_wit).collect();
+        let n = events.len();
+        let mut merged: Vec<Verdict> = vec![Verdict::default(); n];
+        let mut changed: Vec<Changed> = vec![Changed::default(); n];
+        let mut failed: Vec<Option<ChainOutcome>> = vec![None; n];
         for name in chain {
-            let idx: Vec<usize> = (0..live.len())
-                .filter(|i| matches!(live[*i], Step::Live(_)))
-                .collect();
+            let idx: Vec<usize> = (0..n).filter(|i| failed[*i].is_none()).collect();
             if idx.is_empty() {
                 break;
             }
             let Some(slot) = self.shared.slots.get(name).cloned() else {
                 for i in idx {
-                    live[i] = Step::Out(ChainOutcome::Failed {
+                    failed[i] = Some(ChainOutcome::Failed {
                         plugin: name.clone(),
                         error: format!("plugin {name:?} is not configured"),
                         on_error: OnError::DeadLetter,
@@ -594,24 +589,21 @@ impl Worker {
                 }
                 continue;
             };
-            let batch: Vec<WitEvent> = idx
-                .iter()
-                .filter_map(|i| match &live[*i] {
-                    Step::Live(f) => Some(to_wit(&f.event)),
-                    Step::Out(_) => None,
-                })
-                .collect();
-            let results = self.call(&slot, &batch);
+            // Usually every event is still in the chain: hand the batch over
+            // as it is. Otherwise copy out the ones left.
+            let results = if idx.len() == n {
+                self.call(&slot, &events)
+            } else {
+                let batch: Vec<WitEvent> = idx.iter().map(|i| events[*i].clone()).collect();
+                self.call(&slot, &batch)
+            };
             for (i, result) in idx.into_iter().zip(results) {
-                let applied = match (&mut live[i], result) {
-                    (Step::Live(f), Ok(v)) => apply(v, f, known),
-                    (_, Err(e)) => Err(e),
-                    (Step::Out(_), _) => continue,
-                };
+                let applied = result
+                    .and_then(|v| apply(v, &mut events[i], &mut merged[i], &mut changed[i], known));
                 if let Err(error) = applied {
                     slot.stats.errors.fetch_add(1, Ordering::Relaxed);
                     set(&slot.stats.last_error, Some(error.clone()));
-                    live[i] = Step::Out(ChainOutcome::Failed {
+                    failed[i] = Some(ChainOutcome::Failed {
                         plugin: name.clone(),
                         error,
                         on_error: slot.config.on_error,
@@ -619,10 +611,28 @@ impl Worker {
                 }
             }
         }
-        live.into_iter()
-            .map(|step| match step {
-                Step::Live(f) => ChainOutcome::Done(f.merged),
-                Step::Out(outcome) => outcome,
+        events
+            .into_iter()
+            .zip(merged)
+            .zip(changed)
+            .zip(failed)
+            .map(|(((e, mut m), c), failed)| {
+                if let Some(outcome) = failed {
+                    return outcome;
+                }
+                if c.payload {
+                    m.payload = Some(Bytes::from(e.payload));
+                }
+                if c.headers {
+                    m.headers = Some(e.headers);
+                }
+                if c.content_type {
+                    m.content_type = Some(e.content_type);
+                }
+                if c.attributes {
+                    m.attributes = Some(e.attributes);
+                }
+                ChainOutcome::Done(m)
             })
             .collect()
     }
@@ -743,21 +753,32 @@ fn quarantined(slot: &Slot, until: Instant, n: usize) -> Vec<Result<WitVerdict, 
     (0..n).map(|_| Err(error.clone())).collect()
 }
 
-fn to_wit(e: &PluginEvent) -> WitEvent {
+/// The event in the contract's shape. Moves everything; the payload is
+/// copied only if its buffer is shared (it usually is, with the stored
+/// event), because the bindings want a `Vec`.
+fn into_wit(e: PluginEvent) -> WitEvent {
     WitEvent {
-        id: e.id.clone(),
-        topic: e.topic.clone(),
+        id: e.id,
+        topic: e.topic,
         received_at_ms: e.received_at_ms,
-        headers: e.headers.clone(),
-        content_type: e.content_type.clone(),
-        payload: e.payload.to_vec(),
-        attributes: e.attributes.clone(),
+        headers: e.headers,
+        content_type: e.content_type,
+        payload: Vec::from(e.payload),
+        attributes: e.attributes,
     }
 }
 
 /// Checks a plugin's verdict, then applies it to the event (for the next
-/// plugin) and to the merged verdict (for the router).
-fn apply(v: WitVerdict, f: &mut InFlight, known: Option<&HashSet<String>>) -> Result<(), String> {
+/// plugin) and to the merged verdict (for the router). Payload, headers,
+/// content type and attributes live on the event until the chain ends;
+/// `changed` says which to hand back.
+fn apply(
+    v: WitVerdict,
+    e: &mut WitEvent,
+    m: &mut Verdict,
+    changed: &mut Changed,
+    known: Option<&HashSet<String>>,
+) -> Result<(), String> {
     if let (Some(routes), Some(known)) = (&v.routes, known)
         && let Some(bad) = routes.iter().find(|r| !known.contains(r.as_str()))
     {
@@ -766,7 +787,6 @@ fn apply(v: WitVerdict, f: &mut InFlight, known: Option<&HashSet<String>>) -> Re
     if let Some(p) = v.priority.filter(|p| *p > 9) {
         return Err(format!("set priority {p}; priorities are 0-9"));
     }
-    let m = &mut f.merged;
     if let Some(routes) = v.routes {
         m.routes = Some(routes);
     }
@@ -774,17 +794,16 @@ fn apply(v: WitVerdict, f: &mut InFlight, known: Option<&HashSet<String>>) -> Re
         m.priority = Some(p);
     }
     if let Some(payload) = v.payload {
-        let payload = Bytes::from(payload);
-        f.event.payload = payload.clone();
-        m.payload = Some(payload);
+        e.payload = payload;
+        changed.payload = true;
     }
     if let Some(headers) = v.headers {
-        f.event.headers = headers.clone();
-        m.headers = Some(headers);
+        e.headers = headers;
+        changed.headers = true;
     }
     if let Some(ct) = v.content_type {
-        f.event.content_type = ct.clone();
-        m.content_type = Some(ct);
+        e.content_type = ct;
+        changed.content_type = true;
     }
     if let Some(d) = v.delay_ms {
         m.delay_ms = Some(d);
@@ -794,12 +813,12 @@ fn apply(v: WitVerdict, f: &mut InFlight, known: Option<&HashSet<String>>) -> Re
     }
     if let Some(attrs) = v.attributes {
         for (k, val) in attrs {
-            match f.event.attributes.iter_mut().find(|(ek, _)| *ek == k) {
+            match e.attributes.iter_mut().find(|(ek, _)| *ek == k) {
                 Some(slot) => slot.1 = val,
-                None => f.event.attributes.push((k, val)),
+                None => e.attributes.push((k, val)),
             }
         }
-        m.attributes = Some(f.event.attributes.clone());
+        changed.attributes = true;
     }
     Ok(())
 }

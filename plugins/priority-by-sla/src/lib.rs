@@ -10,6 +10,7 @@
 //! - `default` (optional): the priority for an unknown or missing tier;
 //!   without it the priority is left as it is.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use switchyard_sdk::{Config, Event, Plugin, Verdict};
@@ -56,7 +57,7 @@ impl Plugin for PriorityBySla {
     fn handle(&self, event: &Event) -> Result<Verdict, String> {
         let tier = event
             .header(&self.header)
-            .map(str::to_owned)
+            .map(Cow::Borrowed)
             .or_else(|| self.pointer.as_deref().and_then(|p| event.json_str(p)));
         let found = tier.and_then(|t| self.tiers.get(&t.trim().to_ascii_lowercase()).copied());
         Ok(match found.or(self.default) {

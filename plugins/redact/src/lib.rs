@@ -13,7 +13,7 @@
 //! A payload that is not JSON passes unchanged: redaction cannot know what to
 //! mask in it, and dropping it would lose the event.
 
-use switchyard_sdk::{Config, Event, Plugin, Value, Verdict};
+use switchyard_sdk::{Config, Event, Plugin, Value, Verdict, serde_json};
 
 /// What to mask and how.
 pub struct Redact {
@@ -107,10 +107,10 @@ impl Plugin for Redact {
     }
 
     fn handle(&self, event: &Event) -> Result<Verdict, String> {
-        let Some(original) = event.json() else {
+        // Parsed straight into the tree that gets edited: no copy of it.
+        let Ok(mut doc) = serde_json::from_slice::<Value>(&event.payload) else {
             return Ok(Verdict::keep());
         };
-        let mut doc = original.clone();
         let mut changed = self.mask_keys(&mut doc);
         for p in &self.mask {
             if let Some(v) = doc.pointer_mut(p) {
