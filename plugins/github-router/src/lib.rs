@@ -66,7 +66,11 @@ impl Plugin for GithubRouter {
             .header("x-github-event")
             .ok_or("no X-GitHub-Event header: not a GitHub webhook")?;
         let repo = event.json_str("/repository/full_name");
-        if !self.repos.is_empty() && !repo.as_deref().is_some_and(|r| self.repos.iter().any(|allowed| allowed == r)) {
+        if !self.repos.is_empty()
+            && !repo
+                .as_deref()
+                .is_some_and(|r| self.repos.iter().any(|allowed| allowed == r))
+        {
             return Ok(Verdict::drop_event());
         }
         let verdict = match kind {
