@@ -274,3 +274,537 @@ async fn the_quickstart_routes_events_with_its_plugin() {
     assert_eq!(e["deliveries"][0]["destination"], "refunds");
     assert!(gw.sigterm().success());
 }
+
+// ---------------------------------------------------------------------------
+// Through the real binary: hostile plugins, hot reload, priorities, GitHub.
+// ---------------------------------------------------------------------------
+
+/// The real `switchyard` binary on a config, in a temp dir of its own.
+/// Killed if the test fails half-way, so no gateway outlives its test.
+struct Binary {
+    proc: Option<switchyard_tests::Process>,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    fn start(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchyard.toml");
+        std::fs::write(&path, config).unwrap();
+        let data = dir.path().join("data");
+        let proc = switchyard_tests::Process::start_with_args(
+            &path,
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+        );
+        Self {
+            proc: Some(proc),
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.proc.as_ref().unwrap().url(path)
+    }
+
+    fn logs(&self) -> Vec<String> {
+        self.proc.as_ref().unwrap().logs.lock().unwrap().clone()
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        client()
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, path: &str) -> Value {
+        let r = client().post(self.url(path)).send().await.unwrap();
+        assert!(r.status().is_success(), "POST {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Publishes one JSON event; returns its id.
+    async fn publish(&self, topic: &str, body: &str, headers: &[(&str, &str)]) -> String {
+        publish_to(&self.url(""), topic, body, headers).await
+    }
+
+    /// The status of one plugin from `GET /v1/plugins`.
+    async fn plugin(&self, name: &str) -> Value {
+        let v = self.get("/v1/plugins").await;
+        v["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no plugin {name} in {v}"))
+    }
+
+    fn stop(mut self) {
+        let p = self.proc.take().unwrap();
+        assert!(p.sigterm().success(), "the gateway exits cleanly");
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+}
+
+async fn publish_to(base: &str, topic: &str, body: &str, headers: &[(&str, &str)]) -> String {
+    let mut req = client()
+        .post(format!("{base}/v1/topics/{topic}/events"))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 202, "publish to {topic}");
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The event ids a sink received, in arrival order.
+fn ids(sink: &Sink) -> Vec<String> {
+    sink.received()
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect()
+}
+
+fn toml_path(p: &std::path::Path) -> String {
+    p.display().to_string().replace('\\', "/")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_bomb_and_a_panicking_plugin_follow_on_error_while_another_topic_flows() {
+    let out = Sink::start().await;
+    let routed = Sink::start().await;
+    let gw = Binary::start(&format!(
+        "[[plugins]]\nname = \"bomb\"\npath = \"{}\"\nmax_memory = \"16MiB\"\non_error = \"dead-letter\"\n\
+         [[plugins]]\nname = \"shaky\"\npath = \"{}\"\non_error = \"skip\"\nconfig = {{ route = \"routed\" }}\n\
+         [[destinations]]\nname = \"out\"\nkind = \"http\"\nurl = \"{}\"\n\
+         [[destinations]]\nname = \"routed\"\nkind = \"http\"\nurl = \"{}\"\n\
+         [[topics]]\nname = \"bomb\"\nroutes = [\"out\"]\nplugins = [\"bomb\"]\n\
+         [[topics]]\nname = \"shaky\"\nroutes = [\"out\"]\nplugins = [\"shaky\"]\n\
+         [[topics]]\nname = \"good\"\nroutes = [\"out\"]\n",
+        toml_path(&wasm("memory_bomb.wasm")),
+        toml_path(&wasm("panic.wasm")),
+        out.url,
+        routed.url
+    ));
+    // The hostile events and plain ones on another topic, interleaved.
+    let bomb_id = gw.publish("bomb", r#"{"bomb":true}"#, &[]).await;
+    let mut good = Vec::new();
+    for i in 0..3 {
+        good.push(gw.publish("good", &format!(r#"{{"n":{i}}}"#), &[]).await);
+    }
+    let panic_id = gw.publish("shaky", r#"{"panic":true}"#, &[]).await;
+    for i in 3..6 {
+        good.push(gw.publish("good", &format!(r#"{{"n":{i}}}"#), &[]).await);
+    }
+    out.wait_for(good.len(), WAIT).await;
+
+    // The bomb hit its memory limit and its event is in the topic's DLQ.
+    let dlq = eventually(WAIT, "the bomb's event in the topic DLQ", || async {
+        let v = gw.get("/v1/topics/bomb/dlq").await;
+        (v["depth"] == 1).then_some(v)
+    })
+    .await;
+    assert_eq!(dlq["entries"][0]["id"], bomb_id.as_str());
+    let error = dlq["entries"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("bomb") && error.contains("memory limit"),
+        "{error}"
+    );
+
+    // The panic trapped; on_error = "skip" dropped that event only.
+    let shaky = eventually(WAIT, "the panic counted as a trap", || async {
+        let p = gw.plugin("shaky").await;
+        (p["traps"].as_u64() >= Some(1)).then_some(p)
+    })
+    .await;
+    assert!(shaky["errors"].as_u64() >= Some(1), "{shaky}");
+    let bomb = gw.plugin("bomb").await;
+    assert!(bomb["traps"].as_u64() >= Some(1), "{bomb}");
+    let e = gw.get(&format!("/v1/events/{panic_id}")).await;
+    assert_eq!(e["deliveries"], json!([]), "skipped, not delivered: {e}");
+
+    // Fresh instances serve the next batches: both plugins work again.
+    let fine_bomb = gw.publish("bomb", r#"{"fine":1}"#, &[]).await;
+    let fine_shaky = gw.publish("shaky", r#"{"fine":2}"#, &[]).await;
+    let r = routed.wait_for(1, WAIT).await;
+    assert_eq!(r[0].header("webhook-id"), Some(fine_shaky.as_str()));
+    eventually(WAIT, "the bomb topic's next event delivered", || async {
+        ids(&out).contains(&fine_bomb).then_some(())
+    })
+    .await;
+
+    let delivered = ids(&out);
+    assert!(!delivered.contains(&bomb_id) && !delivered.contains(&panic_id));
+    for id in &good {
+        assert_eq!(delivered.iter().filter(|d| *d == id).count(), 1, "{id}");
+    }
+    gw.stop();
+}
+
+/// Publishes one event every few ms until told to stop; records each id
+/// with the moment its request started.
+fn start_publisher(
+    base: String,
+    topic: &'static str,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tokio::task::JoinHandle<Vec<(String, std::time::Instant)>>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut sent = Vec::new();
+        let mut n = 0u64;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let at = std::time::Instant::now();
+            let id = publish_to(&base, topic, &format!(r#"{{"n":{n}}}"#), &[]).await;
+            sent.push((id, at));
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        sent
+    });
+    (stop, task)
+}
+
+/// Waits until an event published after `since` (and after every event
+/// already seen) reaches `sink`; returns how long after `since` that was.
+async fn first_delivery_after(sink: &Sink, since: std::time::Instant, what: &str) -> Duration {
+    let r = eventually(WAIT, what, || async {
+        sink.received().into_iter().find(|r| r.at > since)
+    })
+    .await;
+    r.at - since
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_by_copy_and_by_rename_swaps_behaviour_without_losing_or_duplicating_events() {
+    let a = Sink::start().await;
+    let b = Sink::start().await;
+    let folder = tempfile::tempdir().unwrap();
+    let live = folder.path().join("router.wasm");
+    // Version 1 (the panic fixture with `route`) sends events to "b";
+    // version 2 (the memory-bomb fixture) keeps the topic's route, "a".
+    // Both accept the same config.
+    std::fs::copy(wasm("panic.wasm"), &live).unwrap();
+    let gw = Binary::start(&format!(
+        "[[plugins]]\nname = \"router\"\npath = \"{}\"\nconfig = {{ route = \"b\" }}\n\
+         [[destinations]]\nname = \"a\"\nkind = \"http\"\nurl = \"{}\"\n\
+         [[destinations]]\nname = \"b\"\nkind = \"http\"\nurl = \"{}\"\n\
+         [[topics]]\nname = \"flow\"\nroutes = [\"a\"]\nplugins = [\"router\"]\n",
+        toml_path(&live),
+        a.url,
+        b.url
+    ));
+    let v1 = gw.plugin("router").await["version"].clone();
+    let (stop, publisher) = start_publisher(gw.url(""), "flow");
+    b.wait_for(5, WAIT).await;
+    assert!(a.received().is_empty(), "version 1 routes everything to b");
+
+    // `cp` over the file: truncated and rewritten in place.
+    let copied_at = std::time::Instant::now();
+    std::fs::copy(wasm("memory_bomb.wasm"), &live).unwrap();
+    let by_copy = first_delivery_after(&a, copied_at, "version 2 routing to a").await;
+    // Every event published once version 2 has routed one goes to a.
+    let switched = a.received()[0].at;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A deploy tool's way: write a temporary file, rename it into place.
+    let tmp = folder.path().join(".router.wasm.tmp");
+    std::fs::copy(wasm("panic.wasm"), &tmp).unwrap();
+    let renamed_at = std::time::Instant::now();
+    std::fs::rename(&tmp, &live).unwrap();
+    let by_rename = first_delivery_after(&b, renamed_at, "version 1 routing to b again").await;
+    let switched_back = b
+        .received()
+        .into_iter()
+        .find(|r| r.at > renamed_at)
+        .unwrap()
+        .at;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = publisher.await.unwrap();
+    eprintln!(
+        "hot reload: {} events; behaviour changed {by_copy:?} after cp, {by_rename:?} after rename",
+        sent.len()
+    );
+    // Within a second, without a restart. The rename brings back a version
+    // whose compiled artefact is cached; the copy needs a compile, which a
+    // debug build on a busy machine does slowly, hence its wider margin.
+    assert!(by_rename < Duration::from_secs(1), "{by_rename:?}");
+    assert!(by_copy < Duration::from_secs(3), "{by_copy:?}");
+
+    // Nothing lost, nothing twice: each id once, across both sinks.
+    let all: std::collections::HashSet<String> = sent.iter().map(|(id, _)| id.clone()).collect();
+    eventually(WAIT, "every published event delivered", || async {
+        let got: std::collections::HashSet<String> = ids(&a).into_iter().chain(ids(&b)).collect();
+        all.is_subset(&got).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (at_a, at_b) = (ids(&a), ids(&b));
+    assert_eq!(at_a.len() + at_b.len(), sent.len(), "no duplicates");
+    let got: std::collections::HashSet<&String> = at_a.iter().chain(&at_b).collect();
+    assert_eq!(got.len(), sent.len(), "no duplicates");
+
+    // Each event went where the version live when it was published said:
+    // published after version 2 had visibly taken over -> a, and after
+    // version 1 came back -> b.
+    for (id, at) in &sent {
+        if *at > switched && *at < renamed_at {
+            assert!(at_a.contains(id), "{id} published under version 2");
+        }
+        if *at > switched_back {
+            assert!(at_b.contains(id), "{id} published under version 1 again");
+        }
+    }
+    let status = gw.plugin("router").await;
+    assert_eq!(status["version"], v1, "back on version 1");
+    assert_eq!(status["reloads"], 2, "{status}");
+    gw.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_replacement_is_refused_and_the_old_version_keeps_routing() {
+    let a = Sink::start().await;
+    let b = Sink::start().await;
+    let folder = tempfile::tempdir().unwrap();
+    let live = folder.path().join("router.wasm");
+    std::fs::copy(wasm("panic.wasm"), &live).unwrap();
+    let gw = Binary::start(&format!(
+        "[[plugins]]\nname = \"router\"\npath = \"{}\"\nconfig = {{ route = \"b\" }}\n\
+         [[destinations]]\nname = \"a\"\nkind = \"http\"\nurl = \"{}\"\n\
+         [[destinations]]\nname = \"b\"\nkind = \"http\"\nurl = \"{}\"\n\
+         [[topics]]\nname = \"flow\"\nroutes = [\"a\"]\nplugins = [\"router\"]\n",
+        toml_path(&live),
+        a.url,
+        b.url
+    ));
+    let v1 = gw.plugin("router").await["version"].clone();
+
+    // Garbage bytes, renamed into place.
+    let tmp = folder.path().join("router.wasm.part");
+    std::fs::write(&tmp, b"\0asm this is not a component").unwrap();
+    std::fs::rename(&tmp, &live).unwrap();
+    let refused = eventually(WAIT, "the garbage refused", || async {
+        let p = gw.plugin("router").await;
+        p["reload_error"].is_string().then_some(p)
+    })
+    .await;
+    assert!(
+        refused["reload_error"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid Wasm component"),
+        "{refused}"
+    );
+    assert_eq!(refused["version"], v1, "{refused}");
+    let id = gw.publish("flow", r#"{"n":1}"#, &[]).await;
+    let got = b.wait_for(1, WAIT).await;
+    assert_eq!(got[0].header("webhook-id"), Some(id.as_str()));
+
+    // A real component whose init fails on this config (route-by-field
+    // wants `pointer` and `routes`), copied over the file.
+    std::fs::copy(wasm("route_by_field.wasm"), &live).unwrap();
+    let refused = eventually(WAIT, "the failing init refused", || async {
+        let p = gw.plugin("router").await;
+        p["reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("failed to initialise"))
+            .then_some(p)
+    })
+    .await;
+    assert!(
+        refused["reload_error"]
+            .as_str()
+            .unwrap()
+            .contains("pointer"),
+        "the plugin's own message: {refused}"
+    );
+    assert_eq!(refused["version"], v1);
+    assert_eq!(refused["reloads"], 0);
+    let id = gw.publish("flow", r#"{"n":2}"#, &[]).await;
+    let got = b.wait_for(2, WAIT).await;
+    assert_eq!(got[1].header("webhook-id"), Some(id.as_str()));
+    assert!(a.received().is_empty());
+    assert!(
+        gw.logs()
+            .iter()
+            .any(|l| l.contains("Plugin replacement refused")),
+        "the refusal is logged"
+    );
+
+    // A good file afterwards goes live and clears the error.
+    std::fs::copy(wasm("memory_bomb.wasm"), &live).unwrap();
+    eventually(WAIT, "the good replacement live", || async {
+        let p = gw.plugin("router").await;
+        (p["reloads"] == 1 && p["reload_error"].is_null()).then_some(())
+    })
+    .await;
+    let id = gw.publish("flow", r#"{"n":3}"#, &[]).await;
+    let got = a.wait_for(1, WAIT).await;
+    assert_eq!(got[0].header("webhook-id"), Some(id.as_str()));
+    gw.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_by_sla_delivers_higher_tiers_first_when_the_destination_is_backlogged() {
+    let sink = Sink::start().await;
+    let gw = Binary::start(&format!(
+        "[[plugins]]\nname = \"sla\"\npath = \"{}\"\n\
+         config = {{ tiers = \"enterprise=9,pro=6,free=1\", pointer = \"/customer/tier\" }}\n\
+         [[destinations]]\nname = \"ledger\"\nkind = \"http\"\nurl = \"{}\"\nconcurrency = 1\n\
+         [[topics]]\nname = \"payments\"\nroutes = [\"ledger\"]\nplugins = [\"sla\"]\n",
+        toml_path(&wasm("priority_by_sla.wasm")),
+        sink.url
+    ));
+    gw.post("/v1/destinations/ledger/pause").await;
+    // The tier from the header, or from the payload when there is none.
+    let sent = [
+        ("free", true),
+        ("enterprise", false),
+        ("pro", true),
+        ("free", false),
+        ("enterprise", true),
+        ("pro", false),
+    ];
+    for (i, (tier, by_header)) in sent.iter().enumerate() {
+        let body = if *by_header {
+            format!(r#"{{"n":{i}}}"#)
+        } else {
+            format!(r#"{{"n":{i},"customer":{{"tier":"{tier}"}}}}"#)
+        };
+        let headers: &[(&str, &str)] = if *by_header {
+            &[("x-customer-tier", tier)]
+        } else {
+            &[]
+        };
+        gw.publish("payments", &body, headers).await;
+    }
+    eventually(WAIT, "six queued behind the paused destination", || async {
+        let v = gw.get("/v1/destinations").await;
+        (v["destinations"][0]["queue_depth"] == 6).then_some(())
+    })
+    .await;
+    gw.post("/v1/destinations/ledger/resume").await;
+    let got = sink.wait_for(6, WAIT).await;
+    let tiers: Vec<&str> = got
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            sent[usize::try_from(v["n"].as_u64().unwrap()).unwrap()].0
+        })
+        .collect();
+    assert_eq!(
+        tiers,
+        ["enterprise", "enterprise", "pro", "pro", "free", "free"],
+        "delivery order"
+    );
+    gw.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_router_sends_webhooks_to_sinks_by_event_kind_and_branch() {
+    let deploys = Sink::start().await;
+    let triage = Sink::start().await;
+    let reviews = Sink::start().await;
+    let archive = Sink::start().await;
+    let gw = Binary::start(&format!(
+        "[[plugins]]\nname = \"github\"\npath = \"{}\"\nconfig = {{ default = \"archive\" }}\n\
+         [[destinations]]\nname = \"deploys\"\nkind = \"http\"\nurl = \"{}\"\n\
+         [[destinations]]\nname = \"triage\"\nkind = \"http\"\nurl = \"{}\"\n\
+         [[destinations]]\nname = \"reviews\"\nkind = \"http\"\nurl = \"{}\"\n\
+         [[destinations]]\nname = \"archive\"\nkind = \"http\"\nurl = \"{}\"\n\
+         [[topics]]\nname = \"github\"\nroutes = [\"archive\"]\nplugins = [\"github\"]\n",
+        toml_path(&wasm("github_router.wasm")),
+        deploys.url,
+        triage.url,
+        reviews.url,
+        archive.url
+    ));
+    let repo = r#""repository":{"full_name":"acme/api"}"#;
+    let hook = |kind: &'static str| [("x-github-event", kind)];
+    let push_main = gw
+        .publish(
+            "github",
+            &format!(r#"{{"ref":"refs/heads/main",{repo}}}"#),
+            &hook("push"),
+        )
+        .await;
+    let push_dev = gw
+        .publish(
+            "github",
+            &format!(r#"{{"ref":"refs/heads/dev",{repo}}}"#),
+            &hook("push"),
+        )
+        .await;
+    let issue = gw
+        .publish(
+            "github",
+            &format!(r#"{{"action":"opened",{repo}}}"#),
+            &hook("issues"),
+        )
+        .await;
+    let pr = gw
+        .publish(
+            "github",
+            &format!(r#"{{"action":"opened",{repo}}}"#),
+            &hook("pull_request"),
+        )
+        .await;
+    let star = gw
+        .publish("github", &format!("{{{repo}}}"), &hook("star"))
+        .await;
+    let ping = gw
+        .publish("github", &format!("{{{repo}}}"), &hook("ping"))
+        .await;
+    let not_github = gw.publish("github", "{}", &[]).await;
+
+    deploys.wait_for(1, WAIT).await;
+    triage.wait_for(1, WAIT).await;
+    reviews.wait_for(1, WAIT).await;
+    archive.wait_for(2, WAIT).await;
+    // Not a GitHub webhook: a plugin error, so the topic's DLQ.
+    let dlq = eventually(WAIT, "the headerless event dead-lettered", || async {
+        let v = gw.get("/v1/topics/github/dlq").await;
+        (v["depth"] == 1).then_some(v)
+    })
+    .await;
+    assert_eq!(dlq["entries"][0]["id"], not_github.as_str());
+    let ping_event = gw.get(&format!("/v1/events/{ping}")).await;
+    assert_eq!(ping_event["deliveries"], json!([]), "ping is dropped");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(ids(&deploys), [push_main]);
+    assert_eq!(ids(&triage), [issue]);
+    assert_eq!(ids(&reviews), [pr]);
+    let mut archived = ids(&archive);
+    archived.sort();
+    let mut expected = vec![push_dev, star];
+    expected.sort();
+    assert_eq!(archived, expected);
+    gw.stop();
+}
