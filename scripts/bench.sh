@@ -3,6 +3,7 @@
 #
 #   bash scripts/bench.sh            # all scenarios, ~2 minutes
 #   bash scripts/bench.sh telemetry  # only the tracing overhead comparison
+#   bash scripts/bench.sh plugins    # only the one-plugin vs no-plugin comparison
 #
 # Builds release binaries, starts the real gateway on a fresh data dir with
 # durability = "sync" (every 202 is after fdatasync via the group commit),
@@ -91,6 +92,42 @@ run_gateway ""
 "$lg" --url "http://127.0.0.1:$port/v1/topics/pull/events" --connections 64 --duration 5s --warmup 0s \
   --pull "http://127.0.0.1:$port/v1/queues/jobs" --consumers 8 --batch 10
 stop_gateway
+fi
+
+# ---------------------------------------------------------------------------
+# Plugins (issue 3): ingest -> delivery with one Wasm plugin (route-by-field,
+# routing on the payload's "type") in the topic's chain, against the same
+# topic with no plugin. Same binary, same config otherwise; the two modes
+# alternate, twice each, to even out drift. `bash scripts/bench.sh plugins`
+# runs only this. The ratios go in BENCHMARKS.md under "Plugins".
+if [ "$only" = all ] || [ "$only" = plugins ]; then
+plugin_wasm="$PWD/plugins/target/wasm32-wasip2/release/route_by_field.wasm"
+[ -f "$plugin_wasm" ] || bash scripts/build-plugins.sh >/dev/null
+plugin_topic="
+[[plugins]]
+name = \"route\"
+path = \"$plugin_wasm\"
+config = { pointer = \"/type\", routes = \"order.created=sink,order.paid=sink\", default = \"sink\" }
+
+[[topics]]
+name = \"bench-plugin\"
+routes = [\"sink\"]
+plugins = [\"route\"]"
+plugin_run() {
+  local label=$1 topic=$2
+  echo "-- $label"
+  run_gateway "$plugin_topic"
+  "$lg" --url "http://127.0.0.1:$port/v1/topics/$topic/events" --connections 64 --duration 10s \
+    --sink "127.0.0.1:$sink_port" --gateway-pid "$gw_pid"
+  stop_gateway
+}
+echo
+echo "== P. Plugins: ingest + delivery at full speed, 64 connections, no plugin / one plugin (route-by-field)"
+for round in 1 2; do
+  plugin_run "round $round: no plugin" bench
+  plugin_run "round $round: one plugin (route-by-field)" bench-plugin
+done
+[ "$only" = plugins ] && exit 0
 fi
 
 # ---------------------------------------------------------------------------

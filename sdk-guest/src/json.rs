@@ -279,6 +279,7 @@ impl<'de> Deserialize<'de> for Text<'de> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::{Value, json};

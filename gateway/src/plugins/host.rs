@@ -67,6 +67,7 @@ struct Loaded {
 #[derive(Default)]
 struct Stats {
     invocations: AtomicU64,
+    calls: AtomicU64,
     errors: AtomicU64,
     traps: AtomicU64,
     busy_nanos: AtomicU64,
@@ -100,6 +101,10 @@ pub struct PluginStatus {
     pub loaded_at: String,
     /// Events handed to the plugin.
     pub invocations: u64,
+    /// Calls of the plugin's `handle`, one per batch (more when a trapped
+    /// batch is re-run event by event): `invocations / calls` is the mean
+    /// batch size, which is what spreads the fixed cost of a call.
+    pub calls: u64,
     /// Events the plugin failed on (error results, bad verdicts, traps).
     pub errors: u64,
     /// Calls that trapped (panics, timeouts, memory limit).
@@ -496,6 +501,7 @@ impl Slot {
             contract: loaded.compiled.contract.clone(),
             loaded_at: humantime::format_rfc3339_millis(loaded.compiled.loaded_at).to_string(),
             invocations: s.invocations.load(Ordering::Relaxed),
+            calls: s.calls.load(Ordering::Relaxed),
             errors: s.errors.load(Ordering::Relaxed),
             traps: s.traps.load(Ordering::Relaxed),
             avg_us_per_event: if timed == 0 {
@@ -703,6 +709,7 @@ impl Worker {
         let Some((_, inst)) = self.instances.get_mut(&slot.name) else {
             return Err("no instance".to_owned());
         };
+        slot.stats.calls.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         match inst.handle(batch, slot.config.timeout, slot.config.max_memory.as_u64()) {
             Ok(results) if results.len() == batch.len() => {
