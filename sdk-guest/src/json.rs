@@ -33,8 +33,9 @@ pub fn lookup<'de, T: Deserialize<'de>>(payload: &'de [u8], pointer: &str) -> Op
         return leaf.into_t();
     }
     let found = Cell::new(None);
-    // Finding the value ends the walk with an error on purpose (serde has
-    // no other way to stop early); `found` tells it from a real one.
+    // Once the value is found the walk returns without reading the rest,
+    // which serde_json reports as an error in the enclosing containers;
+    // `found` tells that apart from a payload that is broken before it.
     let _ = Walk::<T> {
         tokens: &tokens,
         found: &found,
@@ -73,14 +74,25 @@ fn index(token: &str) -> Option<usize> {
 }
 
 /// Walks to the value at `tokens` from the current value, skipping the
-/// rest. On reaching it, stores it (`Some(None)` if it is not a `T`) in
-/// `found` and stops the walk with an error. `Ok(())`: not on this branch.
+/// rest. On reaching it (or finding it absent), stores it in `found`
+/// (`Some(None)`: absent, or not a `T`) and returns at once, leaving the
+/// rest of the payload unread; with `found` still empty the branch did not
+/// hold the path and the walk goes on.
 struct Walk<'t, T> {
     tokens: &'t [Cow<'t, str>],
     found: &'t Cell<Option<Option<T>>>,
 }
 
 impl<'de, T: Deserialize<'de>> Walk<'_, T> {
+    /// True until the value (or its absence) is settled.
+    fn found_nothing(&self) -> bool {
+        // `Cell<Option<Option<T>>>` without `T: Copy`: take and put back.
+        let v = self.found.take();
+        let none = v.is_none();
+        self.found.set(v);
+        none
+    }
+
     fn deeper(&self) -> Walk<'_, T> {
         Walk {
             tokens: &self.tokens[1..],
@@ -99,7 +111,7 @@ impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Walk<'_, T> {
             // `Leaf` first, then converted: a mismatch is `None`.
             let leaf = Leaf::deserialize(d)?;
             self.found.set(Some(leaf.into_t()));
-            return Err(de::Error::custom("found"));
+            return Ok(());
         }
         d.deserialize_any(self)
     }
@@ -117,8 +129,13 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Walk<'_, T> {
             if hit {
                 // First match wins: whatever is under it is the answer.
                 map.next_value_seed(self.deeper())?;
-                self.found.set(Some(None));
-                return Err(de::Error::custom("not found"));
+                if self.found_nothing() {
+                    self.found.set(Some(None));
+                }
+                // Leaving with entries unread makes serde_json fail the
+                // object (a cheap syntax error, no message to format),
+                // which ends the walk.
+                return Ok(());
             }
             map.next_value::<IgnoredAny>()?;
         }
@@ -136,12 +153,10 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Walk<'_, T> {
                 return Err(de::Error::custom("out of bounds"));
             }
         }
-        if seq.next_element_seed(self.deeper())?.is_some() {
+        if seq.next_element_seed(self.deeper())?.is_none() || self.found_nothing() {
             self.found.set(Some(None));
-            return Err(de::Error::custom("not found"));
         }
-        self.found.set(Some(None));
-        Err(de::Error::custom("out of bounds"))
+        Ok(())
     }
 
     // A scalar where the path wants to go deeper: nothing is there.
