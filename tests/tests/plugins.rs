@@ -537,16 +537,22 @@ async fn hot_reload_by_copy_and_by_rename_swaps_behaviour_without_losing_or_dupl
     std::fs::copy(wasm("panic.wasm"), &tmp).unwrap();
     let renamed_at = std::time::Instant::now();
     std::fs::rename(&tmp, &live).unwrap();
-    let by_rename = first_delivery_after(&b, renamed_at, "version 1 routing to b again").await;
-    let switched_back = b
-        .received()
-        .into_iter()
-        .find(|r| r.at > renamed_at)
-        .unwrap()
-        .at;
+    first_delivery_after(&b, renamed_at, "version 1 routing to b again").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let sent = publisher.await.unwrap();
+    // The first event published after the rename that reached b (a late
+    // delivery of an older event does not count).
+    let published: std::collections::HashMap<&str, std::time::Instant> =
+        sent.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+    let switched_back = b
+        .received()
+        .into_iter()
+        .filter(|r| published[r.header("webhook-id").unwrap()] > renamed_at)
+        .map(|r| r.at)
+        .min()
+        .expect("an event published after the rename reached b");
+    let by_rename = switched_back - renamed_at;
     eprintln!(
         "hot reload: {} events; behaviour changed {by_copy:?} after cp, {by_rename:?} after rename",
         sent.len()
