@@ -13,6 +13,7 @@
 //! says is what a restart will resume from; an attempt whose settle write was
 //! lost in a crash is simply made again (at-least-once).
 
+pub mod format;
 pub mod guard;
 pub mod http;
 pub mod pull;
@@ -156,9 +157,16 @@ pub struct Delivery {
     tracker: TaskTracker,
     /// Spans of each attempt, delivery metrics.
     telemetry: Arc<crate::telemetry::Telemetry>,
+    /// For destinations with `format = "json" | "avro"`; set once at start.
+    registry: std::sync::OnceLock<crate::registry::Registry>,
 }
 
 impl Delivery {
+    /// Gives delivery the schema registry, for format conversion.
+    pub fn set_registry(&self, registry: crate::registry::Registry) {
+        let _ = self.registry.set(registry);
+    }
+
     /// Builds the destinations, reloads their queues from the store and
     /// starts a dispatcher for each.
     pub fn start(
@@ -250,6 +258,7 @@ impl Delivery {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             telemetry,
+            registry: std::sync::OnceLock::new(),
         });
         for d in delivery.destinations.values() {
             let (dl, d) = (delivery.clone(), d.clone());
@@ -506,6 +515,42 @@ impl Delivery {
                 event.meta.headers.as_slice(),
                 event.payload.clone(),
             ),
+        };
+        let converted = match format::convert(
+            self.registry.get(),
+            d.config.format,
+            &event.meta.attributes,
+            content_type,
+            &body,
+        ) {
+            Ok(c) => c,
+            Err(reason) => {
+                // No retry can fix a payload that can't be converted.
+                tracing::warn!(event_id = %id, destination = %name, reason = %reason,
+                    "Delivery dead-lettered.");
+                let record = AttemptRecord {
+                    attempt: entry.history_base + entry.attempt + 1,
+                    at_ms: now_ms(),
+                    status: None,
+                    error: Some(reason.clone()),
+                    latency_ms: 0,
+                    response_excerpt: None,
+                    delay_before_ms: entry.delay_ms,
+                };
+                let outcome = Settle::DeadLetter { error: reason };
+                self.store.settle(&entry, &record, &outcome).await?;
+                if d.blocks_on_dead_letter() {
+                    d.queue().finish_blocking(id);
+                } else {
+                    d.queue().finish(id);
+                }
+                d.wake.notify_one();
+                return Ok(());
+            }
+        };
+        let (content_type, body) = match &converted {
+            Some((ct, b)) => (ct.as_str(), b.clone()),
+            None => (content_type, body),
         };
         let n_budget = entry.attempt + 1;
         let n_history = entry.history_base + n_budget;

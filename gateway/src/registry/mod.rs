@@ -19,6 +19,7 @@ pub mod api;
 pub mod binary;
 pub mod compat;
 pub mod config;
+mod convert;
 mod core;
 mod error;
 pub mod json;
@@ -91,6 +92,7 @@ pub struct Validated {
 #[derive(Clone)]
 pub struct Registry {
     core: Arc<core::Core>,
+    avro: Arc<convert::Cache>,
 }
 
 /// How a payload's content type says it is encoded.
@@ -117,18 +119,37 @@ fn encoding(content_type: &str) -> Option<Encoding> {
     }
 }
 
+/// Whether a content type is Avro wire format (`Some(true)`), JSON
+/// (`Some(false)`), or neither.
+pub fn is_avro(content_type: &str) -> Option<bool> {
+    encoding(content_type).map(|e| matches!(e, Encoding::AvroFramed))
+}
+
 impl Registry {
     /// Loads the registry from the store (every schema is parsed once here).
     pub fn new(store: Store) -> Result<Registry, RegistryError> {
         let core = core::Core::load(store.registry().clone())?;
         Ok(Registry {
             core: Arc::new(core),
+            avro: Arc::default(),
         })
     }
 
     /// The Confluent-compatible REST API, to be nested at `/registry`.
     pub fn router(&self) -> axum::Router {
         api::router(self.core.clone())
+    }
+
+    /// Converts an Avro wire-format payload to the natural JSON of schema
+    /// `reader_id` (writer/reader resolution applies defaults).
+    pub fn avro_to_json(&self, reader_id: u32, body: &[u8]) -> Result<Vec<u8>, String> {
+        convert::avro_to_json(&self.core, &self.avro, reader_id, body)
+    }
+
+    /// Converts a natural-JSON payload to Confluent's wire format with
+    /// schema `id` (magic 0, 4-byte big-endian id, Avro binary datum).
+    pub fn json_to_avro(&self, id: u32, body: &[u8]) -> Result<Vec<u8>, String> {
+        convert::json_to_avro(&self.core, &self.avro, id, body)
     }
 
     /// Validates one payload against `subject` (at `version`, or the latest
