@@ -205,6 +205,10 @@ pub struct DestinationConfig {
     /// Outbound TLS: `{ ca_file, ca_only, client_cert, client_key }`.
     #[serde(default)]
     pub tls: Option<crate::delivery::tls::TlsConfig>,
+    /// `as-received` (default), `json` or `avro`: converts payloads of
+    /// schema-validated topics at delivery.
+    #[serde(default)]
+    pub format: crate::delivery::format::DeliveryFormat,
 }
 
 /// `ordering = { key = "..." }`: where a destination's ordering key comes from.

@@ -186,6 +186,8 @@ pub async fn run(
         telemetry.metrics.auth_refusals.clone(),
     ));
     auth.warn_if_open();
+    let registry = crate::registry::Registry::new(store.clone())?;
+    delivery.set_registry(registry.clone());
     let app = App(Arc::new(AppInner {
         config: config.clone(),
         store: store.clone(),
@@ -194,7 +196,7 @@ pub async fn run(
         verifiers: crate::ingest::verifiers(&config)?,
         telemetry: telemetry.clone(),
         plugins,
-        registry: crate::registry::Registry::new(store.clone())?,
+        registry,
         auth,
     }));
     health.ready.store(true, Ordering::Release);
