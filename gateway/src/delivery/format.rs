@@ -35,7 +35,11 @@ pub fn convert(
     if format == DeliveryFormat::AsReceived {
         return Ok(None);
     }
-    let wanted = if format == DeliveryFormat::Json { "json" } else { "avro" };
+    let wanted = if format == DeliveryFormat::Json {
+        "json"
+    } else {
+        "avro"
+    };
     let id = attributes
         .iter()
         .find(|(k, _)| k == "schema.id")
