@@ -186,3 +186,25 @@ fn unhex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
+
+#[test]
+fn a_converting_destination_on_a_topic_without_schema_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fmt.toml");
+    std::fs::write(
+        &path,
+        "[[destinations]]\nname = \"as-avro\"\nkind = \"log\"\nformat = \"avro\"\n\
+         [[topics]]\nname = \"plain\"\nroutes = [\"as-avro\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(switchyard_tests::bin())
+        .args(["check-config", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("topics[0].routes[0]") && err.contains("needs a schema"),
+        "{err}"
+    );
+}

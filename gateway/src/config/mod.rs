@@ -645,6 +645,19 @@ impl Config {
                         format!("unknown destination {r:?}"),
                     ));
                 }
+                if t.schema.is_none()
+                    && self.destination(r).is_some_and(|d| {
+                        d.format != crate::delivery::format::DeliveryFormat::AsReceived
+                    })
+                {
+                    return Err(self.invalid(
+                        format!("{key}.routes[{j}]"),
+                        format!(
+                            "destination {r:?} converts payloads (format), which needs a schema: \
+                             give this topic `schema = {{ subject = ... }}`"
+                        ),
+                    ));
+                }
             }
         }
         crate::auth::validate(self).map_err(|(key, message)| self.invalid(key, message))?;
