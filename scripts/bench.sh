@@ -95,6 +95,30 @@ stop_gateway
 fi
 
 # ---------------------------------------------------------------------------
+# Schema validation (issue 4): ingest throughput of 1 KB JSON on a topic that
+# validates against a registered Avro schema vs the same topic without one,
+# in one gateway run, alternating twice. `bash scripts/bench.sh schema`.
+if [ "$only" = all ] || [ "$only" = schema ]; then
+echo
+echo "== S. Schema validation: ingest only, 64 connections, 1 KB JSON, no schema / schema"
+run_gateway "
+[[topics]]
+name = \"ingest-schema\"
+schema = { subject = \"bench-value\" }"
+curl -sf -X POST -H 'content-type: application/json' \
+  "http://127.0.0.1:$port/registry/subjects/bench-value/versions" \
+  -d '{"schema":"{\"type\":\"record\",\"name\":\"Bench\",\"fields\":[{\"name\":\"type\",\"type\":\"string\"},{\"name\":\"account\",\"type\":\"string\"},{\"name\":\"pad\",\"type\":\"string\"}]}"}' >/dev/null
+for round in 1 2; do
+  for topic in ingest-only ingest-schema; do
+    echo "-- round $round: $topic"
+    "$lg" --url "http://127.0.0.1:$port/v1/topics/$topic/events" --connections 64 --duration 8s --gateway-pid "$gw_pid"
+  done
+done
+stop_gateway
+[ "$only" = schema ] && exit 0
+fi
+
+# ---------------------------------------------------------------------------
 # Plugins (issue 3): ingest -> delivery with one Wasm plugin (route-by-field,
 # routing on the payload's "type") in the topic's chain, against the same
 # topic with no plugin. Same binary, same config otherwise; the two modes
