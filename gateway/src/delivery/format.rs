@@ -66,3 +66,30 @@ pub fn convert(
     }
     .map_err(|e| format!("can't deliver as {wanted}: {e}"))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_received_never_converts_and_others_need_a_schema_id() {
+        assert_eq!(
+            convert(None, DeliveryFormat::AsReceived, &[], "text/plain", b"x"),
+            Ok(None)
+        );
+        let err = convert(None, DeliveryFormat::Avro, &[], "application/json", b"{}").unwrap_err();
+        assert!(err.contains("not validated against a schema"), "{err}");
+    }
+
+    #[test]
+    fn format_key_parses_kebab_case() {
+        #[derive(Deserialize)]
+        struct T {
+            format: DeliveryFormat,
+        }
+        let t: T = toml::from_str("format = \"as-received\"").unwrap();
+        assert_eq!(t.format, DeliveryFormat::AsReceived);
+        assert!(toml::from_str::<T>("format = \"xml\"").is_err());
+    }
+}
