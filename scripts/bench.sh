@@ -108,13 +108,28 @@ schema = { subject = \"bench-value\" }"
 curl -sf -X POST -H 'content-type: application/json' \
   "http://127.0.0.1:$port/registry/subjects/bench-value/versions" \
   -d '{"schema":"{\"type\":\"record\",\"name\":\"Bench\",\"fields\":[{\"name\":\"type\",\"type\":\"string\"},{\"name\":\"account\",\"type\":\"string\"},{\"name\":\"pad\",\"type\":\"string\"}]}"}' >/dev/null
+# The same record as Confluent wire-format Avro (schema id 1: the first registered).
+avro_body=$(mktemp)
+python3 - "$avro_body" <<'PY'
+import sys
+def varint(n):
+    n = (n << 1) ^ (n >> 63); out = bytearray()
+    while n > 0x7f: out.append((n & 0x7f) | 0x80); n >>= 7
+    out.append(n); return bytes(out)
+def s(x): b = x.encode(); return varint(len(b)) + b
+open(sys.argv[1], "wb").write(b"\x00\x00\x00\x00\x01" + s("order.created") + s("acct_42") + s("x" * 980))
+PY
 for round in 1 2; do
   for topic in ingest-only ingest-schema; do
-    echo "-- round $round: $topic"
+    echo "-- round $round: $topic, JSON"
     "$lg" --url "http://127.0.0.1:$port/v1/topics/$topic/events" --connections 64 --duration 8s --gateway-pid "$gw_pid"
+    echo "-- round $round: $topic, Avro ($(stat -c %s "$avro_body") B)"
+    "$lg" --url "http://127.0.0.1:$port/v1/topics/$topic/events" --connections 64 --duration 8s --gateway-pid "$gw_pid" \
+      --body-file "$avro_body" --content-type application/vnd.apache.avro+binary
   done
 done
 stop_gateway
+rm -f "$avro_body"
 [ "$only" = schema ] && exit 0
 fi
 

@@ -43,6 +43,13 @@ struct Args {
     /// Size of each JSON event in bytes.
     #[arg(long, default_value_t = 1024)]
     size: usize,
+    /// Send this file's bytes as every event instead of generated JSON
+    /// (e.g. a Confluent wire-format Avro datum).
+    #[arg(long)]
+    body_file: Option<std::path::PathBuf>,
+    /// Content type of the events sent.
+    #[arg(long, default_value = "application/json")]
+    content_type: String,
     /// Run a sink on this address and report deliveries per second.
     #[arg(long)]
     sink: Option<String>,
@@ -116,7 +123,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let uri: hyper::Uri = args.url.parse().context("bad --url")?;
     let authority = uri.authority().context("--url needs a host")?.to_string();
-    let body = payload(args.size);
+    let body = match &args.body_file {
+        Some(p) => Bytes::from(std::fs::read(p)?),
+        None => payload(args.size),
+    };
     let totals = Arc::new(Totals::default());
     let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
@@ -138,6 +148,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for _ in 0..args.connections {
         let (uri, authority, body) = (uri.clone(), authority.clone(), body.clone());
+        let content_type = args.content_type.clone();
         let (totals, hist) = (totals.clone(), hist.clone());
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(&authority).await?;
@@ -169,7 +180,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 };
                 let req = Request::post(uri.clone())
                     .header("host", &authority)
-                    .header("content-type", "application/json")
+                    .header("content-type", content_type.as_str())
                     .body(Full::new(body.clone()))?;
                 send.ready().await?;
                 let resp = send.send_request(req).await?;
