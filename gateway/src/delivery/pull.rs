@@ -203,6 +203,23 @@ impl Delivery {
                     event.payload.clone(),
                 ),
             };
+            // `format = "json" | "avro"`: convert as push does. A payload
+            // that can't be converted is handed over as it is, with a warning.
+            let (content_type, body) = match super::format::convert(
+                self.registry.get(),
+                d.config.format,
+                &event.meta.attributes,
+                &content_type,
+                &body,
+            ) {
+                Ok(Some((ct, b))) => (ct, b),
+                Ok(None) => (content_type, body),
+                Err(reason) => {
+                    tracing::warn!(event_id = %id, destination = %d.config.name, reason = %reason,
+                        "Pull delivery: payload handed over unconverted.");
+                    (content_type, body)
+                }
+            };
             let span = self
                 .telemetry
                 .receive_span(&event, &d.config.name, leased.attempt, started);
