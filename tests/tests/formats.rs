@@ -208,3 +208,31 @@ fn a_converting_destination_on_a_topic_without_schema_is_a_config_error() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_destination_with_json_format_receives_avro_events_as_json() {
+    let config = "[server]\ndata_dir = \"{data_dir}\"\n\
+         [[destinations]]\nname = \"fmt-jobs\"\nkind = \"pull\"\nformat = \"json\"\n\
+         [[topics]]\nname = \"fmt-orders\"\nroutes = [\"fmt-jobs\"]\n\
+         schema = { subject = \"fmt-orders-value\" }\n";
+    let gw = Gateway::start(config).await;
+    let id = register(&gw, V1).await;
+    let record = json!({"id": 9, "amount": 2.5, "note": "pulled"});
+    let wire = unhex(&py(
+        json!({"op": "encode", "schema": V1, "id": id, "record": record}),
+    ));
+    post(&gw, "application/vnd.apache.avro+binary", wire).await;
+    let v: Value = client()
+        .post(gw.url("/v1/queues/fmt-jobs/receive"))
+        .json(&json!({"max_messages": 1, "wait_seconds": 5}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let m = &v["messages"][0];
+    assert_eq!(m["content_type"], "application/json", "{v}");
+    let body: Value = serde_json::from_str(m["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body, record);
+}
