@@ -116,6 +116,12 @@ fn split_lines(body: &[u8]) -> Result<Vec<Bytes>, BatchError> {
             continue;
         }
         let index = out.len();
+        // serde_json skips strings without checking their UTF-8 when it
+        // ignores them, so the line's encoding is checked here.
+        std::str::from_utf8(line).map_err(|e| BatchError {
+            index,
+            message: format!("line of event {index} is not UTF-8: {e}"),
+        })?;
         serde_json::from_slice::<serde::de::IgnoredAny>(line).map_err(|e| BatchError {
             index,
             message: format!("line of event {index} is not JSON: {e}"),
