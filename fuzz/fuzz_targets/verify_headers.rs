@@ -18,15 +18,23 @@ const CONFIGS: &[&str] = &[
 ];
 
 const NAMES: &[&str] = &[
-    "webhook-id", "webhook-timestamp", "webhook-signature", "x-hub-signature-256",
-    "stripe-signature", "x-slack-signature", "x-slack-request-timestamp", "x-signature",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-hub-signature-256",
+    "stripe-signature",
+    "x-slack-signature",
+    "x-slack-request-timestamp",
+    "x-signature",
     "authorization",
 ];
 
 static VERIFIERS: LazyLock<Vec<Verifier>> = LazyLock::new(|| {
     CONFIGS
         .iter()
-        .map(|c| Verifier::new(&toml::from_str::<VerifyConfig>(c).expect("config")).expect("verifier"))
+        .map(|c| {
+            Verifier::new(&toml::from_str::<VerifyConfig>(c).expect("config")).expect("verifier")
+        })
         .collect()
 });
 
@@ -36,7 +44,8 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 4 {
         return;
     }
-    let now = UNIX_EPOCH + Duration::from_secs(u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as u64);
+    let now = UNIX_EPOCH
+        + Duration::from_secs(u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as u64);
     let mut parts = data[4..].splitn(NAMES.len() + 1, |b| *b == b'\n');
     let mut headers = HeaderMap::new();
     for name in NAMES {

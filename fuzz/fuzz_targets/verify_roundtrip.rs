@@ -25,20 +25,33 @@ fuzz_target!(|data: &[u8]| {
     }
     let ts = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as i64 + 1_000_000_000;
     let id_len = (data[4] as usize).min(data.len() - 5);
-    let Ok(id) = std::str::from_utf8(&data[5..5 + id_len]) else { return };
-    let Ok(id_value) = HeaderValue::from_str(id) else { return };
+    let Ok(id) = std::str::from_utf8(&data[5..5 + id_len]) else {
+        return;
+    };
+    let Ok(id_value) = HeaderValue::from_str(id) else {
+        return;
+    };
     let body = &data[5 + id_len..];
     let entry = standard_webhooks::signature_entry(&key(), id, ts, body);
     let mut headers = HeaderMap::new();
     headers.insert("webhook-id", id_value);
-    headers.insert("webhook-timestamp", HeaderValue::from_str(&ts.to_string()).expect("ts"));
+    headers.insert(
+        "webhook-timestamp",
+        HeaderValue::from_str(&ts.to_string()).expect("ts"),
+    );
     headers.insert(
         "webhook-signature",
         HeaderValue::from_str(&entry).expect("sig"),
     );
     let now = UNIX_EPOCH + Duration::from_secs(ts as u64);
-    assert!(VERIFIER.verify(&headers, body, now).is_ok(), "a correct signature was refused");
+    assert!(
+        VERIFIER.verify(&headers, body, now).is_ok(),
+        "a correct signature was refused"
+    );
     let mut forged = body.to_vec();
     forged.push(b'x');
-    assert!(VERIFIER.verify(&headers, &forged, now).is_err(), "a changed body passed");
+    assert!(
+        VERIFIER.verify(&headers, &forged, now).is_err(),
+        "a changed body passed"
+    );
 });
