@@ -106,6 +106,32 @@ pub struct ServerConfig {
     /// address guard would refuse them (`["169.254.170.2/32"]`).
     #[serde(default)]
     pub allow_destination_addresses: Vec<crate::delivery::guard::AddressRange>,
+    /// Serve HTTPS instead of HTTP: `{ cert = "cert.pem", key = "key.pem" }`
+    /// (PEM files, read at start; `handshake_timeout` optional).
+    #[serde(default)]
+    pub tls: Option<crate::server::listener::TlsConfig>,
+    /// A request's headers must arrive within this much of its first byte
+    /// (and a new connection must start its first request within it):
+    /// a client that dribbles headers (slowloris) is cut off.
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A request's whole body must arrive within this much of its headers;
+    /// ingest answers 408 otherwise, so a stalled upload frees its slot.
+    #[serde(default = "default_body_read_timeout", with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Largest request head (request line and headers); over it, 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: ByteSize,
+    /// Most headers a request may carry; over it, 431.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Open connections at most. Further clients wait in the listen backlog
+    /// until a connection closes, so a flood cannot exhaust file descriptors.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 /// How hard ingest pushes a write to disk before answering.
@@ -134,9 +160,16 @@ pub struct TopicConfig {
     /// Unset: senders cannot choose; plugins still can.
     #[serde(default)]
     pub priority_header: Option<String>,
-    /// Per-topic body limit; defaults to `server.max_body`.
+    /// Per-topic body limit; defaults to `server.max_body`. With
+    /// `Content-Encoding: gzip` it applies to the decompressed body (and
+    /// to the compressed one).
     #[serde(default)]
     pub max_body: Option<ByteSize>,
+    /// Events per second this topic accepts (`"500/s"`, `"1000/m"`), in
+    /// bursts of up to one second's worth; over it, 429 with `Retry-After`.
+    /// A batch counts each of its events. Unset: no limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
     /// Validate payloads against a registry subject (optionally a pinned
     /// version): `schema = { subject = "orders-value" }`.
     #[serde(default)]
@@ -354,6 +387,13 @@ impl Default for ServerConfig {
             shutdown_grace: default_shutdown_grace(),
             deny_private_destinations: false,
             allow_destination_addresses: Vec::new(),
+            tls: None,
+            header_read_timeout: default_header_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            body_read_timeout: default_body_read_timeout(),
+            max_header_bytes: default_max_header_bytes(),
+            max_headers: default_max_headers(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -374,6 +414,27 @@ fn default_min_free_disk() -> ByteSize {
     ByteSize::gib(1)
 }
 fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_body_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_header_bytes() -> ByteSize {
+    ByteSize::kib(64)
+}
+fn default_max_headers() -> usize {
+    100
+}
+fn default_max_connections() -> usize {
+    4096
+}
+pub(crate) fn default_tls_handshake_timeout() -> Duration {
     Duration::from_secs(10)
 }
 fn default_idempotency_window() -> Duration {
@@ -457,6 +518,9 @@ impl Config {
             p.path = path;
         }
         let base = config.base_dir.clone();
+        if let Some(tls) = &mut config.server.tls {
+            tls.resolve_paths(&base);
+        }
         for d in &mut config.destinations {
             if let Some(tls) = &mut d.tls {
                 tls.resolve_paths(|p| {
@@ -491,6 +555,8 @@ impl Config {
 
     /// Checks what serde cannot: names, references between sections, ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        crate::server::listener::validate(&self.server)
+            .map_err(|(key, message)| self.invalid(format!("server.{key}"), message))?;
         let mut dest_names = HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
             let key = format!("destinations[{i}]");

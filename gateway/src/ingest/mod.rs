@@ -6,6 +6,7 @@
 //! 4xx/5xx means nothing was kept and a 2xx means it was.
 
 pub mod batch;
+pub mod limits;
 pub mod verify;
 
 use axum::body::Body;
@@ -28,6 +29,8 @@ const MAX_IDEMPOTENCY_KEY: usize = 256;
 const DROPPED_HEADERS: &[&str] = &[
     "host",
     "content-length",
+    // The stored payload is always decoded (gzip is undone at ingest).
+    "content-encoding",
     "transfer-encoding",
     "connection",
     "keep-alive",
@@ -52,6 +55,8 @@ pub async fn publish(
     let limit = body_limit(&app, t);
     let payload = read_body(body, &headers, limit).await?;
     check_signature(&app, &t.name, &headers, &payload)?;
+    // After the signature: unsigned traffic must not use up the topic's rate.
+    app.topic_limits.check(&t.name, 1)?;
     let key = idempotency_key(&headers)?;
     let mut meta = event_meta(&headers);
     if let Some(schema) = &t.schema {
@@ -106,6 +111,7 @@ pub async fn publish_batch(
     check_signature(&app, &t.name, &headers, &raw)?;
     let items = batch::split(&raw, format)
         .map_err(|e| ApiError::malformed(e.message).with("index", e.index))?;
+    app.topic_limits.check(&t.name, items.len())?;
     let key = idempotency_key(&headers)?;
     let mut meta = event_meta(&headers);
     // Each element is a JSON value of its own, whatever the envelope was.
@@ -249,8 +255,10 @@ pub fn verifiers(
 }
 
 /// Checks the sender's signature on the raw body, before anything parses
-/// it. A failure is 401 with a reason that helps the sender (which header,
-/// how far off the clock is) and never echoes a secret.
+/// it. With `Content-Encoding: gzip` that is the decompressed body: the
+/// sender signs its payload, the compression belongs to the transport. A
+/// failure is 401 with a reason that helps the sender (which header, how
+/// far off the clock is) and never echoes a secret.
 fn check_signature(
     app: &App,
     topic: &str,
@@ -277,8 +285,24 @@ fn body_limit(app: &App, t: &TopicConfig) -> u64 {
     t.max_body.unwrap_or(app.config.server.max_body).as_u64()
 }
 
-/// Reads the whole body, refusing (413) as soon as it passes `limit`.
+/// Reads the whole body, refusing (413) as soon as it passes `limit`. A
+/// `Content-Encoding: gzip` body is decompressed, and `limit` applies to
+/// what was sent and again to what it decompresses to; any other encoding
+/// is 415. A body that stops arriving is 408 (`server.body_read_timeout`).
 pub async fn read_body(body: Body, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError> {
+    let coding = limits::coding(headers)?;
+    let raw = read_raw(body, headers, limit).await?;
+    match coding {
+        limits::Coding::Identity => Ok(raw),
+        // Small bodies decompress in microseconds; big ones off the workers.
+        limits::Coding::Gzip if raw.len() <= 64 * 1024 => limits::gunzip(&raw, limit),
+        limits::Coding::Gzip => tokio::task::spawn_blocking(move || limits::gunzip(&raw, limit))
+            .await
+            .map_err(|e| ApiError::internal(format!("decompressing the body failed: {e}")))?,
+    }
+}
+
+async fn read_raw(body: Body, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError> {
     if let Some(len) = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -291,6 +315,11 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: u64) -> Result<By
     match http_body_util::BodyExt::collect(limited).await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
+        Err(e) if crate::server::listener::BodyTimedOut::is_cause_of(&*e) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            e.to_string(),
+        )),
         Err(e) => Err(ApiError::malformed(format!("could not read the body: {e}"))),
     }
 }

@@ -5,9 +5,9 @@
 //! process: tests bind port 0 and stop the gateway themselves.
 
 mod error;
+pub mod listener;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,6 +82,8 @@ pub struct AppInner {
     pub registry: crate::registry::Registry,
     /// API tokens and the access decisions the route guards ask for.
     pub auth: Arc<crate::auth::Auth>,
+    /// Per-topic ingest rate limits (`rate_limit`).
+    pub topic_limits: crate::ingest::limits::TopicLimits,
 }
 
 /// Shared state handed to handlers (cheap to clone).
@@ -198,15 +200,20 @@ pub async fn run(
         plugins,
         registry,
         auth,
+        topic_limits: crate::ingest::limits::TopicLimits::new(&config),
     }));
     health.ready.store(true, Ordering::Release);
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %dir.display(), "Switchyard is listening.");
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%addr, scheme, data_dir = %dir.display(), "Switchyard is listening.");
 
-    let service = http_router(app).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // TLS, connection and header limits, slow-client timeouts and the
+    // graceful stop are all in `listener`.
+    listener::serve(listener, http_router(app), &config.server, shutdown).await?;
 
     tracing::info!("Shutting down: draining deliveries in flight.");
     health.ready.store(false, Ordering::Release);

@@ -168,6 +168,7 @@ fn refusal(status: http::StatusCode) -> &'static str {
         401 => "unauthorized",
         403 => "forbidden",
         404 => "unknown_topic",
+        408 => "request_timeout",
         409 => "conflict",
         413 => "payload_too_large",
         415 => "unsupported_media_type",
