@@ -154,21 +154,51 @@ fn unsupported(what: &str) -> ApiError {
 /// them when concatenated), stopping as soon as the output passes `limit`:
 /// a zip bomb costs at most `limit` bytes of memory and is a 413.
 pub fn gunzip(compressed: &[u8], limit: u64) -> Result<Bytes, ApiError> {
-    let decoder = flate2::read::MultiGzDecoder::new(compressed);
-    // Read one byte past the limit to tell "exactly the limit" from "over".
-    let mut out = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit as usize));
-    decoder
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            ApiError::malformed(format!(
-                "the body is not valid gzip (content-encoding: gzip): {e}"
-            ))
-        })?;
-    if out.len() as u64 > limit {
-        return Err(ApiError::too_large(limit).with("decompressed", true));
+    bounded_gunzip(compressed, limit).map(Bytes::from)
+}
+
+fn bounded_gunzip(compressed: &[u8], limit: u64) -> Result<Vec<u8>, ApiError> {
+    let limit_bytes = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut decoder = flate2::read::MultiGzDecoder::new(compressed);
+    // Chunked reads into a buffer grown by hand: `read_to_end` doubles its
+    // buffer and could hold twice the limit; this one never passes it.
+    let mut out: Vec<u8> = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit_bytes));
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = match decoder.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(ApiError::malformed(format!(
+                    "the body is not valid gzip (content-encoding: gzip): {e}"
+                )));
+            }
+        };
+        let needed = out.len() + n;
+        if needed > limit_bytes {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the body decompresses to more than the limit of {limit} bytes \
+                     (the limit applies after content-encoding: gzip is undone)"
+                ),
+            )
+            .with("limit", limit)
+            .with("decompressed", true));
+        }
+        if needed > out.capacity() {
+            let target = out
+                .capacity()
+                .saturating_mul(2)
+                .max(needed)
+                .min(limit_bytes);
+            out.reserve_exact(target - out.len());
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
-    Ok(Bytes::from(out))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -211,6 +241,19 @@ mod tests {
         let mut two = gz(b"ab");
         two.extend(gz(b"cd"));
         assert_eq!(&gunzip(&two, 10).unwrap()[..], b"abcd");
+    }
+
+    #[test]
+    fn the_buffer_never_grows_past_the_limit() {
+        // 1 MB of zeros compresses to about 1 KB: the buffer starts small
+        // and grows, and must stop at the limit, not at the next doubling.
+        let limit = 1_000_000;
+        let out = bounded_gunzip(&gz(&vec![0u8; limit]), limit as u64).unwrap();
+        assert_eq!(out.len(), limit);
+        assert!(out.capacity() <= limit, "capacity {}", out.capacity());
+        let e = gunzip(&gz(&vec![0u8; limit + 1]), limit as u64).unwrap_err();
+        assert_eq!(e.status, 413);
+        assert!(e.message.contains("decompresses"), "{}", e.message);
     }
 
     #[test]
