@@ -176,10 +176,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let tls = match &server.tls {
-        Some(t) => Some((
-            t.acceptor().map_err(io::Error::other)?,
-            t.handshake_timeout,
-        )),
+        Some(t) => Some((t.acceptor().map_err(io::Error::other)?, t.handshake_timeout)),
         None => None,
     };
     let settings = Arc::new(Settings {
