@@ -771,11 +771,34 @@ mod tests {
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.server.max_body, ByteSize::mib(1));
         assert_eq!(c.server.data_dir, PathBuf::from("/base/./switchyard-data"));
+        assert!(c.server.tls.is_none());
+        assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.server.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.server.max_header_bytes, ByteSize::kib(64));
+        assert_eq!(c.server.max_headers, 100);
+        assert_eq!(c.server.max_connections, 4096);
         let r = RetryConfig::default();
         assert_eq!(r.initial, Duration::from_secs(5));
         assert_eq!(r.max_attempts, 8);
         assert_eq!(r.max_delay, Duration::from_secs(36000));
         assert_eq!(r.max_age, Duration::from_secs(3 * 86400));
+    }
+
+    #[test]
+    fn listener_limits_out_of_range_name_the_key() {
+        for (text, key) in [
+            ("[server]\nmax_header_bytes = \"4KiB\"\n", "server.max_header_bytes"),
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            ("[server]\nheader_read_timeout = \"0s\"\n", "server.header_read_timeout"),
+            (
+                "[server]\ntls = { cert = \"nope.pem\", key = \"nope.key\" }\n",
+                "/base/nope.pem",
+            ),
+        ] {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]
