@@ -788,9 +788,15 @@ mod tests {
     #[test]
     fn listener_limits_out_of_range_name_the_key() {
         for (text, key) in [
-            ("[server]\nmax_header_bytes = \"4KiB\"\n", "server.max_header_bytes"),
+            (
+                "[server]\nmax_header_bytes = \"4KiB\"\n",
+                "server.max_header_bytes",
+            ),
             ("[server]\nmax_connections = 0\n", "server.max_connections"),
-            ("[server]\nheader_read_timeout = \"0s\"\n", "server.header_read_timeout"),
+            (
+                "[server]\nheader_read_timeout = \"0s\"\n",
+                "server.header_read_timeout",
+            ),
             (
                 "[server]\ntls = { cert = \"nope.pem\", key = \"nope.key\" }\n",
                 "/base/nope.pem",
