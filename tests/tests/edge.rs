@@ -563,15 +563,44 @@ async fn connections_over_max_connections_wait_for_a_free_slot() {
 }
 
 #[tokio::test]
-async fn plaintext_http2_with_prior_knowledge_is_served() {
+async fn plaintext_http2_with_prior_knowledge_is_served_and_kept_between_requests() {
     let sink = Sink::start().await;
-    let gw = Gateway::start(&config(&sink.url, "")).await;
+    let gw = Gateway::start(&config(
+        &sink.url,
+        "header_read_timeout = \"300ms\"\nidle_timeout = \"5s\"",
+    ))
+    .await;
     let tcp = TcpStream::connect(addr(&gw)).await.unwrap();
+    // The client pings while idle, as many do: bytes between requests that
+    // are not the start of a request head.
+    let (mut tx, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(Duration::from_millis(100))
+            .keep_alive_while_idle(true)
+            .handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
     let uri = format!("{}/v1/topics/orders/events", gw.url);
-    let (status, body) = send_h2(tcp, post_event(&uri, r#"{"h2":true}"#)).await;
-    assert_eq!(status, 202, "{body}");
-    let got = sink.wait_for(1, WAIT).await;
-    assert_eq!(&got[0].body[..], br#"{"h2":true}"#);
+    for n in 0..3 {
+        let resp = tx
+            .send_request(post_event(&uri, &format!("{{\"h2\":{n}}}")))
+            .await
+            .unwrap();
+        assert_eq!(resp.version(), hyper::Version::HTTP_2);
+        assert_eq!(resp.status(), 202);
+        // Quiet for longer than the header timeout: the idle timeout is
+        // what applies between requests.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let got = sink.wait_for(3, WAIT).await;
+    let mut bodies: Vec<_> = got
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, [r#"{"h2":0}"#, r#"{"h2":1}"#, r#"{"h2":2}"#]);
     gw.stop().await;
 }
 

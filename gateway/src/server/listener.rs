@@ -327,7 +327,8 @@ async fn serve_http<S>(
     let on_request = activity.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let mut router = router.clone();
-        let in_flight = InFlight::begin(on_request.clone());
+        let h2 = req.version() == hyper::Version::HTTP_2;
+        let in_flight = InFlight::begin(on_request.clone(), h2);
         let mut req = req.map(|body| DeadlineBody::new(body, body_timeout));
         req.extensions_mut().insert(ConnectInfo(peer));
         async move {
@@ -378,6 +379,10 @@ struct Phase {
     /// Whether any request has been seen: a new connection gets the
     /// (shorter) header timeout to start its first one.
     served: bool,
+    /// HTTP/2 clients send frames between requests (pings, window updates,
+    /// acks), so bytes while idle don't mean a request head has begun; only
+    /// the idle timeout applies to them (hyper's h2 bounds the rest).
+    h2: bool,
     /// Since when the connection has had nothing in flight.
     idle_since: Instant,
     /// First byte received while nothing was in flight: the start of the
@@ -397,6 +402,7 @@ impl Activity {
             phase: Mutex::new(Phase {
                 in_flight: 0,
                 served: false,
+                h2: false,
                 idle_since: Instant::now(),
                 head_started: None,
             }),
@@ -420,15 +426,15 @@ impl Activity {
             };
         }
         match p.head_started {
-            Some(t) => Deadline {
+            Some(t) if !p.h2 => Deadline {
                 at: t + s.header_read_timeout,
                 why: "request headers not received within server.header_read_timeout",
             },
-            None if !p.served => Deadline {
+            _ if !p.served => Deadline {
                 at: p.idle_since + s.header_read_timeout,
                 why: "no request within server.header_read_timeout of connecting",
             },
-            None => Deadline {
+            _ => Deadline {
                 at: p.idle_since + s.idle_timeout,
                 why: "idle for server.idle_timeout",
             },
@@ -449,11 +455,12 @@ impl Activity {
 struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn begin(activity: Arc<Activity>) -> Self {
+    fn begin(activity: Arc<Activity>, h2: bool) -> Self {
         {
             let mut p = activity.phase();
             p.in_flight += 1;
             p.served = true;
+            p.h2 |= h2;
             p.head_started = None;
         }
         Self(activity)
