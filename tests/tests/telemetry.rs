@@ -600,7 +600,12 @@ async fn metrics_move_as_events_flow() {
                     &t,
                     "switchyard_delivery_attempts_total",
                     "destination=\"hooks\",outcome=\"delivered\"",
-                ) == Some(3.0);
+                ) == Some(3.0)
+                // The attempt is counted when the answer arrives; the queue
+                // entry goes when its removal is committed, a moment later.
+                && sample(&t, "switchyard_queue_depth", "destination=\"hooks\"") == Some(0.0)
+                && sample(&t, "switchyard_in_flight", "destination=\"hooks\"") == Some(0.0)
+                && sample(&t, "switchyard_dlq_depth", "destination=\"refuses\"") == Some(3.0);
             done.then_some(t)
         }
     })
