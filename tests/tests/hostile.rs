@@ -419,3 +419,215 @@ async fn hostile_admin_pull_and_registry_requests_get_json_4xx() {
     assert_eq!(s, 200);
     assert_eq!(subjects.trim(), "[]", "a hostile schema was registered");
 }
+
+/// Whether a raw request was refused: a 4xx, or the connection closed
+/// without an answer (hyper does that for bytes that are not HTTP).
+fn refused((status, _): &(u16, String)) -> bool {
+    *status == 0 || (400..500).contains(status)
+}
+
+#[tokio::test]
+async fn hostile_requests_to_every_other_endpoint_get_4xx_and_change_nothing() {
+    let gw = Gateway::start(&config()).await;
+    // One real event, so "nothing changed" is checked against something.
+    let (s, _) = send(
+        client()
+            .post(gw.url("/v1/topics/orders/events"))
+            .header("content-type", "application/json")
+            .body(r#"{"legit":true}"#),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let deep = "[".repeat(100_000);
+    let huge_number = format!("1{}", "0".repeat(400));
+    let unknown_ulid = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    let json = |method: reqwest::Method, path: &str, body: String| {
+        client()
+            .request(method, gw.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    use reqwest::Method as M;
+    let json_checks: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        // Admin: destinations, DLQs, events.
+        ("pause unknown", client().post(gw.url("/v1/destinations/%ff%fe/pause"))),
+        ("resume unknown", client().post(gw.url("/v1/destinations/..%2F..%2Fetc/resume"))),
+        ("dlq of unknown destination", client().get(gw.url("/v1/destinations/nope/dlq"))),
+        ("purge unknown destination", client().delete(gw.url("/v1/destinations/nope/dlq"))),
+        ("dlq delete garbage id", client().delete(gw.url("/v1/destinations/jobs/dlq/not-an-id"))),
+        ("dlq delete unknown id", client().delete(gw.url(&format!("/v1/destinations/jobs/dlq/{unknown_ulid}")))),
+        ("topic dlq unknown", client().get(gw.url("/v1/topics/nope/dlq"))),
+        ("topic dlq delete traversal", client().delete(gw.url("/v1/topics/orders/dlq/..%2F..%2Fetc%2Fpasswd"))),
+        ("topic dlq replay deep json", json(M::POST, "/v1/topics/orders/dlq/replay", deep.clone())),
+        ("dest dlq replay huge number", json(M::POST, "/v1/destinations/jobs/dlq/replay", format!("{{\"limit\":{huge_number}}}"))),
+        ("redeliver unknown", client().post(gw.url(&format!("/v1/events/{unknown_ulid}/redeliver")))),
+        ("events huge-number limit", client().get(gw.url(&format!("/v1/events?limit={huge_number}")))),
+        ("events limit 1e400", client().get(gw.url("/v1/events?limit=1e400"))),
+        // Pull consumers.
+        ("receive huge number", json(M::POST, "/v1/queues/jobs/receive", format!("{{\"max_messages\":{huge_number}}}"))),
+        ("receive 1e400", json(M::POST, "/v1/queues/jobs/receive", r#"{"max_messages":1e400}"#.into())),
+        ("receive negative wait", json(M::POST, "/v1/queues/jobs/receive", r#"{"wait_seconds":-1}"#.into())),
+        ("receive u64 max visibility", json(M::POST, "/v1/queues/jobs/receive", format!("{{\"visibility_timeout_seconds\":{}}}", u64::MAX))),
+        ("receive deep json", json(M::POST, "/v1/queues/jobs/receive", deep.clone())),
+        ("receive unknown queue", json(M::POST, "/v1/queues/%00/receive", "{}".into())),
+        ("receive on a topic name", json(M::POST, "/v1/queues/orders/receive", "{}".into())),
+        ("ack deep json", json(M::POST, "/v1/queues/jobs/ack", deep.clone())),
+        ("ack text/plain", client().post(gw.url("/v1/queues/jobs/ack")).header("content-type", "text/plain").body(vec![0xff, 0xfe, 0x00])),
+        ("extend huge seconds", json(M::POST, "/v1/queues/jobs/extend", format!("{{\"receipts\":[\"{unknown_ulid}.0000000000000001\"],\"seconds\":{huge_number}}}"))),
+        // Registry.
+        ("version not a number", client().get(gw.url("/registry/subjects/s/versions/abc"))),
+        ("version 0", client().get(gw.url("/registry/subjects/s/versions/0"))),
+        ("version huge", client().get(gw.url(&format!("/registry/subjects/s/versions/{huge_number}")))),
+        ("version -2", client().get(gw.url("/registry/subjects/s/versions/-2"))),
+        ("schema id -1", client().get(gw.url("/registry/schemas/ids/-1"))),
+        ("schema id huge", client().get(gw.url(&format!("/registry/schemas/ids/{huge_number}")))),
+        ("schema id %00", client().get(gw.url("/registry/schemas/ids/%00/schema"))),
+        ("schema id versions garbage", client().get(gw.url("/registry/schemas/ids/x/versions"))),
+        ("compat garbage", json(M::POST, "/registry/compatibility/subjects/s/versions/latest", "{\"schema\":".into())),
+        ("compat deep", json(M::POST, "/registry/compatibility/subjects/s/versions", deep.clone())),
+        ("config unknown level", json(M::PUT, "/registry/config", r#"{"compatibility":"SIDEWAYS"}"#.into())),
+        ("config deep", json(M::PUT, "/registry/config/s", deep.clone())),
+        ("config wrong type", json(M::PUT, "/registry/config", r#"{"compatibility":42}"#.into())),
+        ("mode garbage", json(M::PUT, "/registry/mode", "{\"mode\":\"\\u0000\"}".into())),
+        ("lookup not json", json(M::POST, "/registry/subjects/s", "schema=int".into())),
+        ("register deep", json(M::POST, "/registry/subjects/s/versions", deep.clone())),
+        ("register nested schema text", json(M::POST, "/registry/subjects/s/versions", serde_json::json!({"schema": deep}).to_string())),
+        ("register huge number in schema", json(M::POST, "/registry/subjects/s/versions", serde_json::json!({"schema": format!("{{\"type\":\"fixed\",\"name\":\"F\",\"size\":{huge_number}}}")}).to_string())),
+        ("register xml", client().post(gw.url("/registry/subjects/s/versions")).header("content-type", "application/xml").body("<schema/>")),
+        ("delete unknown subject", client().delete(gw.url("/registry/subjects/%ff%fe"))),
+        ("unknown registry route", client().get(gw.url("/registry/..%2F..%2Fv1%2Fevents"))),
+    ];
+    for (what, req) in json_checks {
+        let r = send(req).await;
+        assert_json_4xx(what, &r);
+    }
+    // Routing-level refusals (wrong method, unknown path).
+    for (what, req) in [
+        ("POST /metrics", client().post(gw.url("/metrics"))),
+        ("DELETE /healthz", client().delete(gw.url("/healthz"))),
+        (
+            "unknown path",
+            client().get(gw.url("/v1/%2e%2e/%2e%2e/etc/passwd")),
+        ),
+    ] {
+        assert_4xx(what, &send(req).await);
+    }
+    // Read-only endpoints ignore a hostile query string: still a clean 200.
+    for path in ["/metrics?%ff%fe=%00&x", "/healthz?\u{0}", "/readyz?a=%ff"] {
+        let (s, body) = send(client().get(gw.url(path))).await;
+        assert_eq!(s, 200, "{path}: {body}");
+    }
+
+    // Malformed HTTP, raw.
+    let addr = gw.url.trim_start_matches("http://").to_owned();
+    let body = r#"{"m":"hostile-raw"}"#;
+    let post = |path: &[u8], extra: &[u8]| {
+        [
+            b"POST ".as_slice(),
+            path,
+            b" HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\n",
+            extra,
+            format!("content-length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+        ]
+        .concat()
+    };
+    let many_headers: Vec<u8> = (0..10_000)
+        .flat_map(|i| format!("x-h{i}: v\r\n").into_bytes())
+        .collect();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "10k headers",
+            post(b"/v1/topics/orders/events", &many_headers),
+        ),
+        (
+            "invalid utf-8 path",
+            post(b"/v1/topics/\xff\xfe/events", b""),
+        ),
+        (
+            "invalid utf-8 query",
+            b"GET /v1/events?limit=\xff\xfe HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+                .to_vec(),
+        ),
+        ("NUL in path", post(b"/v1/topics/ord\0ers/events", b"")),
+        (
+            "header without colon",
+            post(b"/v1/topics/orders/events", b"not a header\r\n"),
+        ),
+        (
+            "header name with invalid bytes",
+            post(b"/v1/topics/orders/events", b"x-\xff: 1\r\n"),
+        ),
+        (
+            "two content-lengths",
+            post(b"/v1/topics/orders/events", b"content-length: 3\r\n"),
+        ),
+        ("content-length not a number", {
+            b"POST /v1/topics/orders/events HTTP/1.1\r\nhost: x\r\ncontent-length: 1e3\r\nconnection: close\r\n\r\n{}".to_vec()
+        }),
+        ("bad chunk size", {
+            b"POST /v1/topics/orders/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              transfer-encoding: chunked\r\nconnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n".to_vec()
+        }),
+        (
+            "garbage request line",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(),
+        ),
+        (
+            "HTTP/9",
+            b"GET /healthz HTTP/9.9\r\nhost: x\r\n\r\n".to_vec(),
+        ),
+    ];
+    for (what, req) in cases {
+        let r = raw(&gw, &req).await;
+        assert!(
+            refused(&r),
+            "{what}: expected a 4xx or a closed connection, got {}: {}",
+            r.0,
+            r.1
+        );
+    }
+
+    // Truncated bodies to the other writers: the client sends part, closes.
+    for path in [
+        "/v1/queues/jobs/ack",
+        "/registry/subjects/s/versions",
+        "/v1/topics/orders/events/batch",
+        "/v1/topics/orders/dlq/replay",
+    ] {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                 content-length: 5000\r\n\r\n{{\"schema\":\"\\\"int"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        s.shutdown().await.unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+            .await
+            .expect("the gateway hung on a truncated body");
+        let text = String::from_utf8_lossy(&buf);
+        assert!(
+            !text.starts_with("HTTP/1.1 2") && !text.starts_with("HTTP/1.1 5"),
+            "a truncated body to {path} got: {text}"
+        );
+    }
+
+    // Still serving, and nothing changed.
+    let (s, _) = send(client().get(gw.url("/healthz"))).await;
+    assert_eq!(s, 200);
+    let (_, listing) = send(client().get(gw.url("/v1/events?limit=1000"))).await;
+    let v: Value = serde_json::from_str(&listing).unwrap();
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "hostile requests stored events: {listing}");
+    let (_, subjects) = send(client().get(gw.url("/registry/subjects"))).await;
+    assert_eq!(subjects.trim(), "[]");
+    let (_, cfg) = send(client().get(gw.url("/registry/config"))).await;
+    let cfg: Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["compatibilityLevel"], "BACKWARD", "{cfg}");
+    let (_, dests) = send(client().get(gw.url("/v1/destinations"))).await;
+    assert!(!dests.contains("\"paused\":true"), "{dests}");
+}

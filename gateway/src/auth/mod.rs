@@ -480,7 +480,7 @@ impl Auth {
 }
 
 /// The token a request presents: a Bearer token, or a Basic password.
-fn credential(headers: &HeaderMap) -> Result<String, Denied> {
+pub fn credential(headers: &HeaderMap) -> Result<String, Denied> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(Denied::Missing);
     };

@@ -49,11 +49,13 @@ pub struct ReceiptResult {
     pub error: Option<String>,
 }
 
-fn receipt(id: Ulid, nonce: u64) -> String {
+/// The receipt of a lease: `<event id>.<nonce as 16 hex digits>`.
+pub fn receipt(id: Ulid, nonce: u64) -> String {
     format!("{id}.{nonce:016x}")
 }
 
-fn parse_receipt(r: &str) -> Option<(Ulid, u64)> {
+/// Reads a receipt back; `None` for anything [`receipt`] did not write.
+pub fn parse_receipt(r: &str) -> Option<(Ulid, u64)> {
     let (id, nonce) = r.split_once('.')?;
     Some((
         Ulid::from_string(id).ok()?,

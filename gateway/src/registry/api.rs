@@ -118,7 +118,17 @@ async fn negotiate(req: Request, next: Next) -> Response {
         .and_then(|a| a.to_str().ok())
         .map(pick_response_type)
         .unwrap_or(V1);
-    let mut resp = next.run(req).await;
+    // axum's own refusals (a path that is not UTF-8...) come as plain
+    // text: give them Confluent's shape, its code being the status.
+    let mut resp = crate::server::rewrite_plain_errors(next.run(req).await, |status, message| {
+        ApiError {
+            status,
+            code: u32::from(status.as_u16()),
+            message,
+        }
+        .into_response()
+    })
+    .await;
     let is_json = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -132,7 +142,7 @@ async fn negotiate(req: Request, next: Next) -> Response {
 
 /// The first registry type the `Accept` header lists (order, not q-values:
 /// every client we know lists its preference first).
-fn pick_response_type(accept: &str) -> &'static str {
+pub fn pick_response_type(accept: &str) -> &'static str {
     for part in accept.split(',') {
         let t = part.split(';').next().unwrap_or("").trim();
         for known in [

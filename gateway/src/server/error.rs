@@ -89,3 +89,67 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// axum's extractors and routing answer their own refusals in plain text
+/// (a path segment that is not UTF-8, a method the route lacks, a missing
+/// content type). This layer rewrites any error answer that is not JSON
+/// into `shape`, keeping its status and headers (`Allow`, `Retry-After`),
+/// so every error a client gets can be parsed. Successful answers and JSON
+/// errors pass untouched and unbuffered.
+pub async fn rewrite_plain_errors(
+    resp: Response,
+    shape: fn(StatusCode, String) -> Response,
+) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&resp) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    // Rejection texts are a line or two; anything longer is cut.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut out = shape(status, message);
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().append(name, value.clone());
+        }
+    }
+    out
+}
+
+fn is_json(resp: &Response) -> bool {
+    resp.headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"))
+}
+
+/// The gateway's shape, with the code DESIGN.md gives the status.
+fn gateway_shape(status: StatusCode, message: String) -> Response {
+    let code = match status.as_u16() {
+        400 => "malformed",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "timeout",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "schema_mismatch",
+        429 => "rate_limited",
+        503 => "unavailable",
+        s if s >= 500 => "internal",
+        _ => "bad_request",
+    };
+    ApiError::new(status, code, message).into_response()
+}
+
+/// Layer for the gateway's router: see [`rewrite_plain_errors`].
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    rewrite_plain_errors(next.run(req).await, gateway_shape).await
+}

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
-pub use error::ApiError;
+pub use error::{ApiError, rewrite_plain_errors};
 
 use crate::config::Config;
 use crate::delivery::Delivery;
@@ -131,6 +131,7 @@ pub fn http_router(app: App) -> axum::Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(app)
 }
 

@@ -284,7 +284,7 @@ impl Settings {
 
 /// `k=v,k2=v2` as in `OTEL_EXPORTER_OTLP_HEADERS` and
 /// `OTEL_RESOURCE_ATTRIBUTES`; values are percent-decoded.
-fn parse_headers(s: &str) -> Vec<(String, String)> {
+pub fn parse_headers(s: &str) -> Vec<(String, String)> {
     s.split(',')
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=')?;
