@@ -369,10 +369,22 @@ fn parse_rate(raw: &str) -> Result<RateLimit, String> {
     if !(n.is_finite() && n > 0.0) {
         return Err(bad());
     }
-    Ok(RateLimit {
-        per_second: n / secs,
-    })
+    let per_second = n / secs;
+    // The limiters and pacers run one permit every 1/per_second seconds: a
+    // period that rounds to zero (tokio's interval), or that governor can't
+    // hold (over 584 years), would panic them at start.
+    match Duration::try_from_secs_f64(1.0 / per_second) {
+        Ok(period) if !period.is_zero() && period <= MAX_RATE_PERIOD => {
+            Ok(RateLimit { per_second })
+        }
+        _ => Err(format!(
+            "invalid rate {raw:?}: out of range (from one event a year up to 1000000000/s)"
+        )),
+    }
 }
+
+/// The slowest rate: one event a year.
+const MAX_RATE_PERIOD: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -838,5 +850,19 @@ mod tests {
         assert_eq!(parse_rate("60/m").map(|r| r.per_second), Ok(1.0));
         assert!(parse_rate("fast").is_err());
         assert!(parse_rate("0/s").is_err());
+    }
+
+    #[test]
+    fn rates_whose_period_cannot_be_scheduled_are_refused() {
+        // 1/per_second must be a non-zero Duration that governor can hold:
+        // the limiters and the destination pacer would panic at start.
+        for raw in [
+            "1e10/s", "1e300/m", "1e-300/h", "5e-324/s", "1e-11/s", "0.0001/h",
+        ] {
+            let err = parse_rate(raw).expect_err(raw);
+            assert!(err.contains("out of range"), "{raw}: {err}");
+        }
+        assert_eq!(parse_rate("1000000000/s").map(|r| r.per_second), Ok(1e9));
+        assert!(parse_rate("0.001/h").is_ok(), "about nine a year");
     }
 }

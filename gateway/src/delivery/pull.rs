@@ -55,12 +55,16 @@ pub fn receipt(id: Ulid, nonce: u64) -> String {
 }
 
 /// Reads a receipt back; `None` for anything [`receipt`] did not write.
+/// Only the exact spelling counts: the ULID and hex parsers alone would also
+/// take lowercase ids, short or signed nonces (`+1`), so one lease would
+/// have many receipts.
 pub fn parse_receipt(r: &str) -> Option<(Ulid, u64)> {
     let (id, nonce) = r.split_once('.')?;
-    Some((
+    let parsed = (
         Ulid::from_string(id).ok()?,
         u64::from_str_radix(nonce, 16).ok()?,
-    ))
+    );
+    (receipt(parsed.0, parsed.1) == r).then_some(parsed)
 }
 
 /// What a receipt resolves to right now.
@@ -461,5 +465,18 @@ mod tests {
         assert_eq!(parse_receipt(&r), Some((id, 0xdead_beef)));
         assert_eq!(parse_receipt("nope"), None);
         assert_eq!(parse_receipt(&format!("{id}.zz")), None);
+    }
+
+    #[test]
+    fn receipts_are_read_only_as_written() {
+        let id = Ulid::new();
+        let r = receipt(id, 1);
+        assert_eq!(parse_receipt(&r), Some((id, 1)));
+        // Other spellings of the same id and nonce are not receipts.
+        assert_eq!(parse_receipt(&format!("{id}.1")), None);
+        assert_eq!(parse_receipt(&format!("{id}.+000000000000001")), None);
+        assert_eq!(parse_receipt(&format!("{id}.000000000000000A")), None);
+        assert_eq!(parse_receipt(&r.to_ascii_lowercase()), None);
+        assert_eq!(parse_receipt(&format!("{r}.")), None);
     }
 }
