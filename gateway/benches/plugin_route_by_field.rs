@@ -112,16 +112,21 @@ fn bench(c: &mut Criterion) {
         route_by_field::RouteByField::init(&config().into_iter().collect()).expect("native init");
     group.bench_function("native", |b| {
         b.iter(|| {
-            // The same copies the host makes: each event into the guest's types.
+            // The guest borrows each event from the batch; natively, the
+            // SDK's event borrows the same way.
             events
                 .iter()
                 .map(|e| {
-                    let mut ev = switchyard_sdk::Event::new(e.topic.clone(), e.payload.to_vec());
-                    ev.id = e.id.clone();
+                    let mut ev = switchyard_sdk::Event::default();
+                    ev.id = e.id.as_str().into();
+                    ev.topic = e.topic.as_str().into();
                     ev.received_at_ms = e.received_at_ms;
-                    ev.headers = e.headers.clone();
-                    ev.content_type = e.content_type.clone();
-                    ev.attributes = e.attributes.clone();
+                    ev.content_type = e.content_type.as_str().into();
+                    ev.payload = e.payload.as_ref().into();
+                    let ev = e
+                        .headers
+                        .iter()
+                        .fold(ev, |ev, (k, v)| ev.with_header(k, v.as_str()));
                     native.handle(&ev)
                 })
                 .collect::<Vec<_>>()

@@ -4,7 +4,7 @@
 //! `config` table from the gateway's TOML into the plugin's state, and
 //! `handle` decides one [`Event`] at a time, returning a [`Verdict`].
 //! [`export!`] turns that type into a WebAssembly component implementing the
-//! `switchyard:plugin@0.1.0` contract (see `schemas/wit/plugin.wit`).
+//! `switchyard:plugin@0.2.0` contract (see `schemas/wit/plugin.wit`).
 //!
 //! ```
 //! use switchyard_sdk::{Config, Event, Plugin, Verdict};
@@ -44,7 +44,7 @@ pub use serde_json;
 pub use serde_json::Value;
 
 /// The contract version this SDK builds plugins for.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// A routing plugin. One instance serves many batches, one event at a time.
 pub trait Plugin: Sized + 'static {
@@ -54,57 +54,124 @@ pub trait Plugin: Sized + 'static {
 
     /// Decides one event. An error fails this event only; the gateway applies
     /// the plugin's `on_error` policy to it.
-    fn handle(&self, event: &Event) -> Result<Verdict, String>;
+    fn handle(&self, event: &Event<'_>) -> Result<Verdict, String>;
 }
 
 /// One event, as the previous plugins in the chain left it.
+///
+/// Inside the component, an event borrows its texts and payload from the
+/// batch the host sent (nothing is copied per event); in native tests,
+/// [`Event::new`] and the builders make one that owns them.
 #[derive(Debug, Clone, Default)]
-pub struct Event {
+pub struct Event<'a> {
     /// The event's id (a ULID).
-    pub id: String,
+    pub id: Cow<'a, str>,
     /// The topic it was published to.
-    pub topic: String,
+    pub topic: Cow<'a, str>,
     /// When the gateway accepted it, in ms since the Unix epoch.
     pub received_at_ms: u64,
-    /// The sender's headers; names in lower case.
-    pub headers: Vec<(String, String)>,
     /// The payload's media type.
-    pub content_type: String,
+    pub content_type: Cow<'a, str>,
     /// The payload bytes.
-    pub payload: Vec<u8>,
-    /// Notes set by earlier plugins in the chain.
-    pub attributes: Vec<(String, String)>,
+    pub payload: Cow<'a, [u8]>,
+    /// The sender's headers (names in lower case): see [`Event::header`].
+    headers: Pairs<'a>,
+    /// Notes set by earlier plugins in the chain: see [`Event::attribute`].
+    attributes: Pairs<'a>,
     /// The payload parsed as JSON, on first use: most plugins read several
     /// fields and should not parse the payload once per field.
     json: OnceCell<Option<Value>>,
 }
 
-impl Event {
+/// Name/value pairs: ranges of the host's batch, or owned (built in tests).
+#[derive(Clone)]
+enum Pairs<'a> {
+    Wire {
+        data: &'a [u8],
+        fields: &'a [wire::Field],
+    },
+    Owned(Vec<(String, String)>),
+}
+
+impl Default for Pairs<'_> {
+    fn default() -> Self {
+        Pairs::Owned(Vec::new())
+    }
+}
+
+impl<'a> Pairs<'a> {
+    fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + '_ {
+        let (wire, owned): (&[wire::Field], &[(String, String)]) = match self {
+            Pairs::Wire { fields, .. } => (fields, &[]),
+            Pairs::Owned(v) => (&[], v),
+        };
+        let data: &[u8] = match self {
+            Pairs::Wire { data, .. } => data,
+            Pairs::Owned(_) => &[],
+        };
+        // `wire::event` checked every range and text before handing it out.
+        wire.iter()
+            .filter_map(move |f| Some((wire::text(data, f.name)?, wire::text(data, f.value)?)))
+            .chain(owned.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    fn owned(&mut self) -> &mut Vec<(String, String)> {
+        if let Pairs::Wire { .. } = self {
+            let copy = self
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            *self = Pairs::Owned(copy);
+        }
+        match self {
+            Pairs::Owned(v) => v,
+            Pairs::Wire { .. } => unreachable!("converted above"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Pairs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Event<'static> {
     /// An event with a payload and a JSON content type: handy in tests.
     pub fn new(topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
         Self {
-            topic: topic.into(),
-            payload: payload.into(),
-            content_type: "application/json".into(),
+            topic: Cow::Owned(topic.into()),
+            payload: Cow::Owned(payload.into()),
+            content_type: Cow::Borrowed("application/json"),
             ..Self::default()
         }
+    }
+}
+
+impl<'a> Event<'a> {
+    /// Builder: sets the id.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Cow::Owned(id.into());
+        self
     }
 
     /// Builder: adds a header (the name is lower-cased).
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self.headers
+            .owned()
+            .push((name.to_ascii_lowercase(), value.into()));
         self
     }
 
     /// Builder: adds an attribute.
     pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.attributes.push((key.into(), value.into()));
+        self.attributes.owned().push((key.into(), value.into()));
         self
     }
 
     /// Builder: sets the content type.
     pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
-        self.content_type = content_type.into();
+        self.content_type = Cow::Owned(content_type.into());
         self
     }
 
@@ -113,7 +180,12 @@ impl Event {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
+    }
+
+    /// Every header, in the order the sender sent them.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter()
     }
 
     /// The attribute set under `key` by an earlier plugin, if any.
@@ -121,8 +193,13 @@ impl Event {
         self.attributes
             .iter()
             .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Every attribute earlier plugins set.
+    pub fn attributes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.attributes.iter()
     }
 
     /// The payload as UTF-8 text, if it is.
@@ -160,7 +237,7 @@ impl Event {
     /// assert_eq!(e.json_at::<u64>("/order/amount"), Some(1250));
     /// assert_eq!(e.json_at::<&str>("/order/currency"), Some("EUR"));
     /// ```
-    pub fn json_at<'a, T: serde::Deserialize<'a>>(&'a self, pointer: &str) -> Option<T> {
+    pub fn json_at<'b, T: serde::Deserialize<'b>>(&'b self, pointer: &str) -> Option<T> {
         match self.json.get() {
             // Already parsed whole (the plugin called `json()`): use it.
             Some(tree) => T::deserialize(tree.as_ref()?.pointer(pointer)?).ok(),
@@ -454,6 +531,84 @@ pub mod log {
     }
 }
 
+/// The contract's batch layout (see `schemas/wit/plugin.wit`): texts and
+/// payloads are ranges of one byte list, headers and attributes ranges of
+/// one list of pairs. Inside the component these are the generated types;
+/// natively, types of the same shape, so the decoding is tested natively.
+#[doc(hidden)]
+pub mod wire {
+    use std::borrow::Cow;
+
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::__private::bindings::switchyard::plugin::types::{Event, Field, Span};
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod native {
+        #[derive(Debug, Clone, Copy)]
+        pub struct Span {
+            pub offset: u32,
+            pub len: u32,
+        }
+        #[derive(Debug, Clone, Copy)]
+        pub struct Field {
+            pub name: Span,
+            pub value: Span,
+        }
+        #[derive(Debug, Clone, Copy)]
+        pub struct Event {
+            pub id: Span,
+            pub topic: Span,
+            pub received_at_ms: u64,
+            pub headers: Span,
+            pub content_type: Span,
+            pub payload: Span,
+            pub attributes: Span,
+        }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    pub use native::{Event, Field, Span};
+
+    fn range<T>(items: &[T], s: Span) -> Option<&[T]> {
+        let start = usize::try_from(s.offset).ok()?;
+        let end = start.checked_add(usize::try_from(s.len).ok()?)?;
+        items.get(start..end)
+    }
+
+    /// Text at a range of `data`; `None` if out of range or not UTF-8.
+    pub fn text(data: &[u8], s: Span) -> Option<&str> {
+        std::str::from_utf8(range(data, s)?).ok()
+    }
+
+    /// The SDK's view of one event of a batch, borrowing from it. A range
+    /// out of bounds or text that is not UTF-8 fails this event only.
+    pub fn event<'a>(
+        data: &'a [u8],
+        fields: &'a [Field],
+        e: &Event,
+    ) -> Result<crate::Event<'a>, String> {
+        let bad = |what: &str| format!("the host sent a malformed {what} range");
+        let text = |s: Span, what: &str| text(data, s).map(Cow::Borrowed).ok_or_else(|| bad(what));
+        let pairs = |s: Span, what: &str| {
+            let fields = range(fields, s).ok_or_else(|| bad(what))?;
+            for f in fields {
+                text(f.name, what)?;
+                text(f.value, what)?;
+            }
+            Ok::<_, String>(crate::Pairs::Wire { data, fields })
+        };
+        Ok(crate::Event {
+            id: text(e.id, "id")?,
+            topic: text(e.topic, "topic")?,
+            received_at_ms: e.received_at_ms,
+            content_type: text(e.content_type, "content-type")?,
+            payload: Cow::Borrowed(range(data, e.payload).ok_or_else(|| bad("payload"))?),
+            headers: pairs(e.headers, "headers")?,
+            attributes: pairs(e.attributes, "attributes")?,
+            json: Default::default(),
+        })
+    }
+}
+
 /// Glue used by [`export!`]; not part of the stable API.
 #[doc(hidden)]
 pub mod __private {
@@ -461,7 +616,7 @@ pub mod __private {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "../schemas/wit",
-            world: "switchyard:plugin/plugin@0.1.0",
+            world: "switchyard:plugin/plugin@0.2.0",
             pub_export_macro: true,
             export_macro_name: "__switchyard_export_bindings",
             default_bindings_module: "switchyard_sdk::__private::bindings",
@@ -471,20 +626,7 @@ pub mod __private {
     #[cfg(target_arch = "wasm32")]
     use bindings::exports::switchyard::plugin::handler as wit;
 
-    /// Converts the host's event into the SDK's.
-    #[cfg(target_arch = "wasm32")]
-    pub fn event_from_wit(e: wit::Event) -> crate::Event {
-        crate::Event {
-            id: e.id,
-            topic: e.topic,
-            received_at_ms: e.received_at_ms,
-            headers: e.headers,
-            content_type: e.content_type,
-            payload: e.payload,
-            attributes: e.attributes,
-            json: Default::default(),
-        }
-    }
+    pub use crate::wire::event as event_from_wire;
 
     /// Converts the SDK's verdict into the host's.
     #[cfg(target_arch = "wasm32")]
@@ -543,16 +685,21 @@ macro_rules! export {
                 }
 
                 fn handle(
-                    events: ::std::vec::Vec<__wit::Event>,
+                    batch: __wit::Batch,
                 ) -> ::std::vec::Vec<::std::result::Result<__wit::Verdict, ::std::string::String>>
                 {
                     __STATE.with(|s| {
                         let state = s.borrow();
-                        events
-                            .into_iter()
+                        batch
+                            .events
+                            .iter()
                             .map(|e| match state.as_ref() {
                                 ::std::option::Option::Some(p) => {
-                                    let event = $crate::__private::event_from_wit(e);
+                                    let event = $crate::__private::event_from_wire(
+                                        &batch.data,
+                                        &batch.fields,
+                                        e,
+                                    )?;
                                     <$plugin as $crate::Plugin>::handle(p, &event)
                                         .map($crate::__private::verdict_to_wit)
                                 }
@@ -574,6 +721,8 @@ macro_rules! export {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -583,6 +732,89 @@ mod tests {
         assert_eq!(e.json_str("/s").as_deref(), Some("x"));
         assert_eq!(e.header("x-kind"), Some("push"));
         assert!(e.json_pointer("/missing").is_none());
+    }
+
+    /// A batch as the host lays it out, decoded into borrowing events.
+    #[test]
+    fn wire_events_borrow_from_the_batch_and_bad_ranges_fail_one_event() {
+        use wire::{Field, Span};
+        let sp = |offset, len| Span { offset, len };
+        // "01Hordersapplication/json{"a":1}x-kindpushtierpro"
+        let data = b"01Hordersapplication/json{\"a\":1}x-kindpushtierpro";
+        let fields = [
+            Field {
+                name: sp(32, 6),
+                value: sp(38, 4),
+            },
+            Field {
+                name: sp(42, 4),
+                value: sp(46, 3),
+            },
+        ];
+        let good = wire::Event {
+            id: sp(0, 3),
+            topic: sp(3, 6),
+            received_at_ms: 7,
+            headers: sp(0, 1),
+            content_type: sp(9, 16),
+            payload: sp(25, 7),
+            attributes: sp(1, 1),
+        };
+        let e = wire::event(data, &fields, &good).unwrap();
+        assert!(matches!(e.payload, Cow::Borrowed(_)));
+        assert_eq!(
+            (&*e.id, &*e.topic, &*e.content_type),
+            ("01H", "orders", "application/json")
+        );
+        assert_eq!(e.received_at_ms, 7);
+        assert_eq!(e.json_at::<u64>("/a"), Some(1));
+        assert_eq!(e.header("X-Kind"), Some("push"));
+        assert_eq!(e.headers().collect::<Vec<_>>(), [("x-kind", "push")]);
+        assert_eq!(e.attribute("tier"), Some("pro"));
+        // Builders on a borrowed event copy its pairs first.
+        let e = e.with_header("x-more", "1");
+        assert_eq!(e.headers().count(), 2);
+
+        let past_end = wire::Event {
+            payload: sp(25, 700),
+            ..good
+        };
+        assert!(
+            wire::event(data, &fields, &past_end)
+                .unwrap_err()
+                .contains("payload")
+        );
+        let overflow = wire::Event {
+            id: sp(u32::MAX, u32::MAX),
+            ..good
+        };
+        assert!(wire::event(data, &fields, &overflow).is_err());
+        let no_such_fields = wire::Event {
+            headers: sp(1, 5),
+            ..good
+        };
+        assert!(
+            wire::event(data, &fields, &no_such_fields)
+                .unwrap_err()
+                .contains("headers")
+        );
+        let not_utf8 = [0xff, 0xfe];
+        let bad_text = wire::Event {
+            id: sp(0, 2),
+            ..good
+        };
+        assert!(
+            wire::event(
+                &not_utf8,
+                &[],
+                &wire::Event {
+                    headers: sp(0, 0),
+                    attributes: sp(0, 0),
+                    ..bad_text
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -191,7 +191,7 @@ fn plugin_check_and_test_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0.1.0"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0.2.0"));
 
     let dir = tempfile::tempdir().unwrap();
     let event = dir.path().join("event.json");

@@ -70,6 +70,10 @@ impl PluginEngine {
         // Epochs, not fuel: a deadline check costs a load and a compare at
         // loop heads, where fuel would count every instruction.
         config.epoch_interruption(true);
+        // `perf record` sees plugin code by name when asked for a perf map.
+        if std::env::var_os("SWITCHYARD_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let mut pooling = PoolingAllocationConfig::default();
         let instances = pool.instances.max(8);
         pooling.total_component_instances(instances);
@@ -290,14 +294,14 @@ impl Instance {
     /// Calls `handle` on a batch within `timeout`.
     pub fn handle(
         &mut self,
-        events: &[bindings::WitEvent],
+        batch: &bindings::WitBatch,
         timeout: Duration,
         max_memory: u64,
     ) -> Result<Vec<Result<bindings::WitVerdict, String>>, String> {
         self.store.set_epoch_deadline(deadline_ticks(timeout));
         self.plugin
             .switchyard_plugin_handler()
-            .call_handle(&mut self.store, events)
+            .call_handle(&mut self.store, batch)
             .map_err(|e| describe_trap(&e, &self.store, timeout, max_memory))
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::bindings::{WitEvent, WitVerdict};
+use super::bindings::{WitBatch, WitVerdict, encode_batch};
 use super::engine::{Compiled, EPOCH_TICK, Instance, PluginEngine, PoolSize};
 use super::{ChainOutcome, OnError, PluginConfig, PluginError, PluginEvent, Verdict};
 
@@ -572,10 +572,9 @@ impl Worker {
         known: Option<&HashSet<String>>,
         events: Vec<PluginEvent>,
     ) -> Vec<ChainOutcome> {
-        // The events in the contract's shape, moved (not copied) and kept
-        // in that shape for the whole chain: each plugin's changes are
-        // applied to them in place for the next one.
-        let mut events: Vec<WitEvent> = events.into_iter().map(into_wit).collect();
+        // Each plugin's changes are applied to the events in place for the
+        // next one; each call lays them out afresh as the contract's batch.
+        let mut events = events;
         let n = events.len();
         let mut merged: Vec<Verdict> = vec![Verdict::default(); n];
         let mut changed: Vec<Changed> = vec![Changed::default(); n];
@@ -595,14 +594,7 @@ impl Worker {
                 }
                 continue;
             };
-            // Usually every event is still in the chain: hand the batch over
-            // as it is. Otherwise copy out the ones left.
-            let results = if idx.len() == n {
-                self.call(&slot, &events)
-            } else {
-                let batch: Vec<WitEvent> = idx.iter().map(|i| events[*i].clone()).collect();
-                self.call(&slot, &batch)
-            };
+            let results = self.call(&slot, &events, &idx);
             for (i, result) in idx.into_iter().zip(results) {
                 let applied = result
                     .and_then(|v| apply(v, &mut events[i], &mut merged[i], &mut changed[i], known));
@@ -627,7 +619,7 @@ impl Worker {
                     return outcome;
                 }
                 if c.payload {
-                    m.payload = Some(Bytes::from(e.payload));
+                    m.payload = Some(e.payload);
                 }
                 if c.headers {
                     m.headers = Some(e.headers);
@@ -646,26 +638,32 @@ impl Worker {
     /// One plugin over a batch: one result per event. A trap fails the
     /// batch; its events are then re-run one at a time so only the event
     /// that traps again fails.
-    fn call(&mut self, slot: &Arc<Slot>, batch: &[WitEvent]) -> Vec<Result<WitVerdict, String>> {
-        let n = batch.len();
+    fn call(
+        &mut self,
+        slot: &Arc<Slot>,
+        events: &[PluginEvent],
+        idx: &[usize],
+    ) -> Vec<Result<WitVerdict, String>> {
+        let n = idx.len();
         if let Some(until) = slot.quarantined() {
             return quarantined(slot, until, n);
         }
         slot.stats
             .invocations
             .fetch_add(n as u64, Ordering::Relaxed);
-        match self.invoke(slot, batch) {
+        let batch = encode_batch(idx.iter().map(|i| &events[*i]));
+        match self.invoke(slot, &batch) {
             Ok(results) => results,
             Err(error) if n == 1 => vec![Err(error)],
             Err(error) => {
                 tracing::warn!(plugin = %slot.name, events = n, %error, "Plugin batch failed; retrying its events one by one.");
-                batch
-                    .iter()
-                    .map(|e| {
+                idx.iter()
+                    .map(|i| {
                         if let Some(until) = slot.quarantined() {
                             return quarantined(slot, until, 1).remove(0);
                         }
-                        match self.invoke(slot, std::slice::from_ref(e)) {
+                        let one = encode_batch(std::iter::once(&events[*i]));
+                        match self.invoke(slot, &one) {
                             Ok(mut r) => r.pop().unwrap_or_else(|| Err("no verdict".to_owned())),
                             Err(error) => Err(error),
                         }
@@ -680,8 +678,9 @@ impl Worker {
     fn invoke(
         &mut self,
         slot: &Arc<Slot>,
-        batch: &[WitEvent],
+        batch: &WitBatch,
     ) -> Result<Vec<Result<WitVerdict, String>>, String> {
+        let n = batch.events.len();
         let loaded = slot.current();
         let fresh =
             !matches!(self.instances.get(&slot.name), Some((g, _)) if *g == loaded.generation);
@@ -712,12 +711,12 @@ impl Worker {
         slot.stats.calls.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         match inst.handle(batch, slot.config.timeout, slot.config.max_memory.as_u64()) {
-            Ok(results) if results.len() == batch.len() => {
+            Ok(results) if results.len() == n => {
                 let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 slot.stats.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
                 slot.stats
                     .timed_events
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    .fetch_add(n as u64, Ordering::Relaxed);
                 slot.succeeded();
                 Ok(results)
             }
@@ -725,7 +724,7 @@ impl Worker {
                 let error = format!(
                     "returned {} verdicts for {} events (the contract is one per event)",
                     results.len(),
-                    batch.len()
+                    n
                 );
                 slot.failed(&error);
                 Err(error)
@@ -760,28 +759,13 @@ fn quarantined(slot: &Slot, until: Instant, n: usize) -> Vec<Result<WitVerdict, 
     (0..n).map(|_| Err(error.clone())).collect()
 }
 
-/// The event in the contract's shape. Moves everything; the payload is
-/// copied only if its buffer is shared (it usually is, with the stored
-/// event), because the bindings want a `Vec`.
-fn into_wit(e: PluginEvent) -> WitEvent {
-    WitEvent {
-        id: e.id,
-        topic: e.topic,
-        received_at_ms: e.received_at_ms,
-        headers: e.headers,
-        content_type: e.content_type,
-        payload: Vec::from(e.payload),
-        attributes: e.attributes,
-    }
-}
-
 /// Checks a plugin's verdict, then applies it to the event (for the next
 /// plugin) and to the merged verdict (for the router). Payload, headers,
 /// content type and attributes live on the event until the chain ends;
 /// `changed` says which to hand back.
 fn apply(
     v: WitVerdict,
-    e: &mut WitEvent,
+    e: &mut PluginEvent,
     m: &mut Verdict,
     changed: &mut Changed,
     known: Option<&HashSet<String>>,
@@ -801,7 +785,7 @@ fn apply(
         m.priority = Some(p);
     }
     if let Some(payload) = v.payload {
-        e.payload = payload;
+        e.payload = Bytes::from(payload);
         changed.payload = true;
     }
     if let Some(headers) = v.headers {

@@ -1,7 +1,7 @@
 //! Wasm plugins: user components that route, transform and prioritise events.
 //!
 //! A plugin is a WebAssembly component implementing the WIT contract in
-//! `schemas/wit/plugin.wit` (`switchyard:plugin@0.1.0`): `init(config)` once
+//! `schemas/wit/plugin.wit` (`switchyard:plugin@0.2.0`): `init(config)` once
 //! per instance, then `handle(events)` with batches, one verdict per event.
 //! Plugin authors use the `switchyard-sdk` crate (`sdk-guest/`).
 //!

@@ -124,7 +124,7 @@ async fn route_by_field_routes_each_event_of_a_batch() {
     assert_eq!(routes(done(&out[2])), ["audit"]);
     let status = &host.statuses()[0];
     assert_eq!(status.invocations, 3);
-    assert_eq!(status.contract, "0.1.0");
+    assert_eq!(status.contract, super::CONTRACT_VERSION);
     assert_eq!(status.version.len(), 64);
 }
 
@@ -348,7 +348,9 @@ async fn a_wrong_contract_version_is_refused_clearly() {
         .expect("refused");
     let msg = err.to_string();
     assert!(
-        msg.contains("plugin \"old\"") && msg.contains("9.0.0") && msg.contains("0.1.0"),
+        msg.contains("plugin \"old\"")
+            && msg.contains("9.0.0")
+            && msg.contains(super::CONTRACT_VERSION),
         "{msg}"
     );
     let report = check_plugin(&wasm("wrong_contract")).await.expect("report");
@@ -357,7 +359,7 @@ async fn a_wrong_contract_version_is_refused_clearly() {
     let report = check_plugin(&wasm("route_by_field")).await.expect("report");
     assert!(report.implements, "{report}");
     assert!(
-        report.to_string().contains("switchyard:plugin@0.1.0"),
+        report.to_string().contains("switchyard:plugin@0.2.0"),
         "{report}"
     );
 }

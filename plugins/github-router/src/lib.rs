@@ -102,7 +102,7 @@ mod tests {
         GithubRouter::init(&pairs.into_iter().collect()).expect("valid config")
     }
 
-    fn hook(kind: &str, body: &str) -> Event {
+    fn hook(kind: &str, body: &str) -> Event<'static> {
         Event::new("github", body).with_header("X-GitHub-Event", kind)
     }
 
