@@ -128,7 +128,7 @@ pub struct PluginStatus {
 struct Job {
     chain: Vec<String>,
     /// `None` accepts any route (the `plugin test` CLI has no destinations).
-    known: Option<HashSet<String>>,
+    known: Option<Arc<HashSet<String>>>,
     events: Vec<PluginEvent>,
     reply: tokio::sync::oneshot::Sender<Vec<ChainOutcome>>,
 }
@@ -219,7 +219,7 @@ impl PluginHost {
     pub async fn run_chain(
         &self,
         chain: &[String],
-        known_destinations: &HashSet<String>,
+        known_destinations: &Arc<HashSet<String>>,
         events: Vec<PluginEvent>,
     ) -> Vec<ChainOutcome> {
         self.run(chain, Some(known_destinations.clone()), events)
@@ -229,7 +229,7 @@ impl PluginHost {
     pub(crate) async fn run(
         &self,
         chain: &[String],
-        known: Option<HashSet<String>>,
+        known: Option<Arc<HashSet<String>>>,
         events: Vec<PluginEvent>,
     ) -> Vec<ChainOutcome> {
         if chain.is_empty() || events.is_empty() {
@@ -560,7 +560,7 @@ impl Worker {
                 Err(_) => return,
             };
             let Ok(job) = job else { return };
-            let outcomes = self.chain(&job.chain, job.known.as_ref(), job.events);
+            let outcomes = self.chain(&job.chain, job.known.as_deref(), job.events);
             // The caller may have gone (its task was cancelled): nothing to do.
             let _ = job.reply.send(outcomes);
         }

@@ -58,8 +58,8 @@ fn event(id: &str, body: &str) -> PluginEvent {
     }
 }
 
-fn dests(names: &[&str]) -> HashSet<String> {
-    names.iter().map(|s| (*s).to_owned()).collect()
+fn dests(names: &[&str]) -> Arc<HashSet<String>> {
+    Arc::new(names.iter().map(|s| (*s).to_owned()).collect())
 }
 
 fn chain(names: &[&str]) -> Vec<String> {
@@ -405,7 +405,7 @@ async fn hot_reload_swaps_and_a_broken_replacement_keeps_the_old_version() {
     c.path = path.clone();
     let host = start(&[c]);
     let known = dests(&["a", "b"]);
-    let run = |host: Arc<PluginHost>, known: HashSet<String>| async move {
+    let run = |host: Arc<PluginHost>, known: Arc<HashSet<String>>| async move {
         host.run_chain(
             &chain(&["live"]),
             &known,
