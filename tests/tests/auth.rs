@@ -142,6 +142,18 @@ async fn admin_api_needs_an_admin_token() {
     assert_eq!(body["destinations"].as_array().unwrap().len(), 3);
     let (s, _, _) = call(&gw, "GET", "/v1/destinations", Cred::Basic(ADMIN), None).await;
     assert_eq!(s, 200, "the token as a Basic password works too");
+    // As `curl -u TOKEN:` sends it: the token as the user name.
+    let s = client()
+        .get(gw.url("/v1/destinations"))
+        .basic_auth(ADMIN, None::<&str>)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        s, 200,
+        "the token as a Basic user name with no password works"
+    );
 
     // Writes as well as reads, and the DLQ endpoints.
     let pause = "/v1/destinations/audit/pause";

@@ -495,10 +495,15 @@ pub fn credential(headers: &HeaderMap) -> Result<String, Denied> {
             .decode(rest)
             .map_err(|_| Denied::Malformed)?;
         let text = String::from_utf8(raw).map_err(|_| Denied::Malformed)?;
-        // The user name is free: Confluent clients need one, we ignore it.
-        let (_user, password) = text.split_once(':').ok_or(Denied::Malformed)?;
+        // The token is the password (Confluent clients need a user name,
+        // which is ignored), or, with an empty password, the user name, as
+        // `curl -u TOKEN:` sends it (the Stripe style).
+        let (user, password) = text.split_once(':').ok_or(Denied::Malformed)?;
         if !password.is_empty() {
             return Ok(password.to_owned());
+        }
+        if !user.is_empty() {
+            return Ok(user.to_owned());
         }
     }
     Err(Denied::Malformed)

@@ -220,8 +220,17 @@ fn bearer_and_basic_tokens_are_checked_against_scopes() {
     let mut weird = HeaderMap::new();
     weird.insert(header::AUTHORIZATION, HeaderValue::from_static("Digest x"));
     assert_eq!(a.check(&weird, local, Need::Admin), Err(Denied::Malformed));
+    // `curl -u TOKEN:`: the token as the user name, no password.
+    assert_eq!(
+        a.check(&basic(ADMIN, ""), remote(), Need::Admin).unwrap(),
+        "ops"
+    );
     assert_eq!(
         a.check(&basic("user", ""), local, Need::Admin),
+        Err(Denied::Unknown)
+    );
+    assert_eq!(
+        a.check(&basic("", ""), local, Need::Admin),
         Err(Denied::Malformed)
     );
 }
