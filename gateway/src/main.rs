@@ -167,6 +167,14 @@ fn main() -> anyhow::Result<()> {
                 c.topics.len(),
                 c.destinations.len()
             );
+            // What `serve` would warn about at start, said before it runs.
+            if c.auth.tokens.is_empty() {
+                eprintln!(
+                    "warning: no [auth] tokens: the admin API, registry writes and pull \
+                     endpoints will answer only loopback peers (behind a reverse proxy on this \
+                     host every request looks local: configure tokens)"
+                );
+            }
             Ok(())
         }
         Command::Dlq { action } => runtime()?.block_on(dlq(action)),

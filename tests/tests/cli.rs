@@ -53,6 +53,8 @@ fn the_quickstart_config_is_valid() {
     let (ok, out, err) = run(&["check-config", "--config", qs.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("ok"), "{out}");
+    // The quickstart has no tokens: check-config says what that means.
+    assert!(err.contains("warning: no [auth] tokens"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
