@@ -15,6 +15,33 @@ fuzz_target!(|data: &[u8]| {
         let nonce = u64::from_le_bytes(head[16..].try_into().expect("8 bytes"));
         let r = receipt(id, nonce);
         assert_eq!(parse_receipt(&r), Some((id, nonce)), "{r}");
+        // The receipt edited by the rest of the input, as a client might
+        // mangle it (case, digits, length): either refused, or exactly what
+        // the gateway writes for what it reads as.
+        let mut edited = r.into_bytes();
+        for edit in data[24..].chunks(2) {
+            match edit {
+                [0, _] => edited.truncate(edited.len().saturating_sub(1)),
+                [pos, b] => {
+                    let pos = *pos as usize % (edited.len() + 1);
+                    if pos == edited.len() {
+                        edited.push(*b);
+                    } else {
+                        edited[pos] = *b;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Ok(text) = std::str::from_utf8(&edited)
+            && let Some((id, nonce)) = parse_receipt(text)
+        {
+            assert_eq!(
+                receipt(id, nonce),
+                text,
+                "{text:?} reads as another spelling"
+            );
+        }
     }
     // The whole input as a receipt a client sent.
     let Ok(text) = std::str::from_utf8(data) else {
