@@ -1,7 +1,8 @@
 //! Validation of JSON bodies against an Avro schema, as webhook senders write
 //! JSON: records are objects, unions are the bare value (or Avro's JSON
-//! wrapping `{"string": "x"}`), enums are their symbol, bytes and fixed are
-//! strings, ints and longs are integers in range, floats and doubles any
+//! wrapping `{"string": "x"}`), enums are their symbol, bytes are a string
+//! or an array of byte values (what Avro bytes become when delivered as
+//! JSON), fixed are strings, ints and longs are integers in range, floats and doubles any
 //! number.
 //!
 //! Fields the schema doesn't know are a mismatch: the schema is the contract,
@@ -55,6 +56,27 @@ fn type_name(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// An array spelling bytes: every item an integer 0-255.
+fn byte_array(
+    schema: &Schema,
+    kind: &Kind,
+    path: &str,
+    items: &[Value],
+) -> Result<(), JsonMismatch> {
+    match items
+        .iter()
+        .position(|v| v.as_u64().is_none_or(|b| b > 255))
+    {
+        Some(i) => Err(mismatch(
+            schema,
+            kind,
+            &format!("{path}/{i}"),
+            format!("found {}, not a byte value 0-255", type_name(&items[i])),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -117,8 +139,16 @@ fn walk(
             Value::Number(_) => Ok(()),
             _ => wrong(path),
         },
-        Kind::Bytes | Kind::String => match value {
+        Kind::String => match value {
             Value::String(_) => Ok(()),
+            _ => wrong(path),
+        },
+        // Bytes as a string, or as an array of byte values: the spelling the
+        // gateway itself writes when it delivers Avro as JSON, so a converted
+        // payload validates again.
+        Kind::Bytes => match value {
+            Value::String(_) => Ok(()),
+            Value::Array(a) => byte_array(schema, kind, path, a),
             _ => wrong(path),
         },
         Kind::Array(items) => match value {
@@ -320,6 +350,35 @@ mod tests {
         validate(&order(), &v).unwrap();
         v["note"] = Value::Null;
         validate(&order(), &v).unwrap();
+    }
+
+    /// Bytes as a string, or as the array of byte values the gateway writes
+    /// when it delivers Avro as JSON (found by the `registry_json` fuzzer:
+    /// converted payloads did not validate again).
+    #[test]
+    fn bytes_may_be_a_string_or_an_array_of_byte_values() {
+        let mut v = good();
+        v["raw"] = json!("text");
+        validate(&order(), &v).unwrap();
+        v["raw"] = json!([0, 255, 7]);
+        validate(&order(), &v).unwrap();
+        v["raw"] = json!([]);
+        validate(&order(), &v).unwrap();
+        for (bad, at) in [
+            (json!([1, 256]), "/raw/1"),
+            (json!(["a"]), "/raw/0"),
+            (json!([-1]), "/raw/0"),
+            (json!([1.5]), "/raw/0"),
+        ] {
+            v["raw"] = bad;
+            let e = err(v.clone());
+            assert_eq!(e.path, at, "{e:?}");
+            assert!(e.message.contains("0-255"), "{e:?}");
+        }
+        // A string remains a string: no array spelling for it.
+        v["raw"] = json!("");
+        v["customer"]["email"] = json!([97]);
+        assert_eq!(err(v).path, "/customer/email");
     }
 
     #[test]
