@@ -25,6 +25,7 @@ pub mod delivery;
 pub mod event;
 pub mod ingest;
 pub mod plugins;
+pub mod ratelimit;
 pub mod registry;
 pub mod router;
 pub mod server;

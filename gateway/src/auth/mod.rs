@@ -28,13 +28,11 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
-use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
 use base64::Engine;
+use governor::DefaultDirectRateLimiter;
 use governor::clock::Clock;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde::Deserialize;
@@ -42,6 +40,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{Config, DestinationKind, RateLimit, Secret};
+use crate::ratelimit;
 use crate::telemetry::metrics::TokenReason;
 
 /// Shortest accepted token: anything shorter can be guessed over the network.
@@ -366,7 +365,9 @@ impl Auth {
                 name: t.name.clone(),
                 digest: digest(t.secret.expose()),
                 scopes: t.scopes.clone(),
-                limit: t.rate_limit.and_then(|r| limiter(r).map(|l| (l, r))),
+                limit: t
+                    .rate_limit
+                    .and_then(|r| ratelimit::bucket(r).map(|(l, _)| (l, r))),
             })
             .collect();
         let topics = config
@@ -451,8 +452,8 @@ impl Auth {
             let wait = not_until.wait_time_from(limiter.clock().now());
             return Err(Denied::RateLimited {
                 token: token.name.clone(),
-                retry_after: ceil_secs(wait),
-                rate: format_rate(*rate),
+                retry_after: ratelimit::retry_after_secs(wait),
+                rate: ratelimit::describe(*rate),
             });
         }
         if token.scopes.iter().any(|s| s.grants(&need)) {
@@ -507,31 +508,4 @@ pub fn credential(headers: &HeaderMap) -> Result<String, Denied> {
         }
     }
     Err(Denied::Malformed)
-}
-
-/// One second's worth of requests may come at once (at least one).
-fn limiter(rate: RateLimit) -> Option<DefaultDirectRateLimiter> {
-    let period = Duration::from_secs_f64(1.0 / rate.per_second);
-    let burst = NonZeroU32::new(rate.per_second.ceil().clamp(1.0, u32::MAX as f64) as u32)?;
-    let quota = Quota::with_period(period)?.allow_burst(burst);
-    Some(RateLimiter::direct(quota))
-}
-
-/// `Retry-After` is whole seconds: round up, so a client that waits that
-/// long is sure to get through.
-fn ceil_secs(d: Duration) -> u64 {
-    let s = d.as_secs();
-    if d.subsec_nanos() > 0 || s == 0 {
-        s + 1
-    } else {
-        s
-    }
-}
-
-fn format_rate(r: RateLimit) -> String {
-    if r.per_second >= 1.0 {
-        format!("{}/s", r.per_second)
-    } else {
-        format!("{}/m", r.per_second * 60.0)
-    }
 }

@@ -6,14 +6,14 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::num::NonZeroU32;
-use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
+use governor::DefaultDirectRateLimiter;
 use governor::clock::Clock;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::config::{Config, RateLimit};
+use crate::ratelimit;
 use crate::server::ApiError;
 
 /// One token bucket per topic with a `rate_limit`.
@@ -35,12 +35,7 @@ impl TopicLimits {
         let mut buckets = HashMap::new();
         for t in &config.topics {
             let Some(rate) = t.rate_limit else { continue };
-            // One second's worth may come at once (at least one event), and
-            // the bucket refills at the sustained rate.
-            let burst = NonZeroU32::new(rate.per_second.ceil().clamp(1.0, u32::MAX as f64) as u32);
-            let period = Duration::from_secs_f64(1.0 / rate.per_second);
-            if let (Some(burst), Some(quota)) = (burst, Quota::with_period(period)) {
-                let limiter = RateLimiter::direct(quota.allow_burst(burst));
+            if let Some((limiter, burst)) = ratelimit::bucket(rate) {
                 buckets.insert(
                     t.name.clone(),
                     Bucket {
@@ -66,11 +61,12 @@ impl TopicLimits {
             .ok()
             .and_then(NonZeroU32::new)
             .unwrap_or(NonZeroU32::MIN);
-        let rate = format_rate(b.rate);
+        let rate = ratelimit::describe(b.rate);
         match b.limiter.check_n(n) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => {
-                let wait = ceil_secs(not_until.wait_time_from(b.limiter.clock().now()));
+                let wait =
+                    ratelimit::retry_after_secs(not_until.wait_time_from(b.limiter.clock().now()));
                 Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
@@ -90,24 +86,6 @@ impl TopicLimits {
             )
             .with("limit_events", b.burst.get())),
         }
-    }
-}
-
-/// `Retry-After` is whole seconds: round up, so waiting that long is enough.
-fn ceil_secs(d: Duration) -> u64 {
-    let s = d.as_secs();
-    if d.subsec_nanos() > 0 || s == 0 {
-        s + 1
-    } else {
-        s
-    }
-}
-
-fn format_rate(r: RateLimit) -> String {
-    if r.per_second >= 1.0 {
-        format!("{}/s", r.per_second)
-    } else {
-        format!("{}/m", r.per_second * 60.0)
     }
 }
 
