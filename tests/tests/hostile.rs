@@ -253,26 +253,7 @@ async fn hostile_ingest_bodies_headers_and_paths_are_refused_and_nothing_is_stor
 
     // Truncated body: Content-Length 1000, 10 bytes, then the client closes.
     for path in ["/v1/topics/orders/events", "/v1/topics/orders/events/batch"] {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        s.write_all(
-            format!(
-                "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
-                 content-length: 1000\r\n\r\n{{\"m\":\"hos"
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-        s.shutdown().await.unwrap();
-        let mut buf = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-            .await
-            .expect("the gateway hung on a truncated body");
-        let text = String::from_utf8_lossy(&buf);
-        assert!(
-            !text.starts_with("HTTP/1.1 2") && !text.starts_with("HTTP/1.1 5"),
-            "a truncated body to {path} got: {text}"
-        );
+        truncated_body_is_refused(&addr, path, &addr, 1000, r#"{"m":"hos"#).await;
     }
 
     // Very long topic names, and path segments with %00 and `..`.
@@ -594,26 +575,7 @@ async fn hostile_requests_to_every_other_endpoint_get_4xx_and_change_nothing() {
         "/v1/topics/orders/events/batch",
         "/v1/topics/orders/dlq/replay",
     ] {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        s.write_all(
-            format!(
-                "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
-                 content-length: 5000\r\n\r\n{{\"schema\":\"\\\"int"
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-        s.shutdown().await.unwrap();
-        let mut buf = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-            .await
-            .expect("the gateway hung on a truncated body");
-        let text = String::from_utf8_lossy(&buf);
-        assert!(
-            !text.starts_with("HTTP/1.1 2") && !text.starts_with("HTTP/1.1 5"),
-            "a truncated body to {path} got: {text}"
-        );
+        truncated_body_is_refused(&addr, path, "x", 5000, r#"{"schema":"\"int"#).await;
     }
 
     // Still serving, and nothing changed.
@@ -630,4 +592,36 @@ async fn hostile_requests_to_every_other_endpoint_get_4xx_and_change_nothing() {
     assert_eq!(cfg["compatibilityLevel"], "BACKWARD", "{cfg}");
     let (_, dests) = send(client().get(gw.url("/v1/destinations"))).await;
     assert!(!dests.contains("\"paused\":true"), "{dests}");
+}
+
+/// Sends part of a JSON body that declares `declared` bytes, then closes
+/// the sending side: the gateway must answer promptly, and not with a 2xx
+/// (nothing taken) or a 5xx (nothing broken).
+async fn truncated_body_is_refused(
+    addr: &str,
+    path: &str,
+    host: &str,
+    declared: usize,
+    part: &str,
+) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
+             content-length: {declared}\r\n\r\n{part}"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    s.shutdown().await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("the gateway hung on a truncated body");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        !text.starts_with("HTTP/1.1 2") && !text.starts_with("HTTP/1.1 5"),
+        "a truncated body to {path} got: {text}"
+    );
 }
