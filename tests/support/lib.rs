@@ -93,6 +93,13 @@ impl Gateway {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.url, path)
     }
+
+    /// `GET /metrics`: the Prometheus text (asserting a 200).
+    pub async fn metrics(&self) -> String {
+        let resp = client().get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "GET /metrics");
+        resp.text().await.unwrap()
+    }
 }
 
 /// The real binary as a child process, logging JSON lines.

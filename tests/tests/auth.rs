@@ -90,17 +90,6 @@ fn challenges(h: &reqwest::header::HeaderMap) -> Vec<String> {
         .collect()
 }
 
-async fn metrics(gw: &Gateway) -> String {
-    client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_needs_an_admin_token() {
     let gw = Gateway::start(&config()).await;
@@ -203,7 +192,7 @@ async fn admin_api_needs_an_admin_token() {
             "{path}"
         );
     }
-    let m = metrics(&gw).await;
+    let m = gw.metrics().await;
     assert!(
         m.contains("switchyard_auth_refusals_total{token=\"ci\",reason=\"forbidden\"} 2"),
         "{m}"
@@ -398,7 +387,7 @@ async fn token_topics_need_a_publish_token_on_single_and_batch_ingest() {
     assert_eq!(body["events"].as_array().unwrap().len(), 1, "{body}");
 
     // Ingest refusals by token are counted with the other ingest refusals.
-    let m = metrics(&gw).await;
+    let m = gw.metrics().await;
     assert!(
         m.contains("switchyard_ingest_events_total{topic=\"orders\",outcome=\"unauthorized\"} 3"),
         "{m}"
@@ -658,7 +647,7 @@ async fn a_token_over_its_rate_limit_gets_429_with_retry_after() {
             .0,
         200
     );
-    let m = metrics(&gw).await;
+    let m = gw.metrics().await;
     assert!(
         m.contains("switchyard_auth_refusals_total{token=\"limited\",reason=\"rate_limited\"} 1"),
         "{m}"

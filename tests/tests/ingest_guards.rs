@@ -349,15 +349,9 @@ fn retry_after(r: &reqwest::Response) -> u64 {
 }
 
 async fn metric(gw: &Gateway, line_prefix: &str) -> u64 {
-    let text = client()
-        .get(gw.url("/metrics"))
-        .send()
+    gw.metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix(line_prefix))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)

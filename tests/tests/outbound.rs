@@ -191,14 +191,7 @@ async fn with_deny_private_a_name_resolving_to_loopback_is_dead_lettered_unsent(
     );
     assert!(sink.received().is_empty(), "the sink was reached");
 
-    let metrics = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics
             .lines()

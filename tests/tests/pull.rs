@@ -120,14 +120,7 @@ async fn concurrent_consumers_share_the_work_without_double_leases() {
     assert_eq!(d["queue_depth"], 0);
     assert_eq!(d["in_flight"], 0);
     assert_eq!(d["pull"]["acks"], m);
-    let metrics = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     let line = metrics
         .lines()
         .find(|l| l.contains("pull_acks_total{") && l.contains("jobs"))

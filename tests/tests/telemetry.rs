@@ -537,12 +537,6 @@ fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-async fn scrape(gw: &Gateway) -> String {
-    let resp = client().get(gw.url("/metrics")).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.text().await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_as_events_flow() {
     let hooks = Sink::start().await;
@@ -550,7 +544,7 @@ async fn metrics_move_as_events_flow() {
     refuses.set_default(Reply::status(400));
     let gw = Gateway::start(&config(None, &hooks, &refuses)).await;
 
-    let before = scrape(&gw).await;
+    let before = gw.metrics().await;
     assert_eq!(
         sample(
             &before,
@@ -590,7 +584,7 @@ async fn metrics_move_as_events_flow() {
     let text = eventually(Duration::from_secs(20), "delivery metrics", || {
         let gw = &gw;
         async move {
-            let t = scrape(gw).await;
+            let t = gw.metrics().await;
             let done = sample(
                 &t,
                 "switchyard_delivery_attempts_total",
@@ -686,7 +680,7 @@ async fn metrics_move_as_events_flow() {
         || {
             let gw = &gw;
             async move {
-                let t = scrape(gw).await;
+                let t = gw.metrics().await;
                 let depth = sample(&t, "switchyard_queue_depth", "destination=\"hooks\"")?;
                 let lag = sample(
                     &t,
