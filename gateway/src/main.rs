@@ -169,11 +169,7 @@ fn main() -> anyhow::Result<()> {
             );
             // What `serve` would warn about at start, said before it runs.
             if c.auth.tokens.is_empty() {
-                eprintln!(
-                    "warning: no [auth] tokens: the admin API, registry writes and pull \
-                     endpoints will answer only loopback peers (behind a reverse proxy on this \
-                     host every request looks local: configure tokens)"
-                );
+                eprintln!("warning: {}", switchyard::auth::NO_TOKENS_WARNING);
             }
             Ok(())
         }

@@ -54,7 +54,10 @@ fn the_quickstart_config_is_valid() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("ok"), "{out}");
     // The quickstart has no tokens: check-config says what that means.
-    assert!(err.contains("warning: no [auth] tokens"), "{err}");
+    assert!(
+        err.contains("warning: No [auth] tokens are configured"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -386,11 +386,7 @@ impl Auth {
     /// 403 from another machine (or by an open admin API behind a proxy).
     pub fn warn_if_open(&self) {
         if self.tokens.is_empty() {
-            tracing::warn!(
-                "No [auth] tokens are configured: the admin API, registry writes and pull \
-                 endpoints answer only loopback peers (403 to everyone else). Behind a reverse \
-                 proxy on this host every request looks local: configure tokens."
-            );
+            tracing::warn!("{NO_TOKENS_WARNING}");
         } else {
             let names: Vec<&str> = self.tokens.iter().map(|t| t.name.as_str()).collect();
             tracing::info!(tokens = ?names, "API tokens loaded.");
@@ -479,6 +475,12 @@ impl Auth {
         found
     }
 }
+
+/// What a config without `[auth] tokens` means: `serve` logs it at start,
+/// `check-config` prints it.
+pub const NO_TOKENS_WARNING: &str = "No [auth] tokens are configured: the admin API, registry \
+     writes and pull endpoints answer only loopback peers (403 to everyone else). Behind a \
+     reverse proxy on this host every request looks local: configure tokens.";
 
 /// The token a request presents: a Bearer token, or a Basic password.
 pub fn credential(headers: &HeaderMap) -> Result<String, Denied> {
