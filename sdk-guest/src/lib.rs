@@ -101,13 +101,11 @@ impl Default for Pairs<'_> {
 
 impl<'a> Pairs<'a> {
     fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + '_ {
-        let (wire, owned): (&[wire::Field], &[(String, String)]) = match self {
-            Pairs::Wire { fields, .. } => (fields, &[]),
-            Pairs::Owned(v) => (&[], v),
-        };
-        let data: &[u8] = match self {
-            Pairs::Wire { data, .. } => data,
-            Pairs::Owned(_) => &[],
+        // One of the two slices is empty, so this is one iterator type
+        // whichever variant holds the pairs.
+        let (data, wire, owned): (&[u8], &[wire::Field], &[(String, String)]) = match self {
+            Pairs::Wire { data, fields } => (data, fields, &[]),
+            Pairs::Owned(v) => (&[], &[], v),
         };
         // A pair whose ranges are bad (never from Switchyard's host) is skipped.
         wire.iter()
