@@ -1,6 +1,6 @@
 //! Schemas shared by the registry targets (included with `#[path]`; not a
 //! target of its own): every Avro type, a recursive record, unions at the
-//! root and nested.
+//! root and nested, logical types on each type that carries one.
 // Each target uses some of these helpers.
 #![allow(dead_code)]
 
@@ -26,6 +26,16 @@ pub const SCHEMAS: &[&str] = &[
         {"type":"record","name":"Empty","fields":[]}]"#,
     r#"{"type":"array","items":{"type":"record","name":"Pair","fields":[
         {"name":"k","type":"string"},{"name":"v","type":["null","double","boolean"]}]}}"#,
+    r#"{"type":"record","name":"Logical","fields":[
+        {"name":"sid","type":{"type":"string","logicalType":"uuid"}},
+        {"name":"uid","type":{"type":"fixed","name":"U16","size":16,"logicalType":"uuid"}},
+        {"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":10,"scale":2}},
+        {"name":"amount","type":{"type":"fixed","name":"Dec3","size":3,
+            "logicalType":"decimal","precision":6,"scale":1}},
+        {"name":"wait","type":["null",{"type":"fixed","name":"Dur","size":12,"logicalType":"duration"}]},
+        {"name":"ts","type":{"type":"long","logicalType":"timestamp-micros"}},
+        {"name":"day","type":{"type":"int","logicalType":"date"}},
+        {"name":"pad","type":{"type":"fixed","name":"Two","size":2},"default":"\u00ffa"}]}"#,
 ];
 
 pub fn json(i: usize) -> Value {

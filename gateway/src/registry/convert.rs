@@ -1,16 +1,25 @@
 //! Conversion of validated payloads between natural JSON and Confluent's
 //! Avro wire format, for destinations with `format = "json" | "avro"`.
 //!
-//! Each schema is turned into an `apache_avro::Schema` once and cached by
-//! id, so a conversion does no schema parsing.
+//! JSON to Avro is the registry's own walk (`json::encode`), by the rules
+//! JSON validation applies, so whatever validates at ingest converts.
+//! Avro to JSON reads with apache-avro, which also resolves a writer schema
+//! to a reader schema; each schema is turned into an `apache_avro::Schema`
+//! once and cached by id. It is read without its logical types: they do not
+//! change the encoding, and validation (which ignores them too) does not
+//! refuse, say, a `uuid` string that is not a UUID, which apache-avro would
+//! then fail to read. Values come out in the spelling JSON validation
+//! accepts: bytes and fixed as arrays of byte values, non-finite floats as
+//! `"NaN"`, `"Infinity"`, `"-Infinity"`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use apache_avro::types::Value as AvroValue;
+use serde_json::Value as Json;
 
-use super::binary;
 use super::core::{Core, StoredSchema};
+use super::{binary, json};
 
 /// Parsed `apache_avro` schemas by registry id.
 #[derive(Default)]
@@ -28,10 +37,13 @@ impl Cache {
         {
             return Ok(p.clone());
         }
-        let parsed = Arc::new(
-            apache_avro::Schema::parse_str(&s.text)
-                .map_err(|e| format!("schema {} can't be used for conversion: {e}", s.id))?,
-        );
+        let parsed = serde_json::from_str(&s.text)
+            .map_err(|e| e.to_string())
+            .and_then(|json| {
+                apache_avro::Schema::parse(&without_logical_types(json)).map_err(|e| e.to_string())
+            })
+            .map(Arc::new)
+            .map_err(|e| format!("schema {} can't be used for conversion: {e}", s.id))?;
         self.schemas
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -68,31 +80,102 @@ pub(super) fn avro_to_json(
         .build()
         .and_then(|r| r.read_value(&mut datum))
         .map_err(|e| format!("Avro datum of schema {writer_id} can't be read: {e}"))?;
-    let json = serde_json::Value::try_from(value)
-        .map_err(|e| format!("Avro value has no JSON form: {e}"))?;
-    serde_json::to_vec(&json).map_err(|e| e.to_string())
+    serde_json::to_vec(&to_json(value)?).map_err(|e| e.to_string())
 }
 
 /// Natural JSON to Confluent's wire format with schema `id`.
-pub(super) fn json_to_avro(
-    core: &Core,
-    cache: &Cache,
-    id: u32,
-    body: &[u8],
-) -> Result<Vec<u8>, String> {
-    let schema = cache.get(&*schema(core, id)?)?;
+pub(super) fn json_to_avro(core: &Core, id: u32, body: &[u8]) -> Result<Vec<u8>, String> {
+    let schema = schema(core, id)?;
     let json: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("payload is not JSON: {e}"))?;
-    let value = AvroValue::try_from(json)
-        .and_then(|v| v.resolve(&schema))
-        .map_err(|e| format!("JSON payload does not fit schema {id}: {e}"))?;
+    json::validate(&schema.parsed, &json).map_err(|m| {
+        format!(
+            "JSON payload does not fit schema {id} at {:?}: {}",
+            m.path, m.message
+        )
+    })?;
     let mut out = Vec::with_capacity(body.len() / 2 + 5);
     out.push(0u8);
     out.extend_from_slice(&id.to_be_bytes());
-    let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
-        .build()
-        .and_then(|w| w.write_value_to_vec(value))
+    json::encode(&schema.parsed, &json, &mut out)
         .map_err(|e| format!("can't encode as schema {id}: {e}"))?;
-    out.extend_from_slice(&datum);
     Ok(out)
+}
+
+/// A schema's JSON with every `logicalType` taken off its types (and only
+/// its types: a default or a custom property keeps whatever it holds).
+fn without_logical_types(json: Json) -> Json {
+    match json {
+        Json::Array(branches) => {
+            Json::Array(branches.into_iter().map(without_logical_types).collect())
+        }
+        Json::Object(mut o) => {
+            o.remove("logicalType");
+            for key in ["type", "items", "values"] {
+                if let Some(t) = o.remove(key) {
+                    o.insert(key.to_string(), without_logical_types(t));
+                }
+            }
+            if let Some(Json::Array(fields)) = o.get_mut("fields") {
+                for f in fields {
+                    if let Json::Object(f) = f
+                        && let Some(t) = f.remove("type")
+                    {
+                        f.insert("type".to_string(), without_logical_types(t));
+                    }
+                }
+            }
+            Json::Object(o)
+        }
+        other => other,
+    }
+}
+
+/// A value apache-avro read (with no logical types) as natural JSON.
+fn to_json(value: AvroValue) -> Result<Json, String> {
+    let float = |f: f64| {
+        serde_json::Number::from_f64(f).map_or_else(
+            || {
+                Json::String(
+                    if f.is_nan() {
+                        "NaN"
+                    } else if f > 0.0 {
+                        "Infinity"
+                    } else {
+                        "-Infinity"
+                    }
+                    .to_string(),
+                )
+            },
+            Json::Number,
+        )
+    };
+    let bytes = |b: Vec<u8>| Json::Array(b.into_iter().map(Json::from).collect());
+    Ok(match value {
+        AvroValue::Null => Json::Null,
+        AvroValue::Boolean(b) => Json::Bool(b),
+        AvroValue::Int(i) => Json::from(i),
+        AvroValue::Long(l) => Json::from(l),
+        AvroValue::Float(f) => float(f64::from(f)),
+        AvroValue::Double(d) => float(d),
+        AvroValue::Bytes(b) | AvroValue::Fixed(_, b) => bytes(b),
+        AvroValue::String(s) | AvroValue::Enum(_, s) => Json::String(s),
+        AvroValue::Union(_, v) => to_json(*v)?,
+        AvroValue::Array(items) => {
+            Json::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
+        }
+        AvroValue::Map(entries) => Json::Object(
+            entries
+                .into_iter()
+                .map(|(k, v)| Ok((k, to_json(v)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        AvroValue::Record(fields) => Json::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| Ok((k, to_json(v)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => return Err(format!("unexpected Avro value {other:?}")),
+    })
 }

@@ -1,14 +1,21 @@
-//! Validation of JSON bodies against an Avro schema, as webhook senders write
-//! JSON: records are objects, unions are the bare value (or Avro's JSON
-//! wrapping `{"string": "x"}`), enums are their symbol, bytes are a string
-//! or an array of byte values (what Avro bytes become when delivered as
-//! JSON), fixed are strings, ints and longs are integers in range, floats and doubles any
-//! number.
+//! Natural JSON against an Avro schema, as webhook senders write it:
+//! records are objects, unions are the bare value (or Avro's JSON wrapping
+//! `{"string": "x"}`), enums are their symbol, ints and longs are integers in
+//! range, floats and doubles any number or `"NaN"`, `"Infinity"`,
+//! `"-Infinity"`. Bytes and fixed are a string whose code points are the
+//! byte values (Avro's JSON encoding, ISO-8859-1) or an array of byte values
+//! 0-255 (what the gateway writes when it delivers Avro as JSON); a fixed
+//! has exactly its size of them.
+//!
+//! [`validate`] checks a body; [`encode`] writes a valid body as an Avro
+//! datum. Both follow the same rules (the encoder picks a union's branch by
+//! asking the validator), so what validation accepts at ingest always
+//! converts at delivery.
 //!
 //! Fields the schema doesn't know are a mismatch: the schema is the contract,
 //! a typo in an optional field's name would otherwise pass silently, and the
 //! field would be lost the moment the event is delivered as Avro. Missing
-//! fields are fine when the schema gives them a default.
+//! fields are fine when the schema gives them a default that fits.
 //!
 //! The first mismatch is reported with a JSON Pointer to the offending value
 //! and the type expected there; apache-avro's errors carry no path, which is
@@ -59,24 +66,72 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// An array spelling bytes: every item an integer 0-255.
-fn byte_array(
+/// A float or double spelt as a string, as Avro's JSON encoding (and the
+/// gateway, delivering Avro as JSON) writes the values JSON numbers lack.
+pub(super) fn special_float(s: &str) -> Option<f64> {
+    match s {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
+/// The bytes a JSON value spells, for `bytes` and `fixed`: a string's code
+/// points (each at most 255) or an array's byte values. `Err` holds the
+/// pointer suffix of the first bad item and what is wrong with it.
+fn byte_values(value: &Value) -> Result<Vec<u8>, (String, String)> {
+    match value {
+        Value::String(s) => s
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                u8::try_from(u32::from(c)).map_err(|_| {
+                    (
+                        String::new(),
+                        format!(
+                            "character {i} ({c:?}) is not a byte value: bytes in a JSON string are \
+                             code points 0-255, or send an array of byte values"
+                        ),
+                    )
+                })
+            })
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_u64()
+                    .and_then(|b| u8::try_from(b).ok())
+                    .ok_or_else(|| {
+                        (
+                            format!("/{i}"),
+                            format!("found {}, not a byte value 0-255", type_name(v)),
+                        )
+                    })
+            })
+            .collect(),
+        _ => Err((String::new(), format!("found {}", type_name(value)))),
+    }
+}
+
+/// Bytes or fixed of `size` (when given).
+fn check_bytes(
     schema: &Schema,
     kind: &Kind,
     path: &str,
-    items: &[Value],
+    value: &Value,
+    size: Option<usize>,
 ) -> Result<(), JsonMismatch> {
-    match items
-        .iter()
-        .position(|v| v.as_u64().is_none_or(|b| b > 255))
-    {
-        Some(i) => Err(mismatch(
+    match byte_values(value) {
+        Ok(b) if size.is_none_or(|n| n == b.len()) => Ok(()),
+        Ok(b) => Err(mismatch(
             schema,
             kind,
-            &format!("{path}/{i}"),
-            format!("found {}, not a byte value 0-255", type_name(&items[i])),
+            path,
+            format!("{} bytes, not {}", b.len(), size.unwrap_or_default()),
         )),
-        None => Ok(()),
+        Err((at, message)) => Err(mismatch(schema, kind, &format!("{path}{at}"), message)),
     }
 }
 
@@ -137,20 +192,14 @@ fn walk(
         },
         Kind::Float | Kind::Double => match value {
             Value::Number(_) => Ok(()),
+            Value::String(s) if special_float(s).is_some() => Ok(()),
             _ => wrong(path),
         },
         Kind::String => match value {
             Value::String(_) => Ok(()),
             _ => wrong(path),
         },
-        // Bytes as a string, or as an array of byte values: the spelling the
-        // gateway itself writes when it delivers Avro as JSON, so a converted
-        // payload validates again.
-        Kind::Bytes => match value {
-            Value::String(_) => Ok(()),
-            Value::Array(a) => byte_array(schema, kind, path, a),
-            _ => wrong(path),
-        },
+        Kind::Bytes => check_bytes(schema, kind, path, value, None),
         Kind::Array(items) => match value {
             Value::Array(a) => {
                 for (i, item) in a.iter().enumerate() {
@@ -191,14 +240,7 @@ fn walk(
                     )),
                     _ => wrong(path),
                 },
-                // Natural JSON has no one way to spell bytes (Avro's JSON
-                // encoding uses ISO-8859-1 code points, senders use hex or
-                // base64), so any string is accepted; the size is checked
-                // only for Avro binary.
-                NamedDef::Fixed { .. } => match value {
-                    Value::String(_) => Ok(()),
-                    _ => wrong(path),
-                },
+                NamedDef::Fixed { size } => check_bytes(schema, kind, path, value, Some(*size)),
                 NamedDef::Record { fields } => {
                     let Value::Object(o) = value else {
                         return wrong(path);
@@ -207,10 +249,25 @@ fn walk(
                         let len = path.len();
                         path.push('/');
                         path.push_str(&escape_pointer(&f.name));
-                        match o.get(&f.name) {
-                            Some(v) => walk(schema, &f.kind, v, path, depth + 1)?,
-                            None if f.default.is_some() => {}
-                            None => {
+                        match (o.get(&f.name), &f.default) {
+                            (Some(v), _) => walk(schema, &f.kind, v, path, depth + 1)?,
+                            // The default stands in for the value, so it
+                            // must fit as a value would: the registry, like
+                            // Confluent's, checks only a default's JSON type
+                            // (not, say, a fixed's size) when it registers one.
+                            (None, Some(d)) => {
+                                walk(schema, &f.kind, d, path, depth + 1).map_err(|e| {
+                                    JsonMismatch {
+                                        message: format!(
+                                            "field {:?} is missing and its default in record {} \
+                                             does not fit ({}), so it can't be left out",
+                                            f.name, named.fullname, e.message
+                                        ),
+                                        ..e
+                                    }
+                                })?;
+                            }
+                            (None, None) => {
                                 return Err(mismatch(
                                     schema,
                                     &f.kind,
@@ -300,6 +357,163 @@ fn union(
         path,
         format!("found {}, which matches no branch", type_name(value)),
     ))
+}
+
+/// Writes `value`, which [`validate`] accepted against `schema`, as an Avro
+/// binary datum. A union takes the branch validation took: the first whose
+/// rules the bare value meets, else the one its wrapping names.
+pub fn encode(schema: &Schema, value: &Value, out: &mut Vec<u8>) -> Result<(), String> {
+    Encoder { schema, out }.value(&schema.root, value, 0)
+}
+
+struct Encoder<'a> {
+    schema: &'a Schema,
+    out: &'a mut Vec<u8>,
+}
+
+impl Encoder<'_> {
+    fn long(&mut self, n: i64) {
+        let mut z = ((n << 1) ^ (n >> 63)) as u64;
+        while z >= 0x80 {
+            self.out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        self.out.push(z as u8);
+    }
+
+    fn len(&mut self, n: usize) {
+        self.long(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    fn text(&mut self, s: &str) {
+        self.len(s.len());
+        self.out.extend_from_slice(s.as_bytes());
+    }
+
+    fn value(&mut self, kind: &Kind, value: &Value, depth: usize) -> Result<(), String> {
+        let schema = self.schema;
+        let unfit = || {
+            format!(
+                "{} does not fit {} (validate before encoding)",
+                type_name(value),
+                schema.describe(kind)
+            )
+        };
+        if depth > MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+        let number = |v: &Value| match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => special_float(s),
+            _ => None,
+        };
+        match kind {
+            Kind::Null => value.is_null().then_some(()).ok_or_else(unfit),
+            Kind::Boolean => {
+                let b = value.as_bool().ok_or_else(unfit)?;
+                self.out.push(u8::from(b));
+                Ok(())
+            }
+            Kind::Int | Kind::Long => {
+                let n = value.as_i64().ok_or_else(unfit)?;
+                self.long(n);
+                Ok(())
+            }
+            Kind::Float => {
+                let f = number(value).ok_or_else(unfit)?;
+                self.out.extend_from_slice(&(f as f32).to_le_bytes());
+                Ok(())
+            }
+            Kind::Double => {
+                let f = number(value).ok_or_else(unfit)?;
+                self.out.extend_from_slice(&f.to_le_bytes());
+                Ok(())
+            }
+            Kind::String => {
+                self.text(value.as_str().ok_or_else(unfit)?);
+                Ok(())
+            }
+            Kind::Bytes => {
+                let b = byte_values(value).map_err(|(_, e)| e)?;
+                self.len(b.len());
+                self.out.extend_from_slice(&b);
+                Ok(())
+            }
+            Kind::Array(items) => {
+                let a = value.as_array().ok_or_else(unfit)?;
+                if !a.is_empty() {
+                    self.len(a.len());
+                    for v in a {
+                        self.value(items, v, depth + 1)?;
+                    }
+                }
+                self.out.push(0);
+                Ok(())
+            }
+            Kind::Map(values) => {
+                let o = value.as_object().ok_or_else(unfit)?;
+                if !o.is_empty() {
+                    self.len(o.len());
+                    for (k, v) in o {
+                        self.text(k);
+                        self.value(values, v, depth + 1)?;
+                    }
+                }
+                self.out.push(0);
+                Ok(())
+            }
+            Kind::Union(branches) => {
+                let bare = branches
+                    .iter()
+                    .position(|b| walk(schema, b, value, &mut String::new(), depth + 1).is_ok());
+                let (i, inner) = match bare {
+                    Some(i) => (i, value),
+                    None => value
+                        .as_object()
+                        .filter(|o| o.len() == 1)
+                        .and_then(|o| o.iter().next())
+                        .and_then(|(name, inner)| {
+                            let i = branches
+                                .iter()
+                                .position(|b| &schema.branch_name(b) == name)?;
+                            Some((i, inner))
+                        })
+                        .ok_or_else(unfit)?,
+                };
+                self.len(i);
+                self.value(&branches[i], inner, depth + 1)
+            }
+            Kind::Named(n) => match &schema.named[*n].def {
+                NamedDef::Enum { symbols, .. } => {
+                    let i = value
+                        .as_str()
+                        .and_then(|s| symbols.iter().position(|x| x == s))
+                        .ok_or_else(unfit)?;
+                    self.len(i);
+                    Ok(())
+                }
+                NamedDef::Fixed { size } => {
+                    let b = byte_values(value).map_err(|(_, e)| e)?;
+                    if b.len() != *size {
+                        return Err(unfit());
+                    }
+                    self.out.extend_from_slice(&b);
+                    Ok(())
+                }
+                NamedDef::Record { fields } => {
+                    let o = value.as_object().ok_or_else(unfit)?;
+                    for f in fields {
+                        let v = o.get(&f.name).or(f.default.as_ref()).ok_or_else(|| {
+                            format!("field {:?} is missing and has no default", f.name)
+                        })?;
+                        self.value(&f.kind, v, depth + 1)
+                            .map_err(|e| format!("field {}: {e}", f.name))?;
+                    }
+                    Ok(())
+                }
+            },
+        }
+    }
 }
 
 #[cfg(test)]

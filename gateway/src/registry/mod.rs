@@ -149,7 +149,7 @@ impl Registry {
     /// Converts a natural-JSON payload to Confluent's wire format with
     /// schema `id` (magic 0, 4-byte big-endian id, Avro binary datum).
     pub fn json_to_avro(&self, id: u32, body: &[u8]) -> Result<Vec<u8>, String> {
-        convert::json_to_avro(&self.core, &self.avro, id, body)
+        convert::json_to_avro(&self.core, id, body)
     }
 
     /// Validates one payload against `subject` (at `version`, or the latest

@@ -778,6 +778,156 @@ async fn validate_checks_json_and_framed_avro() {
     assert!(matches!(err, ValidationError::Mismatch { .. }), "{err:?}");
 }
 
+fn payment() -> Value {
+    json!({"type": "record", "name": "Payment", "fields": [
+        {"name": "fx", "type": {"type": "fixed", "name": "Four", "size": 4}},
+        {"name": "raw", "type": "bytes"},
+        {"name": "uid", "type": {"type": "fixed", "name": "U16", "size": 16,
+            "logicalType": "uuid"}},
+        {"name": "sid", "type": {"type": "string", "logicalType": "uuid"}},
+        {"name": "price", "type": {"type": "bytes", "logicalType": "decimal",
+            "precision": 10, "scale": 2}},
+        {"name": "amount", "type": {"type": "fixed", "name": "Dec8", "size": 8,
+            "logicalType": "decimal", "precision": 18, "scale": 4}},
+        {"name": "wait", "type": {"type": "fixed", "name": "Dur", "size": 12,
+            "logicalType": "duration"}},
+        {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "ratio", "type": "double"},
+        {"name": "f", "type": "float"},
+        {"name": "pad", "type": {"type": "fixed", "name": "Two", "size": 2},
+            "default": "\u{00ff}a"}
+    ]})
+}
+
+/// What JSON validation accepts converts to Avro and back, both ways, for
+/// the types whose JSON spelling is not obvious: bytes and fixed (strings of
+/// code points 0-255 or arrays of byte values, a fixed exactly its size),
+/// logical types on them, and non-finite floats. Found by the
+/// `registry_json` fuzzer: apache-avro took any string as a fixed of its
+/// length, refused arrays, and read JSON strings as UTF-8 bytes.
+#[tokio::test]
+async fn json_and_avro_convert_both_ways_for_bytes_fixed_and_logical_types() {
+    use apache_avro::types::Value as A;
+    let f = fixture();
+    let r = &f.registry;
+    let id = register(&f.app, "payments", &payment()).await.body["id"]
+        .as_u64()
+        .unwrap() as u32;
+    let uuid = "1f0e6b8a-8c4d-4a47-9a1e-5b2c7d9e0f11";
+    let good = json!({
+        "fx": "\u{00ff}\u{0000}ab", "raw": [1, 2, 255], "uid": vec![7; 16], "sid": uuid,
+        "price": [0, 48, 57], "amount": "\u{0000}\u{0000}\u{0000}\u{0000}\u{0000}\u{0001}\u{0086}\u{00a0}",
+        "wait": [1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0], "ts": 1_700_000_000_000_i64,
+        "ratio": "NaN", "f": "-Infinity"
+    });
+    let body = good.to_string();
+    r.validate("payments", None, "application/json", body.as_bytes())
+        .unwrap();
+    let wire = r.json_to_avro(id, body.as_bytes()).unwrap();
+    r.validate("payments", None, "application/octet-stream", &wire)
+        .unwrap();
+
+    // A consumer that reads the logical types sees the intended values.
+    let schema = apache_avro::Schema::parse(&payment()).unwrap();
+    let read = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+        .build()
+        .unwrap()
+        .read_value(&mut &wire[5..])
+        .unwrap();
+    let A::Record(fields) = read else {
+        panic!("{read:?}")
+    };
+    let field = |n: &str| fields.iter().find(|(k, _)| k == n).unwrap().1.clone();
+    assert_eq!(field("fx"), A::Fixed(4, vec![255, 0, b'a', b'b']));
+    assert_eq!(field("raw"), A::Bytes(vec![1, 2, 255]));
+    assert_eq!(
+        field("uid"),
+        A::Uuid(apache_avro::Uuid::from_bytes([7; 16]))
+    );
+    assert_eq!(field("sid"), A::Uuid(uuid.parse().unwrap()));
+    assert_eq!(field("ts"), A::TimestampMillis(1_700_000_000_000));
+    assert_eq!(field("pad"), A::Fixed(2, vec![255, b'a']));
+    assert!(matches!(field("ratio"), A::Double(d) if d.is_nan()));
+    assert_eq!(field("f"), A::Float(f32::NEG_INFINITY));
+    let A::Decimal(amount) = field("amount") else {
+        panic!()
+    };
+    assert_eq!(
+        <Vec<u8>>::try_from(amount).unwrap(),
+        [0, 0, 0, 0, 0, 1, 0x86, 0xa0]
+    );
+
+    // Back to JSON, in the spellings validation accepts, and again to the
+    // same Avro.
+    let back: Value = serde_json::from_slice(&r.avro_to_json(id, &wire).unwrap()).unwrap();
+    assert_eq!(back["fx"], json!([255, 0, 97, 98]));
+    assert_eq!(back["uid"], json!(vec![7; 16]));
+    assert_eq!(back["sid"], json!(uuid));
+    assert_eq!(back["ratio"], json!("NaN"));
+    assert_eq!(back["f"], json!("-Infinity"));
+    assert_eq!(back["pad"], json!([255, 97]));
+    let back = back.to_string();
+    r.validate("payments", None, "application/json", back.as_bytes())
+        .unwrap();
+    assert_eq!(r.json_to_avro(id, back.as_bytes()).unwrap(), wire);
+
+    // Validation ignores logical types, so conversion does too: a `uuid`
+    // string that is not a UUID is still a string.
+    let mut odd = good.clone();
+    odd["sid"] = json!("not a uuid");
+    let odd = r.json_to_avro(id, odd.to_string().as_bytes()).unwrap();
+    let back: Value = serde_json::from_slice(&r.avro_to_json(id, &odd).unwrap()).unwrap();
+    assert_eq!(back["sid"], json!("not a uuid"));
+
+    // A fixed is exactly its size; bytes in a string are code points 0-255.
+    for (field, bad, at, says) in [
+        ("fx", json!("abc"), "/fx", "3 bytes, not 4"),
+        ("fx", json!([1, 2, 3, 4, 5]), "/fx", "5 bytes, not 4"),
+        ("fx", json!("ab\u{20ac}d"), "/fx", "code points 0-255"),
+        ("fx", json!([1, 2, 3, 256]), "/fx/3", "0-255"),
+        ("raw", json!("\u{0100}"), "/raw", "code points 0-255"),
+        ("ratio", json!("nan"), "/ratio", "found a string"),
+        ("f", json!("1.5"), "/f", "found a string"),
+    ] {
+        let mut v = good.clone();
+        v[field] = bad;
+        let body = v.to_string();
+        let err = r
+            .validate("payments", None, "application/json", body.as_bytes())
+            .unwrap_err();
+        let ValidationError::Mismatch { path, message, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(path, at, "{err:?}");
+        assert!(message.contains(says), "{err:?}");
+        let conv = r.json_to_avro(id, body.as_bytes()).unwrap_err();
+        assert!(conv.contains(at), "{conv}");
+    }
+
+    // A default the registry took (Avro checks only its JSON type) but that
+    // can't stand in for a value: leaving the field out is a mismatch, not
+    // a payload that later fails to convert.
+    let short = json!({"type": "record", "name": "Short", "fields": [
+        {"name": "x", "type": {"type": "fixed", "name": "Three", "size": 3},
+         "default": "toolong"}]});
+    let id = register(&f.app, "short", &short).await.body["id"]
+        .as_u64()
+        .unwrap() as u32;
+    let err = r
+        .validate("short", None, "application/json", b"{}")
+        .unwrap_err();
+    assert!(
+        matches!(&err, ValidationError::Mismatch { path, message, .. }
+            if path == "/x" && message.contains("default")),
+        "{err:?}"
+    );
+    assert!(r.json_to_avro(id, b"{}").is_err());
+    assert_eq!(
+        r.json_to_avro(id, br#"{"x": "abc"}"#).unwrap(),
+        framed(id, b"abc")
+    );
+}
+
 /// Runs the real Confluent Python client against the router on a port.
 /// `SWITCHYARD_PYTHON` names a Python with `confluent-kafka[schemaregistry]`
 /// and `fastavro` (scripts/test.sh provides one); without it the test is
