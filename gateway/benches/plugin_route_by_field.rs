@@ -3,9 +3,9 @@
 //!
 //! Run with `scripts/build-plugins.sh && cargo bench -p switchyard --bench
 //! plugin_route_by_field`. The Wasm side is the whole `run_chain` path the
-//! router uses: hand-off to a plugin worker thread, copying the events into
-//! the component, the guest's JSON parse and lookup, the verdicts back, the
-//! route check and merge, and the wake-up of the awaiting task.
+//! router uses, on the calling task: laying the events out as a batch,
+//! copying it into the component, the guest's JSON lookup, the verdicts
+//! back, the route check and merge.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -136,7 +136,7 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
     // The same thing in the router's largest batches, where the fixed cost
-    // of the hand-off to a plugin thread is spread over 512 events.
+    // of a call is spread over 512 events.
     let big = make_events(512);
     let mut group = c.benchmark_group("route_by_field_1kb_batch512");
     group.throughput(Throughput::Elements(big.len() as u64));
@@ -146,7 +146,8 @@ fn bench(c: &mut Criterion) {
     group.finish();
     // Time inside the component call alone (lowering the events, the
     // guest's work, lifting the verdicts), as the host measures it for
-    // `GET /v1/plugins`; the rest of `run_chain` is the thread hand-off.
+    // `GET /v1/plugins`; the rest of `run_chain` is the host's side: the
+    // batch layout, the route check and merge.
     if let Some(s) = host.statuses().first() {
         println!(
             "{}: {:.2} µs per event inside the component call (avg_us_per_event, both groups)",

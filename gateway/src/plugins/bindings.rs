@@ -6,6 +6,9 @@
 wasmtime::component::bindgen!({
     path: "../schemas/wit",
     world: "switchyard:plugin/plugin@0.2.0",
+    // `init` and `handle` are called async, on the caller's task, yielding
+    // at epoch ticks (see `engine::Instance`); the log import stays sync.
+    exports: { default: async },
 });
 
 pub use exports::switchyard::plugin::handler::{Batch as WitBatch, Verdict as WitVerdict};

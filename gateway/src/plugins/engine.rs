@@ -17,7 +17,9 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, UpdateDeadline,
+};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -27,8 +29,9 @@ use super::bindings::{
     self, CONTRACT_VERSION, HANDLER_EXPORT, HANDLER_INTERFACE, LogLevel, Plugin, PluginPre,
 };
 
-/// How often the ticker advances the engine's epoch. A batch's deadline is
-/// counted in ticks, so this is the resolution of `timeout`.
+/// How often the ticker advances the engine's epoch: how often a running
+/// plugin yields to the executor and its deadline is checked, so this is the
+/// resolution of `timeout`.
 pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 
 /// Log lines a plugin may write per second; more are counted and dropped so
@@ -83,12 +86,14 @@ impl PluginEngine {
         pooling.total_memories(instances * 4);
         pooling.total_tables(instances * 16);
         pooling.max_memories_per_module(2);
+        // Async calls run on fiber stacks, one per instance in a call.
+        pooling.total_stacks(instances);
         pooling.max_memory_size(usize::try_from(pool.max_memory).unwrap_or(usize::MAX));
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&config)
             .map_err(|e| PluginError::Engine(format!("cannot create the Wasm engine: {e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| PluginError::Engine(format!("cannot link WASI: {e:#}")))?;
         Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(format!("cannot link the log import: {e:#}")))?;
@@ -189,9 +194,23 @@ impl PluginEngine {
                 table: ResourceTable::new(),
                 limits,
                 log,
+                deadline: Instant::now(),
             },
         );
         store.limiter(|s| &mut s.limits);
+        // Every epoch tick the running plugin yields to the executor, so
+        // other tasks on this tokio worker run between its slices; past the
+        // call's deadline it is interrupted (a `Trap::Interrupt`).
+        store.epoch_deadline_callback(|ctx| {
+            Ok(if Instant::now() >= ctx.data().deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                // tokio's own yield: it lets the runtime poll its timers and
+                // sockets before the plugin resumes, which a bare wake-up
+                // (`Yield`) does not, so a looping plugin would starve them.
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
+        });
         store
     }
 }
@@ -267,7 +286,7 @@ pub struct Instance {
 
 impl Instance {
     /// Instantiates and calls `init` within `timeout`.
-    pub fn new(
+    pub async fn new(
         engine: &PluginEngine,
         compiled: &Compiled,
         name: &Arc<str>,
@@ -276,14 +295,16 @@ impl Instance {
         timeout: Duration,
     ) -> Result<Self, String> {
         let mut store = engine.store(name, max_memory);
-        store.set_epoch_deadline(deadline_ticks(timeout));
+        arm(&mut store, timeout);
         let plugin = compiled
             .pre
-            .instantiate(&mut store)
+            .instantiate_async(&mut store)
+            .await
             .map_err(|e| describe_trap(&e, &store, timeout, max_memory))?;
         match plugin
             .switchyard_plugin_handler()
             .call_init(&mut store, config)
+            .await
         {
             Ok(Ok(())) => Ok(Self { store, plugin }),
             Ok(Err(message)) => Err(message),
@@ -291,28 +312,27 @@ impl Instance {
         }
     }
 
-    /// Calls `handle` on a batch within `timeout`.
-    pub fn handle(
+    /// Calls `handle` on a batch within `timeout`, on the calling task.
+    pub async fn handle(
         &mut self,
         batch: &bindings::WitBatch,
         timeout: Duration,
         max_memory: u64,
     ) -> Result<Vec<Result<bindings::WitVerdict, String>>, String> {
-        self.store.set_epoch_deadline(deadline_ticks(timeout));
+        arm(&mut self.store, timeout);
         self.plugin
             .switchyard_plugin_handler()
             .call_handle(&mut self.store, batch)
+            .await
             .map_err(|e| describe_trap(&e, &self.store, timeout, max_memory))
     }
 }
 
-/// Ticks until the deadline; one extra because the current tick may be
-/// about to end.
-pub fn deadline_ticks(timeout: Duration) -> u64 {
-    let ticks = timeout.as_nanos() / EPOCH_TICK.as_nanos().max(1);
-    u64::try_from(ticks)
-        .unwrap_or(u64::MAX / 2)
-        .saturating_add(1)
+/// Sets the deadline of the call about to start. The epoch callback (see
+/// [`PluginEngine::store`]) runs at the next tick and every tick after.
+fn arm(store: &mut Store<HostState>, timeout: Duration) {
+    store.data_mut().deadline = Instant::now() + timeout;
+    store.set_epoch_deadline(1);
 }
 
 /// A trap, in words an operator can act on, with the plugin's last stderr
@@ -353,6 +373,8 @@ pub struct HostState {
     table: ResourceTable,
     limits: StoreLimits,
     log: Arc<PluginLog>,
+    /// When the call in progress must stop.
+    deadline: Instant,
 }
 
 impl WasiView for HostState {

@@ -1,16 +1,19 @@
-//! [`PluginHost`]: the loaded plugins, the worker threads that run chains,
-//! failure handling (trap bisection, quarantine) and statistics.
+//! [`PluginHost`]: the loaded plugins, running chains, failure handling
+//! (trap bisection, quarantine) and statistics.
 //!
-//! Plugin calls are synchronous and may take their whole timeout, so they run
-//! on dedicated threads, never on tokio's workers: a looping plugin then
-//! stalls one plugin worker for 50 ms, not half of a 2-core runtime. Each
-//! worker keeps one long-lived instance per plugin; a trap throws that
-//! instance away and the next batch gets a fresh one.
+//! A chain runs on the caller's task: plugin calls are wasmtime async calls
+//! that yield to the executor at every epoch tick (2 ms), so a looping
+//! plugin takes slices of a tokio worker between other tasks until its
+//! deadline interrupts it, and a batch costs no hand-off to another thread
+//! and back (which cost more than the plugin itself at small batches). Each
+//! plugin keeps a few long-lived instances that calls check out and return;
+//! a trap throws its instance away and the next call gets a fresh one.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,17 +31,20 @@ pub const QUARANTINE_AFTER: u32 = 5;
 const QUARANTINE_FIRST: Duration = Duration::from_secs(1);
 const QUARANTINE_MAX: Duration = Duration::from_secs(60);
 
-/// The plugins, and the threads that run them. `Send + Sync`; share it as
-/// `Arc<PluginHost>`. Dropping it stops the workers, the ticker and the
-/// file watcher.
+/// Instances of one plugin alive at once: calls beyond it wait for one to be
+/// returned. The router runs one chain at a time; the rest is headroom for
+/// the CLI and tests.
+const INSTANCES_PER_PLUGIN: usize = 4;
+
+/// The plugins. `Send + Sync`; share it as `Arc<PluginHost>`. Dropping it
+/// stops the ticker and the file watcher.
 pub struct PluginHost {
     shared: Arc<Shared>,
-    jobs: mpsc::Sender<Job>,
     /// Kept alive for as long as the host: dropping it stops the watching.
     _watcher: Option<Mutex<super::reload::Watcher>>,
 }
 
-/// What workers, the ticker and the reloader share.
+/// What the host, the ticker and the reloader share.
 pub(crate) struct Shared {
     pub(crate) engine: PluginEngine,
     pub(crate) slots: HashMap<String, Arc<Slot>>,
@@ -56,11 +62,15 @@ pub(crate) struct Slot {
     current: RwLock<Arc<Loaded>>,
     health: Mutex<Health>,
     stats: Stats,
+    /// Instances not in a call, with the generation they were made from.
+    idle: Mutex<Vec<(u64, Instance)>>,
+    /// One per instance that may exist ([`INSTANCES_PER_PLUGIN`]).
+    permits: tokio::sync::Semaphore,
 }
 
 struct Loaded {
     compiled: Compiled,
-    /// Bumped by every reload; a worker whose instance is older rebuilds it.
+    /// Bumped by every reload; an idle instance that is older is dropped.
     generation: u64,
 }
 
@@ -124,19 +134,10 @@ pub struct PluginStatus {
     pub reload_error: Option<String>,
 }
 
-/// One chain run for one batch, sent to a worker.
-struct Job {
-    chain: Vec<String>,
-    /// `None` accepts any route (the `plugin test` CLI has no destinations).
-    known: Option<Arc<HashSet<String>>>,
-    events: Vec<PluginEvent>,
-    reply: tokio::sync::oneshot::Sender<Vec<ChainOutcome>>,
-}
-
 impl PluginHost {
     /// Compiles every plugin (through the cache under `cache_dir`), checks
     /// its contract, initialises it once with its config, then starts the
-    /// workers, the epoch ticker and the file watchers. Blocking: compiling
+    /// epoch ticker and the file watchers. Blocking: compiling
     /// takes a while the first time; call it before serving, or from
     /// `spawn_blocking`.
     pub fn start(
@@ -151,12 +152,11 @@ impl PluginHost {
         cache_dir: Option<PathBuf>,
         watch: bool,
     ) -> Result<Arc<PluginHost>, PluginError> {
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(2, 4);
         let pool = PoolSize {
-            instances: u32::try_from(configs.len() * (workers + 2) + 4).unwrap_or(u32::MAX),
+            // Each plugin's instances, plus one being test-initialised by a
+            // reload.
+            instances: u32::try_from(configs.len() * (INSTANCES_PER_PLUGIN + 1) + 4)
+                .unwrap_or(u32::MAX),
             max_memory: configs
                 .iter()
                 .map(|c| c.max_memory.as_u64())
@@ -165,23 +165,16 @@ impl PluginHost {
                 .max(super::config::default_max_memory().as_u64()),
         };
         let engine = PluginEngine::new(pool, cache_dir)?;
-        // Loaded on a plain thread: WASI's sync host calls (a plugin that
-        // prints during `init`) start their own Tokio runtime, which panics
-        // when the caller is already inside one, as `serve` and tests are.
-        let slots = std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let mut slots = HashMap::new();
-                    for c in configs {
-                        let slot = Slot::load(&engine, c)?;
-                        tracing::info!(plugin = %c.name, version = %short(&slot.current().compiled.version), path = %c.path.display(), "Plugin loaded.");
-                        slots.insert(c.name.clone(), Arc::new(slot));
-                    }
-                    Ok::<_, PluginError>(slots)
-                })
-                .join()
+        let slots = on_side_runtime(|| async {
+            let mut slots = HashMap::new();
+            for c in configs {
+                let slot = Slot::load(&engine, c).await?;
+                tracing::info!(plugin = %c.name, version = %short(&slot.current().compiled.version), path = %c.path.display(), "Plugin loaded.");
+                slots.insert(c.name.clone(), Arc::new(slot));
+            }
+            Ok::<_, PluginError>(slots)
         })
-        .map_err(|_| PluginError::Engine("the plugin loading thread panicked".to_owned()))??;
+        .map_err(PluginError::Engine)??;
         let shared = Arc::new(Shared {
             engine,
             slots,
@@ -189,16 +182,6 @@ impl PluginHost {
             stop: AtomicBool::new(false),
         });
         start_ticker(&shared)?;
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..workers {
-            let shared = shared.clone();
-            let rx = rx.clone();
-            std::thread::Builder::new()
-                .name(format!("plugin-worker-{i}"))
-                .spawn(move || Worker::new(shared).run(&rx))
-                .map_err(|e| PluginError::Engine(format!("cannot start a plugin worker: {e}")))?;
-        }
         let watcher = if watch && !shared.slots.is_empty() {
             Some(Mutex::new(super::reload::watch(shared.clone())?))
         } else {
@@ -207,12 +190,11 @@ impl PluginHost {
         shared.ready.store(true, Ordering::Release);
         Ok(Arc::new(PluginHost {
             shared,
-            jobs: tx,
             _watcher: watcher,
         }))
     }
 
-    /// Runs `chain` over a batch, off the tokio workers. One outcome per
+    /// Runs `chain` over a batch, on the calling task. One outcome per
     /// event, same order. Each plugin sees the events as the plugins before
     /// it left them; an event that fails leaves the chain there. A route
     /// outside `known_destinations` is a failure of the plugin that set it.
@@ -222,14 +204,13 @@ impl PluginHost {
         known_destinations: &Arc<HashSet<String>>,
         events: Vec<PluginEvent>,
     ) -> Vec<ChainOutcome> {
-        self.run(chain, Some(known_destinations.clone()), events)
-            .await
+        self.run(chain, Some(known_destinations), events).await
     }
 
     pub(crate) async fn run(
         &self,
         chain: &[String],
-        known: Option<Arc<HashSet<String>>>,
+        known: Option<&HashSet<String>>,
         events: Vec<PluginEvent>,
     ) -> Vec<ChainOutcome> {
         if chain.is_empty() || events.is_empty() {
@@ -238,27 +219,7 @@ impl PluginHost {
                 .map(|_| ChainOutcome::Done(Verdict::default()))
                 .collect();
         }
-        let n = events.len();
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        let job = Job {
-            chain: chain.to_vec(),
-            known,
-            events,
-            reply,
-        };
-        let stopped = || {
-            (0..n)
-                .map(|_| ChainOutcome::Failed {
-                    plugin: chain[0].clone(),
-                    error: "the plugin host has stopped".to_owned(),
-                    on_error: OnError::DeadLetter,
-                })
-                .collect()
-        };
-        if self.jobs.send(job).is_err() {
-            return stopped();
-        }
-        rx.await.unwrap_or_else(|_| stopped())
+        run_on(&self.shared, chain, known, events).await
     }
 
     /// Every plugin's version, counters and health, sorted by name.
@@ -268,7 +229,7 @@ impl PluginHost {
         out
     }
 
-    /// True once every plugin is loaded and the workers run.
+    /// True once every plugin is loaded.
     pub fn is_ready(&self) -> bool {
         self.shared.ready.load(Ordering::Acquire)
     }
@@ -285,8 +246,7 @@ impl PluginHost {
 
 impl Drop for PluginHost {
     fn drop(&mut self) {
-        // The workers end when `jobs` drops (their channel closes); the
-        // ticker and reloader poll this flag.
+        // The ticker and the reloader poll this flag.
         self.shared.stop.store(true, Ordering::Release);
     }
 }
@@ -322,7 +282,7 @@ impl Shared {
 
 impl Slot {
     /// Compiles, checks and test-initialises a plugin for the first time.
-    fn load(engine: &PluginEngine, config: &PluginConfig) -> Result<Self, PluginError> {
+    async fn load(engine: &PluginEngine, config: &PluginConfig) -> Result<Self, PluginError> {
         let name: Arc<str> = Arc::from(config.name.as_str());
         let config_pairs: Vec<(String, String)> = config
             .config
@@ -340,6 +300,7 @@ impl Slot {
             config.max_memory.as_u64(),
             config.timeout,
         )
+        .await
         .map_err(|message| PluginError::Init {
             plugin: config.name.clone(),
             message,
@@ -357,6 +318,8 @@ impl Slot {
                 ..Health::default()
             }),
             stats: Stats::default(),
+            idle: Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(INSTANCES_PER_PLUGIN),
         })
     }
 
@@ -394,14 +357,17 @@ impl Slot {
         let result = engine
             .compile(&self.config.name, path)
             .and_then(|compiled| {
-                Instance::new(
-                    engine,
-                    &compiled,
-                    &self.name,
-                    &self.config_pairs,
-                    self.config.max_memory.as_u64(),
-                    self.config.timeout,
-                )
+                on_side_runtime(|| {
+                    Instance::new(
+                        engine,
+                        &compiled,
+                        &self.name,
+                        &self.config_pairs,
+                        self.config.max_memory.as_u64(),
+                        self.config.timeout,
+                    )
+                })
+                .map_err(PluginError::Engine)?
                 .map_err(|message| PluginError::Init {
                     plugin: self.config.name.clone(),
                     message,
@@ -444,6 +410,33 @@ impl Slot {
         tracing::error!(plugin = %self.name, error = %e, "Plugin replacement refused; the previous version keeps running.");
         set(&self.stats.reload_error, Some(message.clone()));
         set(&self.stats.last_error, Some(message));
+    }
+
+    /// An idle instance of `generation`; older ones are dropped.
+    fn take_idle(&self, generation: u64) -> Option<Instance> {
+        let mut stale = Vec::new();
+        let found = {
+            let mut idle = self.idle.lock().ok()?;
+            loop {
+                match idle.pop() {
+                    Some((g, inst)) if g == generation => break Some(inst),
+                    Some(old) => stale.push(old),
+                    None => break None,
+                }
+            }
+        };
+        // Dropped outside the lock: freeing a store is not free.
+        drop(stale);
+        found
+    }
+
+    fn give_back(&self, generation: u64, inst: Instance) {
+        if generation != self.current().generation {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push((generation, inst));
+        }
     }
 
     fn quarantined(&self) -> Option<Instant> {
@@ -527,10 +520,28 @@ fn set(cell: &Mutex<Option<String>>, value: Option<String>) {
     }
 }
 
-/// One plugin worker thread: its own instance of each plugin.
-struct Worker {
-    shared: Arc<Shared>,
-    instances: HashMap<Arc<str>, (u64, Instance)>,
+/// Runs `f`'s future to completion on a thread of its own, with a
+/// current-thread runtime: loading and reloading instantiate plugins (async)
+/// but are called from sync code, sometimes inside a runtime, where
+/// blocking on another one would panic.
+fn on_side_runtime<F, Fut>(f: F) -> Result<Fut::Output, String>
+where
+    F: FnOnce() -> Fut + Send,
+    Fut: Future,
+    Fut::Output: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|rt| rt.block_on(f()))
+                    .map_err(|e| format!("cannot start a runtime to load plugins: {e}"))
+            })
+            .join()
+            .unwrap_or_else(|_| Err("the plugin loading thread panicked".to_owned()))
+    })
 }
 
 /// What the plugins so far changed on one event, so the merged verdict can
@@ -543,200 +554,183 @@ struct Changed {
     attributes: bool,
 }
 
-impl Worker {
-    fn new(shared: Arc<Shared>) -> Self {
-        Self {
-            shared,
-            instances: HashMap::new(),
+async fn run_on(
+    shared: &Shared,
+    chain: &[String],
+    known: Option<&HashSet<String>>,
+    events: Vec<PluginEvent>,
+) -> Vec<ChainOutcome> {
+    // Each plugin's changes are applied to the events in place for the
+    // next one; each call lays them out afresh as the contract's batch.
+    let mut events = events;
+    let n = events.len();
+    let mut merged: Vec<Verdict> = vec![Verdict::default(); n];
+    let mut changed: Vec<Changed> = vec![Changed::default(); n];
+    let mut failed: Vec<Option<ChainOutcome>> = vec![None; n];
+    for name in chain {
+        let idx: Vec<usize> = (0..n).filter(|i| failed[*i].is_none()).collect();
+        if idx.is_empty() {
+            break;
         }
-    }
-
-    fn run(mut self, rx: &Mutex<mpsc::Receiver<Job>>) {
-        loop {
-            // Holding the lock only while waiting: whoever waits gets the
-            // next job, the others wait for the lock, which is the same.
-            let job = match rx.lock() {
-                Ok(r) => r.recv(),
-                Err(_) => return,
-            };
-            let Ok(job) = job else { return };
-            let outcomes = self.chain(&job.chain, job.known.as_deref(), job.events);
-            // The caller may have gone (its task was cancelled): nothing to do.
-            let _ = job.reply.send(outcomes);
-        }
-    }
-
-    fn chain(
-        &mut self,
-        chain: &[String],
-        known: Option<&HashSet<String>>,
-        events: Vec<PluginEvent>,
-    ) -> Vec<ChainOutcome> {
-        // Each plugin's changes are applied to the events in place for the
-        // next one; each call lays them out afresh as the contract's batch.
-        let mut events = events;
-        let n = events.len();
-        let mut merged: Vec<Verdict> = vec![Verdict::default(); n];
-        let mut changed: Vec<Changed> = vec![Changed::default(); n];
-        let mut failed: Vec<Option<ChainOutcome>> = vec![None; n];
-        for name in chain {
-            let idx: Vec<usize> = (0..n).filter(|i| failed[*i].is_none()).collect();
-            if idx.is_empty() {
-                break;
+        let Some(slot) = shared.slots.get(name).cloned() else {
+            for i in idx {
+                failed[i] = Some(ChainOutcome::Failed {
+                    plugin: name.clone(),
+                    error: format!("plugin {name:?} is not configured"),
+                    on_error: OnError::DeadLetter,
+                });
             }
-            let Some(slot) = self.shared.slots.get(name).cloned() else {
-                for i in idx {
-                    failed[i] = Some(ChainOutcome::Failed {
-                        plugin: name.clone(),
-                        error: format!("plugin {name:?} is not configured"),
-                        on_error: OnError::DeadLetter,
-                    });
-                }
-                continue;
-            };
-            let results = self.call(&slot, &events, &idx);
-            for (i, result) in idx.into_iter().zip(results) {
-                let applied = result
-                    .and_then(|v| apply(v, &mut events[i], &mut merged[i], &mut changed[i], known));
-                if let Err(error) = applied {
-                    slot.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    set(&slot.stats.last_error, Some(error.clone()));
-                    failed[i] = Some(ChainOutcome::Failed {
-                        plugin: name.clone(),
-                        error,
-                        on_error: slot.config.on_error,
-                    });
-                }
-            }
-        }
-        events
-            .into_iter()
-            .zip(merged)
-            .zip(changed)
-            .zip(failed)
-            .map(|(((e, mut m), c), failed)| {
-                if let Some(outcome) = failed {
-                    return outcome;
-                }
-                if c.payload {
-                    m.payload = Some(e.payload);
-                }
-                if c.headers {
-                    m.headers = Some(e.headers);
-                }
-                if c.content_type {
-                    m.content_type = Some(e.content_type);
-                }
-                if c.attributes {
-                    m.attributes = Some(e.attributes);
-                }
-                ChainOutcome::Done(m)
-            })
-            .collect()
-    }
-
-    /// One plugin over a batch: one result per event. A trap fails the
-    /// batch; its events are then re-run one at a time so only the event
-    /// that traps again fails.
-    fn call(
-        &mut self,
-        slot: &Arc<Slot>,
-        events: &[PluginEvent],
-        idx: &[usize],
-    ) -> Vec<Result<WitVerdict, String>> {
-        let n = idx.len();
-        if let Some(until) = slot.quarantined() {
-            return quarantined(slot, until, n);
-        }
-        slot.stats
-            .invocations
-            .fetch_add(n as u64, Ordering::Relaxed);
-        let batch = encode_batch(idx.iter().map(|i| &events[*i]));
-        match self.invoke(slot, &batch) {
-            Ok(results) => results,
-            Err(error) if n == 1 => vec![Err(error)],
-            Err(error) => {
-                tracing::warn!(plugin = %slot.name, events = n, %error, "Plugin batch failed; retrying its events one by one.");
-                idx.iter()
-                    .map(|i| {
-                        if let Some(until) = slot.quarantined() {
-                            return quarantined(slot, until, 1).remove(0);
-                        }
-                        let one = encode_batch(std::iter::once(&events[*i]));
-                        match self.invoke(slot, &one) {
-                            Ok(mut r) => r.pop().unwrap_or_else(|| Err("no verdict".to_owned())),
-                            Err(error) => Err(error),
-                        }
-                    })
-                    .collect()
-            }
-        }
-    }
-
-    /// One call on this worker's instance (made first if needed). `Err` is
-    /// a failed call (trap, timeout, no instance): the instance is dropped.
-    fn invoke(
-        &mut self,
-        slot: &Arc<Slot>,
-        batch: &WitBatch,
-    ) -> Result<Vec<Result<WitVerdict, String>>, String> {
-        let n = batch.events.len();
-        let loaded = slot.current();
-        let fresh =
-            !matches!(self.instances.get(&slot.name), Some((g, _)) if *g == loaded.generation);
-        if fresh {
-            match Instance::new(
-                &self.shared.engine,
-                &loaded.compiled,
-                &slot.name,
-                &slot.config_pairs,
-                slot.config.max_memory.as_u64(),
-                slot.config.timeout,
-            ) {
-                Ok(inst) => {
-                    self.instances
-                        .insert(slot.name.clone(), (loaded.generation, inst));
-                }
-                Err(e) => {
-                    self.instances.remove(&slot.name);
-                    let error = format!("failed to initialise: {e}");
-                    slot.failed(&error);
-                    return Err(error);
-                }
-            }
-        }
-        let Some((_, inst)) = self.instances.get_mut(&slot.name) else {
-            return Err("no instance".to_owned());
+            continue;
         };
-        slot.stats.calls.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        match inst.handle(batch, slot.config.timeout, slot.config.max_memory.as_u64()) {
-            Ok(results) if results.len() == n => {
-                let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                slot.stats.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
-                slot.stats
-                    .timed_events
-                    .fetch_add(n as u64, Ordering::Relaxed);
-                slot.succeeded();
-                Ok(results)
+        let results = call(shared, &slot, &events, &idx).await;
+        for (i, result) in idx.into_iter().zip(results) {
+            let applied = result
+                .and_then(|v| apply(v, &mut events[i], &mut merged[i], &mut changed[i], known));
+            if let Err(error) = applied {
+                slot.stats.errors.fetch_add(1, Ordering::Relaxed);
+                set(&slot.stats.last_error, Some(error.clone()));
+                failed[i] = Some(ChainOutcome::Failed {
+                    plugin: name.clone(),
+                    error,
+                    on_error: slot.config.on_error,
+                });
             }
-            Ok(results) => {
-                let error = format!(
-                    "returned {} verdicts for {} events (the contract is one per event)",
-                    results.len(),
-                    n
-                );
+        }
+    }
+    events
+        .into_iter()
+        .zip(merged)
+        .zip(changed)
+        .zip(failed)
+        .map(|(((e, mut m), c), failed)| {
+            if let Some(outcome) = failed {
+                return outcome;
+            }
+            if c.payload {
+                m.payload = Some(e.payload);
+            }
+            if c.headers {
+                m.headers = Some(e.headers);
+            }
+            if c.content_type {
+                m.content_type = Some(e.content_type);
+            }
+            if c.attributes {
+                m.attributes = Some(e.attributes);
+            }
+            ChainOutcome::Done(m)
+        })
+        .collect()
+}
+
+/// One plugin over a batch: one result per event. A trap fails the batch;
+/// its events are then re-run one at a time so only the event that traps
+/// again fails.
+async fn call(
+    shared: &Shared,
+    slot: &Arc<Slot>,
+    events: &[PluginEvent],
+    idx: &[usize],
+) -> Vec<Result<WitVerdict, String>> {
+    let n = idx.len();
+    if let Some(until) = slot.quarantined() {
+        return quarantined(slot, until, n);
+    }
+    slot.stats
+        .invocations
+        .fetch_add(n as u64, Ordering::Relaxed);
+    let batch = encode_batch(idx.iter().map(|i| &events[*i]));
+    match invoke(shared, slot, &batch).await {
+        Ok(results) => results,
+        Err(error) if n == 1 => vec![Err(error)],
+        Err(error) => {
+            tracing::warn!(plugin = %slot.name, events = n, %error, "Plugin batch failed; retrying its events one by one.");
+            let mut out = Vec::with_capacity(n);
+            for i in idx {
+                if let Some(until) = slot.quarantined() {
+                    out.push(quarantined(slot, until, 1).remove(0));
+                    continue;
+                }
+                let one = encode_batch(std::iter::once(&events[*i]));
+                out.push(match invoke(shared, slot, &one).await {
+                    Ok(mut r) => r.pop().unwrap_or_else(|| Err("no verdict".to_owned())),
+                    Err(error) => Err(error),
+                });
+            }
+            out
+        }
+    }
+}
+
+/// One call, on an idle instance of the plugin's current version or a new
+/// one. `Err` is a failed call (trap, timeout, failed instantiation): the
+/// instance is dropped, never reused.
+async fn invoke(
+    shared: &Shared,
+    slot: &Arc<Slot>,
+    batch: &WitBatch,
+) -> Result<Vec<Result<WitVerdict, String>>, String> {
+    let n = batch.events.len();
+    // Never closed; waiting here means every instance is in a call.
+    let _permit = slot
+        .permits
+        .acquire()
+        .await
+        .map_err(|_| "the plugin host has stopped".to_owned())?;
+    let loaded = slot.current();
+    let mut inst = match slot.take_idle(loaded.generation) {
+        Some(inst) => inst,
+        None => match Instance::new(
+            &shared.engine,
+            &loaded.compiled,
+            &slot.name,
+            &slot.config_pairs,
+            slot.config.max_memory.as_u64(),
+            slot.config.timeout,
+        )
+        .await
+        {
+            Ok(inst) => inst,
+            Err(e) => {
+                let error = format!("failed to initialise: {e}");
                 slot.failed(&error);
-                Err(error)
+                return Err(error);
             }
-            Err(error) => {
-                // The store may be half-way through anything: never reuse it.
-                self.instances.remove(&slot.name);
-                slot.stats.traps.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(plugin = %slot.name, %error, "Plugin trapped; its instance is replaced.");
-                slot.failed(&error);
-                Err(error)
-            }
+        },
+    };
+    slot.stats.calls.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let result = inst
+        .handle(batch, slot.config.timeout, slot.config.max_memory.as_u64())
+        .await;
+    match result {
+        Ok(results) if results.len() == n => {
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            slot.stats.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+            slot.stats
+                .timed_events
+                .fetch_add(n as u64, Ordering::Relaxed);
+            slot.succeeded();
+            slot.give_back(loaded.generation, inst);
+            Ok(results)
+        }
+        Ok(results) => {
+            let error = format!(
+                "returned {} verdicts for {} events (the contract is one per event)",
+                results.len(),
+                n
+            );
+            slot.failed(&error);
+            slot.give_back(loaded.generation, inst);
+            Err(error)
+        }
+        Err(error) => {
+            // The store may be half-way through anything: never reuse it.
+            drop(inst);
+            slot.stats.traps.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(plugin = %slot.name, %error, "Plugin trapped; its instance is replaced.");
+            slot.failed(&error);
+            Err(error)
         }
     }
 }

@@ -9,10 +9,10 @@
 //! - [`PluginHost::start`]`(&configs, &cache_dir) -> Result<Arc<PluginHost>, PluginError>`:
 //!   compiles every plugin (cached on disk under `cache_dir`, meant to be
 //!   `<data_dir>/plugin-cache`), checks the contract version, initialises
-//!   each once, starts the worker threads, the epoch ticker and the file
-//!   watchers. Blocking.
+//!   each once, starts the epoch ticker and the file watchers. Blocking.
 //! - [`PluginHost::run_chain`]`(&chain, &known_destinations, events).await -> Vec<ChainOutcome>`:
-//!   one [`ChainOutcome`] per event, same order, run on the plugin threads.
+//!   one [`ChainOutcome`] per event, same order, run on the calling task
+//!   (async calls that yield at every epoch tick).
 //!   `Done(verdict)` carries the chain's merged [`Verdict`] (unset fields:
 //!   keep the current value); `Failed { plugin, error, on_error }` asks the
 //!   router to apply that plugin's [`OnError`].
@@ -23,7 +23,7 @@
 //!
 //! Files: `config.rs` (the `[[plugins]]` table), `bindings.rs` (the one
 //! `bindgen!`), `engine.rs` (wasmtime: compile, cache, sandbox, instances),
-//! `host.rs` (workers, chains, traps, quarantine, statistics), `reload.rs`
+//! `host.rs` (instances, chains, traps, quarantine, statistics), `reload.rs`
 //! (hot reload), `cli.rs` (check, test, event files).
 
 mod bindings;

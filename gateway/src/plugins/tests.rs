@@ -256,6 +256,54 @@ async fn loop_forever_is_cut_at_its_timeout_while_another_plugin_proceeds() {
     );
 }
 
+/// Plugins run on the caller's task, so a looping one must give its tokio
+/// worker back between slices: with a single worker, a timer task and
+/// another plugin's call still make progress while it loops.
+#[tokio::test(flavor = "current_thread")]
+async fn a_looping_plugin_yields_its_worker_to_other_tasks() {
+    let mut looper = plugin("looper", "loop_forever", &[]);
+    looper.timeout = Duration::from_millis(300);
+    let host = start(&[looper, rbf()]);
+    let h = host.clone();
+    let slow = tokio::spawn(async move {
+        h.run_chain(&chain(&["looper"]), &dests(&[]), vec![event("1", "loop")])
+            .await
+    });
+    // The timer fires on time, about every 10 ms, while the plugin loops.
+    let mut ticks = 0;
+    let mut late = Duration::ZERO;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let start_ticks = Instant::now();
+    while start_ticks.elapsed() < Duration::from_millis(150) {
+        let before = Instant::now();
+        tick.tick().await;
+        late = late.max(before.elapsed());
+        ticks += 1;
+    }
+    assert!(!slow.is_finished(), "the looping plugin should still run");
+    assert!(ticks >= 8, "only {ticks} timer ticks in 150 ms");
+    assert!(late < Duration::from_millis(60), "a tick waited {late:?}");
+    // Another plugin's call completes meanwhile.
+    let fast_started = Instant::now();
+    let out = host
+        .run_chain(
+            &chain(&["route-by-field"]),
+            &dests(&["billing"]),
+            vec![event("2", r#"{"type":"order"}"#)],
+        )
+        .await;
+    assert_eq!(routes(done(&out[0])), ["billing"]);
+    assert!(
+        fast_started.elapsed() < Duration::from_millis(60),
+        "the other plugin waited {:?}",
+        fast_started.elapsed()
+    );
+    assert!(!slow.is_finished(), "the looping plugin should still run");
+    let out = slow.await.expect("task");
+    assert!(failed(&out[0]).contains("time limit"));
+}
+
 #[tokio::test]
 async fn memory_bomb_hits_its_limit() {
     let mut bomb = plugin("bomb", "memory_bomb", &[]);
