@@ -24,44 +24,41 @@ use serde_json::Number;
 /// `None` if nothing is at the pointer, the value there is not a `T`, or
 /// the payload is not JSON up to it.
 pub fn lookup<'de, T: Deserialize<'de>>(payload: &'de [u8], pointer: &str) -> Option<T> {
-    let tokens = tokens(pointer)?;
     let mut de = serde_json::Deserializer::from_slice(payload);
-    if tokens.is_empty() {
+    if pointer.is_empty() {
         // The whole document: it must all be valid.
         let leaf = Leaf::deserialize(&mut de).ok()?;
         de.end().ok()?;
         return leaf.into_t();
+    }
+    if !pointer.starts_with('/') {
+        return None;
     }
     let found = Cell::new(None);
     // Once the value is found the walk returns without reading the rest,
     // which serde_json reports as an error in the enclosing containers;
     // `found` tells that apart from a payload that is broken before it.
     let _ = Walk::<T> {
-        tokens: &tokens,
+        pointer,
         found: &found,
     }
     .deserialize(&mut de);
     found.take().flatten()
 }
 
-/// A pointer's reference tokens, unescaped (`~1` is `/`, `~0` is `~`).
-/// `""` is the whole document; anything else must start with `/`.
-fn tokens(pointer: &str) -> Option<Vec<Cow<'_, str>>> {
-    if pointer.is_empty() {
-        return Some(Vec::new());
-    }
-    let rest = pointer.strip_prefix('/')?;
-    Some(
-        rest.split('/')
-            .map(|t| {
-                if t.contains('~') {
-                    Cow::Owned(t.replace("~1", "/").replace("~0", "~"))
-                } else {
-                    Cow::Borrowed(t)
-                }
-            })
-            .collect(),
-    )
+/// The first reference token of a pointer that starts with `/`, unescaped
+/// (`~1` is `/`, `~0` is `~`), and the rest of the pointer. Tokens are taken
+/// one at a time as the walk descends, so a lookup allocates nothing unless
+/// a token holds an escape.
+fn first_token(pointer: &str) -> (Cow<'_, str>, &str) {
+    let body = pointer.get(1..).unwrap_or("");
+    let (raw, rest) = body.find('/').map_or((body, ""), |i| body.split_at(i));
+    let token = if raw.contains('~') {
+        Cow::Owned(raw.replace("~1", "/").replace("~0", "~"))
+    } else {
+        Cow::Borrowed(raw)
+    };
+    (token, rest)
 }
 
 /// An array index as serde_json's `Value::pointer` reads it: digits, no
@@ -73,13 +70,14 @@ fn index(token: &str) -> Option<usize> {
     token.parse().ok()
 }
 
-/// Walks to the value at `tokens` from the current value, skipping the
+/// Walks to the value at `pointer` from the current value, skipping the
 /// rest. On reaching it (or finding it absent), stores it in `found`
 /// (`Some(None)`: absent, or not a `T`) and returns at once, leaving the
 /// rest of the payload unread; with `found` still empty the branch did not
 /// hold the path and the walk goes on.
 struct Walk<'t, T> {
-    tokens: &'t [Cow<'t, str>],
+    /// What is left of the pointer: `""` at the value, else `/token...`.
+    pointer: &'t str,
     found: &'t Cell<Option<Option<T>>>,
 }
 
@@ -93,9 +91,9 @@ impl<'de, T: Deserialize<'de>> Walk<'_, T> {
         none
     }
 
-    fn deeper(&self) -> Walk<'_, T> {
+    fn deeper<'a>(&'a self, rest: &'a str) -> Walk<'a, T> {
         Walk {
-            tokens: &self.tokens[1..],
+            pointer: rest,
             found: self.found,
         }
     }
@@ -105,7 +103,7 @@ impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Walk<'_, T> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        if self.tokens.is_empty() {
+        if self.pointer.is_empty() {
             // The leaf. serde_json's deserializer stops at the first type
             // mismatch with the input half-read, so the leaf is read as a
             // `Leaf` first, then converted: a mismatch is `None`.
@@ -125,10 +123,11 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Walk<'_, T> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(hit) = map.next_key_seed(KeyIs(&self.tokens[0]))? {
+        let (token, rest) = first_token(self.pointer);
+        while let Some(hit) = map.next_key_seed(KeyIs(&token))? {
             if hit {
                 // First match wins: whatever is under it is the answer.
-                map.next_value_seed(self.deeper())?;
+                map.next_value_seed(self.deeper(rest))?;
                 if self.found_nothing() {
                     self.found.set(Some(None));
                 }
@@ -143,7 +142,8 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Walk<'_, T> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let Some(want) = index(&self.tokens[0]) else {
+        let (token, rest) = first_token(self.pointer);
+        let Some(want) = index(&token) else {
             self.found.set(Some(None));
             return Err(de::Error::custom("not an index"));
         };
@@ -153,7 +153,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Walk<'_, T> {
                 return Err(de::Error::custom("out of bounds"));
             }
         }
-        if seq.next_element_seed(self.deeper())?.is_none() || self.found_nothing() {
+        if seq.next_element_seed(self.deeper(rest))?.is_none() || self.found_nothing() {
             self.found.set(Some(None));
         }
         Ok(())
@@ -325,6 +325,9 @@ mod tests {
             "/missing",
             "/s/deeper",
             "/a/b/x",
+            "/",
+            "/a/",
+            "/a//b",
             "nope",
         ] {
             let lazy: Option<Value> = lookup(DOC.as_bytes(), p);

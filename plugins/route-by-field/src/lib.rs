@@ -8,17 +8,25 @@
 //!   or a missing field; without it such events keep their current routes.
 //! - `priorities` (optional): `value=0..9` pairs, e.g. `refund=8`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use switchyard_sdk::{Config, Event, Plugin, Verdict};
 
 /// The parsed config: a lookup table built once in `init`, so `handle` is
-/// one JSON pointer lookup (no document tree) and one hash lookup per event.
+/// one JSON pointer lookup (no document tree) and one table lookup per
+/// event. A `BTreeMap`: with the handful of values a config names, a few
+/// string comparisons cost less than hashing the value.
 pub struct RouteByField {
     pointer: String,
-    routes: HashMap<String, Vec<String>>,
-    priorities: HashMap<String, u8>,
+    rules: BTreeMap<String, Rule>,
     default: Option<Vec<String>>,
+}
+
+/// What one value of the field decides.
+#[derive(Default)]
+struct Rule {
+    destinations: Option<Vec<String>>,
+    priority: Option<u8>,
 }
 
 fn destinations(raw: &str) -> Vec<String> {
@@ -50,37 +58,37 @@ impl Plugin for RouteByField {
                 "config key \"pointer\": {pointer:?} must start with '/'"
             ));
         }
-        let routes = pairs(config.require("routes")?, "routes")?
-            .into_iter()
-            .map(|(k, v)| (k, destinations(&v)))
-            .collect();
-        let priorities = pairs(config.get("priorities").unwrap_or(""), "priorities")?
-            .into_iter()
-            .map(|(k, v)| match v.parse::<u8>() {
-                Ok(p) if p <= 9 => Ok((k, p)),
-                _ => Err(format!("config key \"priorities\": {v:?} is not 0-9")),
-            })
-            .collect::<Result<_, _>>()?;
+        let mut rules: BTreeMap<String, Rule> = BTreeMap::new();
+        for (k, v) in pairs(config.require("routes")?, "routes")? {
+            rules.entry(k).or_default().destinations = Some(destinations(&v));
+        }
+        for (k, v) in pairs(config.get("priorities").unwrap_or(""), "priorities")? {
+            let p = match v.parse::<u8>() {
+                Ok(p) if p <= 9 => p,
+                _ => return Err(format!("config key \"priorities\": {v:?} is not 0-9")),
+            };
+            rules.entry(k).or_default().priority = Some(p);
+        }
         let default = config.get("default").map(destinations);
         Ok(Self {
             pointer,
-            routes,
-            priorities,
+            rules,
             default,
         })
     }
 
     fn handle(&self, event: &Event) -> Result<Verdict, String> {
         let value = event.json_str(&self.pointer);
-        let mut verdict = match value.as_deref().and_then(|v| self.routes.get(v)) {
+        let rule = value.as_deref().and_then(|v| self.rules.get(v));
+        let mut verdict = match rule
+            .and_then(|r| r.destinations.as_ref())
+            .or(self.default.as_ref())
+        {
             Some(dest) => Verdict::route(dest.iter().cloned()),
-            None => match &self.default {
-                Some(dest) => Verdict::route(dest.iter().cloned()),
-                None => Verdict::keep(),
-            },
+            None => Verdict::keep(),
         };
-        if let Some(p) = value.as_deref().and_then(|v| self.priorities.get(v)) {
-            verdict = verdict.priority(*p);
+        if let Some(p) = rule.and_then(|r| r.priority) {
+            verdict = verdict.priority(p);
         }
         Ok(verdict)
     }
@@ -134,6 +142,21 @@ mod tests {
             let v = plugin().handle(&Event::new("orders", body)).expect("ok");
             assert_eq!(routes(&v), ["audit"], "{body}");
         }
+    }
+
+    #[test]
+    fn a_priority_without_a_route_takes_the_default_route() {
+        let p = RouteByField::init(&Config::from([
+            ("pointer", "/t"),
+            ("routes", "a=b"),
+            ("default", "d"),
+            ("priorities", "urgent=9, a=2"),
+        ]))
+        .expect("ok");
+        let v = p.handle(&Event::new("t", r#"{"t":"urgent"}"#)).expect("ok");
+        assert_eq!((routes(&v), v.get_priority()), (vec!["d"], Some(9)));
+        let v = p.handle(&Event::new("t", r#"{"t":"a"}"#)).expect("ok");
+        assert_eq!((routes(&v), v.get_priority()), (vec!["b"], Some(2)));
     }
 
     #[test]
