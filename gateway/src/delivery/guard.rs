@@ -15,8 +15,8 @@
 //! addresses. With `server.deny_private_destinations` also: loopback,
 //! RFC 1918, shared CGNAT space, unique local IPv6, documentation,
 //! benchmarking and IETF protocol ranges. IPv4-mapped (`::ffff:a.b.c.d`),
-//! IPv4-compatible (`::a.b.c.d`) and NAT64 (`64:ff9b::a.b.c.d`) IPv6
-//! addresses are judged as the IPv4 address they carry. An address in
+//! IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`), 6to4 and
+//! Teredo IPv6 addresses are judged as the IPv4 address they carry. An address in
 //! `server.allow_destination_addresses` or the destination's
 //! `allow_addresses` is let through whatever its class.
 
@@ -147,9 +147,11 @@ const METADATA_V6: [Ipv6Addr; 2] = [
 ];
 
 /// The IPv4 address an IPv6 address stands for, if any: IPv4-mapped
-/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, but not `::` or `::1`)
-/// and the NAT64 well-known prefix (`64:ff9b::a.b.c.d`). Each of these ends
-/// up at the IPv4 host, so it is judged as that host.
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, but not `::` or `::1`),
+/// the NAT64 well-known prefix (`64:ff9b::a.b.c.d`), 6to4 (`2002:aabb:ccdd::/48`
+/// carries `a.b.c.d`) and Teredo (`2001:0::/32`, whose last 32 bits are the
+/// client's IPv4 address inverted). Each of these ends up at the IPv4 host,
+/// so it is judged as that host.
 pub fn normalise(ip: IpAddr) -> IpAddr {
     let IpAddr::V6(v6) = ip else { return ip };
     if let Some(v4) = v6.to_ipv4_mapped() {
@@ -162,6 +164,12 @@ pub fn normalise(ip: IpAddr) -> IpAddr {
     }
     if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         return IpAddr::V4(embedded());
+    }
+    if s[0] == 0x2002 {
+        return IpAddr::V4(Ipv4Addr::from((u32::from(s[1]) << 16) | u32::from(s[2])));
+    }
+    if s[0] == 0x2001 && s[1] == 0 {
+        return IpAddr::V4(Ipv4Addr::from(!u32::from(embedded())));
     }
     ip
 }
@@ -532,7 +540,7 @@ mod tests {
     }
 
     #[test]
-    fn mapped_compatible_and_nat64_forms_are_judged_as_ipv4() {
+    fn ipv6_forms_that_carry_an_ipv4_address_are_judged_as_it() {
         for (addr, want) in [
             ("::ffff:169.254.169.254", Some(Class::Metadata)),
             ("::ffff:a9fe:a9fe", Some(Class::Metadata)),
@@ -547,6 +555,21 @@ mod tests {
             ("64:ff9b::10.0.0.1", Some(Class::Private)),
             ("::ffff:8.8.8.8", None),
             ("64:ff9b::8.8.8.8", None),
+            // 6to4: 2002:a9fe:a9fe:: is 169.254.169.254's network.
+            ("2002:a9fe:a9fe::1", Some(Class::Metadata)),
+            ("2002:7f00:1::", Some(Class::Loopback)),
+            ("2002:0a00:0001:ffff::1", Some(Class::Private)),
+            ("2002:0808:0808::1", None),
+            // Teredo: the client's address inverted in the last 32 bits.
+            (
+                "2001:0:4136:e378:8000:63bf:5601:5601",
+                Some(Class::Metadata),
+            ),
+            (
+                "2001:0:4136:e378:8000:63bf:80ff:fffe",
+                Some(Class::Loopback),
+            ),
+            ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", None),
             // Not IPv4-compatible: the IPv6 meanings win.
             ("::", Some(Class::Unspecified)),
             ("::1", Some(Class::Loopback)),

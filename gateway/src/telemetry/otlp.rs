@@ -302,6 +302,9 @@ fn percent_decode(s: &str) -> String {
         if b[i] == b'%'
             && let Some(v) = s
                 .get(i + 1..i + 3)
+                // Two hex digits exactly: `from_str_radix` alone would take
+                // a sign, reading `%+1` as 0x01.
+                .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(v);
@@ -395,6 +398,20 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Settings::resolve(config, &|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn header_values_decode_only_two_hex_digit_escapes() {
+        assert_eq!(
+            parse_headers("a=x%20y, b=%+1, c=%-1, d=100%, e=%zz%41"),
+            [
+                ("a".to_owned(), "x y".to_owned()),
+                ("b".to_owned(), "%+1".to_owned()),
+                ("c".to_owned(), "%-1".to_owned()),
+                ("d".to_owned(), "100%".to_owned()),
+                ("e".to_owned(), "%zzA".to_owned()),
+            ]
+        );
     }
 
     #[test]
