@@ -473,6 +473,46 @@ async fn a_body_that_stops_arriving_gets_408_and_the_connection_is_freed() {
     gw.stop().await;
 }
 
+/// Routes whose handlers read the body through axum's extractors (admin,
+/// registry) saw only a failed read and answered 400; they answer 408 too,
+/// each in its own error shape.
+#[tokio::test]
+async fn a_stalled_body_on_admin_and_registry_routes_gets_408_in_their_shapes() {
+    let sink = Sink::start().await;
+    let gw = Gateway::start(&config(&sink.url, "body_read_timeout = \"1s\"")).await;
+    for (path, shape) in [
+        ("/v1/destinations/hook/dlq/replay", "\"request_timeout\""),
+        ("/registry/subjects/s/versions", "\"error_code\":408"),
+    ] {
+        let mut s = TcpStream::connect(addr(&gw)).await.unwrap();
+        s.write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n\
+                 content-length: 100\r\n\r\n{{\"half\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let Seen::Response(r) = read_response(&mut s, Duration::from_secs(5)).await else {
+            panic!("no answer on {path}")
+        };
+        assert_eq!(status_of(&r), 408, "{path}: {r}");
+        assert!(r.contains(shape), "{path}: {r}");
+        assert!(r.contains("body_read_timeout"), "{path}: {r}");
+    }
+    // A malformed body that does arrive is still a 400.
+    let r = client()
+        .post(gw.url("/v1/destinations/hook/dlq/replay"))
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    gw.stop().await;
+}
+
 // -------------------------------------------------------------- header limits
 
 #[tokio::test]

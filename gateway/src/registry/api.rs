@@ -120,7 +120,9 @@ async fn negotiate(req: Request, next: Next) -> Response {
         .unwrap_or(V1);
     // axum's own refusals (a path that is not UTF-8...) come as plain
     // text: give them Confluent's shape, its code being the status.
-    let mut resp = crate::server::rewrite_plain_errors(next.run(req).await, |status, message| {
+    let seen = crate::server::listener::BodyTimeoutSeen::of(&req);
+    let resp = next.run(req).await;
+    let mut resp = crate::server::rewrite_plain_errors(resp, seen.get(), |status, message| {
         ApiError {
             status,
             code: u32::from(status.as_u16()),

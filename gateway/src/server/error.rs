@@ -95,12 +95,20 @@ impl IntoResponse for ApiError {
 /// content type). This layer rewrites any error answer that is not JSON
 /// into `shape`, keeping its status and headers (`Allow`, `Retry-After`),
 /// so every error a client gets can be parsed. Successful answers and JSON
-/// errors pass untouched and unbuffered.
+/// errors pass untouched and unbuffered. A 400 for a request whose body hit
+/// `body_read_timeout` (`timed_out`) becomes a 408: the handler only saw a
+/// body that failed to arrive.
 pub async fn rewrite_plain_errors(
     resp: Response,
+    timed_out: Option<super::listener::BodyTimedOut>,
     shape: fn(StatusCode, String) -> Response,
 ) -> Response {
     let status = resp.status();
+    if let Some(t) = timed_out
+        && status == StatusCode::BAD_REQUEST
+    {
+        return shape(StatusCode::REQUEST_TIMEOUT, t.to_string());
+    }
     if !(status.is_client_error() || status.is_server_error()) || is_json(&resp) {
         return resp;
     }
@@ -137,7 +145,7 @@ fn gateway_shape(status: StatusCode, message: String) -> Response {
         403 => "forbidden",
         404 => "not_found",
         405 => "method_not_allowed",
-        408 => "timeout",
+        408 => "request_timeout",
         413 => "payload_too_large",
         415 => "unsupported_media_type",
         422 => "schema_mismatch",
@@ -151,5 +159,7 @@ fn gateway_shape(status: StatusCode, message: String) -> Response {
 
 /// Layer for the gateway's router: see [`rewrite_plain_errors`].
 pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    rewrite_plain_errors(next.run(req).await, gateway_shape).await
+    let seen = super::listener::BodyTimeoutSeen::of(&req);
+    let resp = next.run(req).await;
+    rewrite_plain_errors(resp, seen.get(), gateway_shape).await
 }

@@ -329,8 +329,10 @@ async fn serve_http<S>(
         let mut router = router.clone();
         let h2 = req.version() == hyper::Version::HTTP_2;
         let in_flight = InFlight::begin(on_request.clone(), h2);
-        let mut req = req.map(|body| DeadlineBody::new(body, body_timeout));
+        let seen = BodyTimeoutSeen::default();
+        let mut req = req.map(|body| DeadlineBody::new(body, body_timeout, seen.clone()));
         req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(seen);
         async move {
             let _in_flight = in_flight;
             tower_service::Service::call(&mut router, req).await
@@ -550,6 +552,24 @@ impl std::fmt::Display for BodyTimedOut {
 
 impl std::error::Error for BodyTimedOut {}
 
+/// Put in each request's extensions; set when its body hits the deadline.
+/// Handlers that read the body with axum's extractors only see a failed
+/// read (a 400), so the error layers look here to answer 408 instead.
+#[derive(Debug, Clone, Default)]
+pub struct BodyTimeoutSeen(Arc<std::sync::OnceLock<BodyTimedOut>>);
+
+impl BodyTimeoutSeen {
+    /// The timeout, if this request's body hit it.
+    pub fn get(&self) -> Option<BodyTimedOut> {
+        self.0.get().copied()
+    }
+
+    /// The timeout seen by `req`'s body, if it has a deadline and hit it.
+    pub fn of<B>(req: &axum::http::Request<B>) -> Self {
+        req.extensions().get::<Self>().cloned().unwrap_or_default()
+    }
+}
+
 impl BodyTimedOut {
     /// Whether `e`, or anything in its source chain, is a body timeout.
     pub fn is_cause_of(e: &(dyn std::error::Error + 'static)) -> bool {
@@ -572,15 +592,17 @@ struct DeadlineBody {
     after: Duration,
     /// Made on the first wait only: most bodies arrive with their headers.
     sleep: Option<Pin<Box<Sleep>>>,
+    seen: BodyTimeoutSeen,
 }
 
 impl DeadlineBody {
-    fn new(inner: Incoming, after: Duration) -> Self {
+    fn new(inner: Incoming, after: Duration, seen: BodyTimeoutSeen) -> Self {
         Self {
             inner,
             start: Instant::now(),
             after,
             sleep: None,
+            seen,
         }
     }
 }
@@ -602,7 +624,11 @@ impl HttpBody for DeadlineBody {
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(start + after)));
         match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut { after })))),
+            Poll::Ready(()) => {
+                let timed_out = BodyTimedOut { after };
+                let _ = this.seen.0.set(timed_out);
+                Poll::Ready(Some(Err(Box::new(timed_out))))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
