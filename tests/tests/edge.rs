@@ -105,7 +105,7 @@ async fn healthy(gw: &Gateway) {
 // ---------------------------------------------------------------------- TLS
 
 struct Pki {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     cert: CertificateDer<'static>,
     tls_key: String,
 }
@@ -126,7 +126,7 @@ fn self_signed() -> Pki {
             key.display()
         ),
         cert: ck.cert.der().clone(),
-        _dir: dir,
+        dir,
     }
 }
 
@@ -134,6 +134,14 @@ type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// A TLS connection that trusts only `cert`, offering `alpn`.
 async fn tls_connect(addr: &str, cert: &CertificateDer<'static>, alpn: &[&[u8]]) -> Tls {
+    try_tls_connect(addr, cert, alpn).await.unwrap()
+}
+
+async fn try_tls_connect(
+    addr: &str,
+    cert: &CertificateDer<'static>,
+    alpn: &[&[u8]],
+) -> std::io::Result<Tls> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone()).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -144,11 +152,10 @@ async fn tls_connect(addr: &str, cert: &CertificateDer<'static>, alpn: &[&[u8]])
     .with_root_certificates(roots)
     .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tcp = TcpStream::connect(addr).await?;
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
         .await
-        .unwrap()
 }
 
 type Req = hyper::Request<Full<Bytes>>;
@@ -230,6 +237,60 @@ async fn https_listener_takes_events_over_http1_and_http2_and_they_are_delivered
         Seen::Closed(text) => assert!(!text.starts_with("HTTP/"), "{text:?}"),
         other => panic!("plaintext to the TLS port: expected a close, got {other:?}"),
     }
+    gw.stop().await;
+}
+
+/// A certificate renewed in place (as certbot or an editor writes it) is
+/// served to new connections without a restart; a broken replacement keeps
+/// the last good one.
+#[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    let sink = Sink::start().await;
+    let pki = self_signed();
+    let gw = Gateway::start(&config(&sink.url, &pki.tls_key)).await;
+    let addr = addr(&gw);
+    let tls = tls_connect(&addr, &pki.cert, &[b"http/1.1"]).await;
+    let (status, _) = send_h1(tls, post_event("/v1/topics/orders/events", r#"{"n":1}"#)).await;
+    assert_eq!(status, 202);
+
+    let renewed = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let new_cert = renewed.cert.der().clone();
+    let write = |name: &str, text: String| {
+        // Written aside and renamed into place, as renewal tools do.
+        let tmp = pki.dir.path().join(format!("{name}.new"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, pki.dir.path().join(name)).unwrap();
+    };
+    write("cert.pem", renewed.cert.pem());
+    write("key.pem", renewed.signing_key.serialize_pem());
+    let started = Instant::now();
+    loop {
+        if let Ok(tls) = try_tls_connect(&addr, &new_cert, &[b"http/1.1"]).await {
+            let (status, _) =
+                send_h1(tls, post_event("/v1/topics/orders/events", r#"{"n":2}"#)).await;
+            assert_eq!(status, 202);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the renewed certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        try_tls_connect(&addr, &pki.cert, &[b"http/1.1"])
+            .await
+            .is_err(),
+        "the old certificate is still served"
+    );
+
+    // A broken file is refused; the renewed certificate stays in use.
+    write("cert.pem", "not a certificate".to_owned());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let tls = tls_connect(&addr, &new_cert, &[b"http/1.1"]).await;
+    let (status, _) = send_h1(tls, post_event("/v1/topics/orders/events", r#"{"n":3}"#)).await;
+    assert_eq!(status, 202);
+    assert_eq!(sink.wait_for(3, WAIT).await.len(), 3);
     gw.stop().await;
 }
 

@@ -7,7 +7,9 @@
 //! - **TLS** (`tls`): rustls, ALPN `h2` and `http/1.1`. Each handshake runs
 //!   in its connection's own task under `handshake_timeout`, so a failed or
 //!   stalled handshake (or plaintext sent to the TLS port) ends only that
-//!   connection.
+//!   connection. The certificate and key files are watched (notify): when
+//!   they change, new connections get the new pair, without a restart; a
+//!   pair that can't be used is logged and the old one stays.
 //! - **Slow clients**: a watchdog per connection closes it when a request's
 //!   headers take longer than `header_read_timeout` from their first byte
 //!   (slowloris), when a new connection sends no request within that time,
@@ -156,9 +158,93 @@ pub fn validate(s: &ServerConfig) -> Result<(), (String, String)> {
     Ok(())
 }
 
+/// The TLS acceptor, swapped when the certificate or key file changes.
+struct LiveTls {
+    acceptor: std::sync::RwLock<TlsAcceptor>,
+    handshake_timeout: Duration,
+}
+
+impl LiveTls {
+    fn current(&self) -> TlsAcceptor {
+        match self.acceptor.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace(&self, next: TlsAcceptor) {
+        match self.acceptor.write() {
+            Ok(mut a) => *a = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
+}
+
+/// Quiet time after the last change to the TLS files before reloading:
+/// renewal tools write the certificate and the key one after the other.
+const TLS_RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// Watches the folders of the certificate and key; on a change to either,
+/// reads the pair again into `live`. The watching stops when the returned
+/// watcher is dropped.
+fn watch_tls(config: TlsConfig, live: Arc<LiveTls>) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    let names: Vec<std::ffi::OsString> = [&config.cert, &config.key]
+        .iter()
+        .filter_map(|p| p.file_name().map(ToOwned::to_owned))
+        .collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let Ok(event) = res else { return };
+        if event.kind.is_access() {
+            return;
+        }
+        if event
+            .paths
+            .iter()
+            .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)))
+        {
+            let _ = tx.send(());
+        }
+    })?;
+    let mut dirs: Vec<PathBuf> = [&config.cert, &config.key]
+        .iter()
+        .map(|p| match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        })
+        .collect();
+    dirs.dedup();
+    for d in &dirs {
+        watcher.watch(d, notify::RecursiveMode::NonRecursive)?;
+    }
+    tokio::spawn(async move {
+        // Ends when the watcher (and with it the sender) is dropped.
+        while rx.recv().await.is_some() {
+            loop {
+                match tokio::time::timeout(TLS_RELOAD_DEBOUNCE, rx.recv()).await {
+                    Ok(Some(())) => {}
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            match config.acceptor() {
+                Ok(next) => {
+                    live.replace(next);
+                    tracing::info!(cert = %config.cert.display(), "TLS certificate reloaded; new connections use it.");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS files changed but can't be used; the previous certificate stays.");
+                }
+            }
+        }
+    });
+    Ok(watcher)
+}
+
 /// What the accept loop needs from `[server]`, resolved once.
 struct Settings {
-    tls: Option<(TlsAcceptor, Duration)>,
+    tls: Option<Arc<LiveTls>>,
     header_read_timeout: Duration,
     idle_timeout: Duration,
     body_read_timeout: Duration,
@@ -176,8 +262,22 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let tls = match &server.tls {
-        Some(t) => Some((t.acceptor().map_err(io::Error::other)?, t.handshake_timeout)),
+        Some(t) => Some(Arc::new(LiveTls {
+            acceptor: std::sync::RwLock::new(t.acceptor().map_err(io::Error::other)?),
+            handshake_timeout: t.handshake_timeout,
+        })),
         None => None,
+    };
+    // Kept for as long as the listener serves.
+    let _tls_watch = match (&server.tls, &tls) {
+        (Some(config), Some(live)) => match watch_tls(config.clone(), live.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "Can't watch the TLS files; a new certificate needs a restart.");
+                None
+            }
+        },
+        _ => None,
     };
     let settings = Arc::new(Settings {
         tls,
@@ -288,11 +388,12 @@ async fn connection(
     stop: CancellationToken,
     _slot: tokio::sync::OwnedSemaphorePermit,
 ) {
-    let Some((acceptor, handshake_timeout)) = &settings.tls else {
+    let Some(tls) = &settings.tls else {
         return serve_http(stream, peer, router, builder, &settings, stop).await;
     };
+    let acceptor = tls.current();
     let handshake = tokio::select! {
-        r = tokio::time::timeout(*handshake_timeout, acceptor.accept(stream)) => r,
+        r = tokio::time::timeout(tls.handshake_timeout, acceptor.accept(stream)) => r,
         () = stop.cancelled() => return,
     };
     match handshake {
