@@ -46,25 +46,9 @@ pub fn ours(i: usize) -> switchyard::registry::schema::Schema {
     switchyard::registry::schema::Schema::parse(&json(i)).expect("our parser")
 }
 
-/// apache-avro's parse of schema `i` without its logical types, as the
-/// gateway reads Avro (`registry/convert.rs`): they do not change the
-/// encoding, and validation ignores them, so a `uuid` string need not be a
-/// UUID.
+/// apache-avro's parse of schema `i` as the gateway reads Avro with it
+/// (`registry::conversion_schema`: without logical types, which validation
+/// ignores too).
 pub fn avro(i: usize) -> apache_avro::Schema {
-    fn plain(v: Value) -> Value {
-        match v {
-            Value::Array(a) => Value::Array(a.into_iter().map(plain).collect()),
-            Value::Object(mut o) => {
-                o.remove("logicalType");
-                for key in ["type", "items", "values", "fields"] {
-                    if let Some(t) = o.remove(key) {
-                        o.insert(key.to_owned(), plain(t));
-                    }
-                }
-                Value::Object(o)
-            }
-            other => other,
-        }
-    }
-    apache_avro::Schema::parse(&plain(json(i))).expect("apache-avro")
+    switchyard::registry::conversion_schema(SCHEMAS[i]).expect("apache-avro")
 }

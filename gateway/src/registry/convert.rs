@@ -37,11 +37,7 @@ impl Cache {
         {
             return Ok(p.clone());
         }
-        let parsed = serde_json::from_str(&s.text)
-            .map_err(|e| e.to_string())
-            .and_then(|json| {
-                apache_avro::Schema::parse(&without_logical_types(json)).map_err(|e| e.to_string())
-            })
+        let parsed = conversion_schema(&s.text)
             .map(Arc::new)
             .map_err(|e| format!("schema {} can't be used for conversion: {e}", s.id))?;
         self.schemas
@@ -102,6 +98,13 @@ pub(super) fn json_to_avro(core: &Core, id: u32, body: &[u8]) -> Result<Vec<u8>,
     Ok(out)
 }
 
+/// The `apache_avro::Schema` conversion reads Avro with: the schema text
+/// without its logical types (see the module docs).
+pub fn conversion_schema(text: &str) -> Result<apache_avro::Schema, String> {
+    let json = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    apache_avro::Schema::parse(&without_logical_types(json)).map_err(|e| e.to_string())
+}
+
 /// A schema's JSON with every `logicalType` taken off its types (and only
 /// its types: a default or a custom property keeps whatever it holds).
 fn without_logical_types(json: Json) -> Json {
@@ -133,31 +136,14 @@ fn without_logical_types(json: Json) -> Json {
 
 /// A value apache-avro read (with no logical types) as natural JSON.
 fn to_json(value: AvroValue) -> Result<Json, String> {
-    let float = |f: f64| {
-        serde_json::Number::from_f64(f).map_or_else(
-            || {
-                Json::String(
-                    if f.is_nan() {
-                        "NaN"
-                    } else if f > 0.0 {
-                        "Infinity"
-                    } else {
-                        "-Infinity"
-                    }
-                    .to_string(),
-                )
-            },
-            Json::Number,
-        )
-    };
     let bytes = |b: Vec<u8>| Json::Array(b.into_iter().map(Json::from).collect());
     Ok(match value {
         AvroValue::Null => Json::Null,
         AvroValue::Boolean(b) => Json::Bool(b),
         AvroValue::Int(i) => Json::from(i),
         AvroValue::Long(l) => Json::from(l),
-        AvroValue::Float(f) => float(f64::from(f)),
-        AvroValue::Double(d) => float(d),
+        AvroValue::Float(f) => json::float_to_json(f64::from(f)),
+        AvroValue::Double(d) => json::float_to_json(d),
         AvroValue::Bytes(b) | AvroValue::Fixed(_, b) => bytes(b),
         AvroValue::String(s) | AvroValue::Enum(_, s) => Json::String(s),
         AvroValue::Union(_, v) => to_json(*v)?,

@@ -66,15 +66,35 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// A float or double spelt as a string, as Avro's JSON encoding (and the
-/// gateway, delivering Avro as JSON) writes the values JSON numbers lack.
-pub(super) fn special_float(s: &str) -> Option<f64> {
-    match s {
-        "NaN" => Some(f64::NAN),
-        "Infinity" => Some(f64::INFINITY),
-        "-Infinity" => Some(f64::NEG_INFINITY),
-        _ => None,
-    }
+/// The floats JSON numbers lack, and how they are spelt instead, as Avro's
+/// JSON encoding writes them.
+const SPECIAL_FLOATS: [(&str, f64); 3] = [
+    ("NaN", f64::NAN),
+    ("Infinity", f64::INFINITY),
+    ("-Infinity", f64::NEG_INFINITY),
+];
+
+/// A float or double spelt as a string (see [`SPECIAL_FLOATS`]).
+fn special_float(s: &str) -> Option<f64> {
+    SPECIAL_FLOATS
+        .iter()
+        .find(|(n, _)| *n == s)
+        .map(|(_, f)| *f)
+}
+
+/// A float or double as JSON: a number, or its spelling in
+/// [`SPECIAL_FLOATS`] when it is not finite.
+pub(super) fn float_to_json(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or_else(
+        || {
+            let name = SPECIAL_FLOATS
+                .iter()
+                .find(|(_, s)| *s == f || (s.is_nan() && f.is_nan()))
+                .map_or("NaN", |(n, _)| *n);
+            Value::String(name.to_owned())
+        },
+        Value::Number,
+    )
 }
 
 /// The bytes a JSON value spells, for `bytes` and `fixed`: a string's code
@@ -313,6 +333,21 @@ fn walk(
     }
 }
 
+/// Avro's JSON encoding of a union value, `{"<branch name>": value}`: the
+/// branch's index, its name and the value inside.
+fn wrapped<'v>(
+    schema: &Schema,
+    branches: &[Kind],
+    value: &'v Value,
+) -> Option<(usize, &'v str, &'v Value)> {
+    let o = value.as_object().filter(|o| o.len() == 1)?;
+    let (name, inner) = o.iter().next()?;
+    let i = branches
+        .iter()
+        .position(|b| &schema.branch_name(b) == name)?;
+    Some((i, name, inner))
+}
+
 fn union(
     schema: &Schema,
     kind: &Kind,
@@ -331,16 +366,11 @@ fn union(
             Err(_) => {}
         }
     }
-    // Avro's JSON encoding: {"<branch name>": value}.
-    if let Value::Object(o) = value
-        && o.len() == 1
-        && let Some((name, inner)) = o.iter().next()
-        && let Some(b) = branches.iter().find(|b| &schema.branch_name(b) == name)
-    {
+    if let Some((i, name, inner)) = wrapped(schema, branches, value) {
         let len = path.len();
         path.push('/');
         path.push_str(&escape_pointer(name));
-        let res = walk(schema, b, inner, path, depth + 1);
+        let res = walk(schema, &branches[i], inner, path, depth + 1);
         path.truncate(len);
         return res;
     }
@@ -468,16 +498,8 @@ impl Encoder<'_> {
                     .position(|b| walk(schema, b, value, &mut String::new(), depth + 1).is_ok());
                 let (i, inner) = match bare {
                     Some(i) => (i, value),
-                    None => value
-                        .as_object()
-                        .filter(|o| o.len() == 1)
-                        .and_then(|o| o.iter().next())
-                        .and_then(|(name, inner)| {
-                            let i = branches
-                                .iter()
-                                .position(|b| &schema.branch_name(b) == name)?;
-                            Some((i, inner))
-                        })
+                    None => wrapped(schema, branches, value)
+                        .map(|(i, _, inner)| (i, inner))
                         .ok_or_else(unfit)?,
                 };
                 self.len(i);

@@ -31,6 +31,7 @@ mod tests;
 use std::sync::Arc;
 
 pub use config::SchemaRef;
+pub use convert::conversion_schema;
 
 use crate::store::{Store, StoreError};
 
