@@ -31,5 +31,6 @@ pub mod router;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub(crate) mod watch;
 
 pub use server::{Error, http_router, run};

@@ -41,7 +41,7 @@ const INSTANCES_PER_PLUGIN: usize = 4;
 pub struct PluginHost {
     shared: Arc<Shared>,
     /// Kept alive for as long as the host: dropping it stops the watching.
-    _watcher: Option<Mutex<super::reload::Watcher>>,
+    _watcher: Option<Mutex<crate::watch::Watcher>>,
 }
 
 /// What the host, the ticker and the reloader share.

@@ -184,62 +184,23 @@ impl LiveTls {
 /// renewal tools write the certificate and the key one after the other.
 const TLS_RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
 
-/// Watches the folders of the certificate and key; on a change to either,
-/// reads the pair again into `live`. The watching stops when the returned
-/// watcher is dropped.
-fn watch_tls(config: TlsConfig, live: Arc<LiveTls>) -> notify::Result<notify::RecommendedWatcher> {
-    use notify::Watcher as _;
-    let names: Vec<std::ffi::OsString> = [&config.cert, &config.key]
-        .iter()
-        .filter_map(|p| p.file_name().map(ToOwned::to_owned))
-        .collect();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let Ok(event) = res else { return };
-        if event.kind.is_access() {
-            return;
-        }
-        if event
-            .paths
-            .iter()
-            .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)))
-        {
-            let _ = tx.send(());
-        }
-    })?;
-    let mut dirs: Vec<PathBuf> = [&config.cert, &config.key]
-        .iter()
-        .map(|p| match p.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        })
-        .collect();
-    dirs.dedup();
-    for d in &dirs {
-        watcher.watch(d, notify::RecursiveMode::NonRecursive)?;
-    }
-    tokio::spawn(async move {
-        // Ends when the watcher (and with it the sender) is dropped.
-        while rx.recv().await.is_some() {
-            loop {
-                match tokio::time::timeout(TLS_RELOAD_DEBOUNCE, rx.recv()).await {
-                    Ok(Some(())) => {}
-                    Ok(None) => return,
-                    Err(_) => break,
-                }
+/// Watches the certificate and key; on a change to either, reads the pair
+/// again into `live`. The watching stops when the returned watcher is
+/// dropped.
+fn watch_tls(config: TlsConfig, live: Arc<LiveTls>) -> Result<crate::watch::Watcher, String> {
+    let files = vec![(config.cert.clone(), ()), (config.key.clone(), ())];
+    crate::watch::watch_files(files, TLS_RELOAD_DEBOUNCE, "tls-reload", move |_| {
+        match config.acceptor() {
+            Ok(next) => {
+                live.replace(next);
+                tracing::info!(cert = %config.cert.display(), "TLS certificate reloaded; new connections use it.");
             }
-            match config.acceptor() {
-                Ok(next) => {
-                    live.replace(next);
-                    tracing::info!(cert = %config.cert.display(), "TLS certificate reloaded; new connections use it.");
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "TLS files changed but can't be used; the previous certificate stays.");
-                }
+            Err(e) => {
+                tracing::error!(error = %e, "TLS files changed but can't be used; the previous certificate stays.");
             }
         }
-    });
-    Ok(watcher)
+        true
+    })
 }
 
 /// What the accept loop needs from `[server]`, resolved once.
