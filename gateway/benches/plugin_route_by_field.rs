@@ -94,12 +94,10 @@ fn bench(c: &mut Criterion) {
     let events = make_events(BATCH);
     assert!(events.iter().all(|e| e.payload.len() == 1024));
     let chain = vec!["route-by-field".to_owned()];
-    let known: std::sync::Arc<HashSet<String>> = std::sync::Arc::new(
-        ["refunds", "audit", "billing"]
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
-    );
+    let known: HashSet<String> = ["refunds", "audit", "billing"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
 
     let mut group = c.benchmark_group("route_by_field_1kb_batch64");
     group.throughput(Throughput::Elements(BATCH as u64));

@@ -44,7 +44,7 @@ pub struct Router {
     store: Store,
     delivery: Arc<Delivery>,
     topics: HashMap<String, TopicRoutes>,
-    destinations: Arc<HashSet<String>>,
+    destinations: HashSet<String>,
     /// Where each FIFO destination takes its ordering key from.
     ordering: HashMap<String, OrderingKey>,
     plugins: Option<Arc<PluginHost>>,
@@ -71,7 +71,7 @@ impl Router {
                 )
             })
             .collect();
-        let destinations = Arc::new(config.destinations.iter().map(|d| d.name.clone()).collect());
+        let destinations = config.destinations.iter().map(|d| d.name.clone()).collect();
         let ordering = config
             .destinations
             .iter()

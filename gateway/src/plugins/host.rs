@@ -201,7 +201,7 @@ impl PluginHost {
     pub async fn run_chain(
         &self,
         chain: &[String],
-        known_destinations: &Arc<HashSet<String>>,
+        known_destinations: &HashSet<String>,
         events: Vec<PluginEvent>,
     ) -> Vec<ChainOutcome> {
         self.run(chain, Some(known_destinations), events).await
