@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
-use switchyard_tests::{Gateway, Process, Sink, client};
+use switchyard_tests::{Gateway, Process, Sink, client, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -249,9 +249,14 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     let pki = self_signed();
     let gw = Gateway::start(&config(&sink.url, &pki.tls_key)).await;
     let addr = addr(&gw);
+    let publish = |tls: Tls, n: u32| {
+        send_h1(
+            tls,
+            post_event("/v1/topics/orders/events", &format!(r#"{{"n":{n}}}"#)),
+        )
+    };
     let tls = tls_connect(&addr, &pki.cert, &[b"http/1.1"]).await;
-    let (status, _) = send_h1(tls, post_event("/v1/topics/orders/events", r#"{"n":1}"#)).await;
-    assert_eq!(status, 202);
+    assert_eq!(publish(tls, 1).await.0, 202);
 
     let renewed = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
     let new_cert = renewed.cert.der().clone();
@@ -263,20 +268,14 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     };
     write("cert.pem", renewed.cert.pem());
     write("key.pem", renewed.signing_key.serialize_pem());
-    let started = Instant::now();
-    loop {
-        if let Ok(tls) = try_tls_connect(&addr, &new_cert, &[b"http/1.1"]).await {
-            let (status, _) =
-                send_h1(tls, post_event("/v1/topics/orders/events", r#"{"n":2}"#)).await;
-            assert_eq!(status, 202);
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the renewed certificate was never served"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (at, trusted) = (&addr, &new_cert);
+    let tls = eventually(
+        Duration::from_secs(10),
+        "the renewed certificate to be served",
+        || async move { try_tls_connect(at, trusted, &[b"http/1.1"]).await.ok() },
+    )
+    .await;
+    assert_eq!(publish(tls, 2).await.0, 202);
     assert!(
         try_tls_connect(&addr, &pki.cert, &[b"http/1.1"])
             .await
@@ -288,8 +287,7 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     write("cert.pem", "not a certificate".to_owned());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let tls = tls_connect(&addr, &new_cert, &[b"http/1.1"]).await;
-    let (status, _) = send_h1(tls, post_event("/v1/topics/orders/events", r#"{"n":3}"#)).await;
-    assert_eq!(status, 202);
+    assert_eq!(publish(tls, 3).await.0, 202);
     assert_eq!(sink.wait_for(3, WAIT).await.len(), 3);
     gw.stop().await;
 }
