@@ -135,7 +135,7 @@ async fn post_signed(gw: &Gateway, id: &str, offset_secs: i64, body: &str) -> (u
         .unwrap()
         .as_secs() as i64;
     let ts = now + offset_secs;
-    let sig = switchyard::ingest::verify::standard_webhooks::signature(
+    let sig = switchyard_signatures::verify::standard_webhooks::signature(
         &whsec_key(),
         id,
         ts,

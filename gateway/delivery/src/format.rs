@@ -1,0 +1,113 @@
+//! A destination's delivery format: `as-received` (default), `json` or
+//! `avro`. Conversion runs at delivery, after plugins, on whatever payload
+//! the event carries then (a plugin's transform returns JSON), using the
+//! schema the event was validated against (its `schema.id` attribute).
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use switchyard_registry::{self as registry, Registry};
+
+/// `format = "as-received" | "json" | "avro"` on a destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryFormat {
+    /// The body as the sender sent it (or as a plugin transformed it).
+    #[default]
+    AsReceived,
+    /// Natural JSON of the topic's schema; Avro payloads are decoded.
+    Json,
+    /// Confluent wire format with the topic's schema id; JSON payloads are encoded.
+    Avro,
+}
+
+pub const AVRO_CONTENT_TYPE: &str = "application/vnd.apache.avro+binary";
+
+/// The content type and body to send, or `Ok(None)` to send as is. An
+/// `Err` is a reason to dead-letter: the event can't be converted.
+pub fn convert(
+    registry: &Registry,
+    format: DeliveryFormat,
+    attributes: &[(String, String)],
+    content_type: &str,
+    body: &[u8],
+) -> Result<Option<(String, Bytes)>, String> {
+    if format == DeliveryFormat::AsReceived {
+        return Ok(None);
+    }
+    let wanted = if format == DeliveryFormat::Json {
+        "json"
+    } else {
+        "avro"
+    };
+    let id = attributes
+        .iter()
+        .find(|(k, _)| k == "schema.id")
+        .and_then(|(_, v)| v.parse::<u32>().ok())
+        .ok_or_else(|| {
+            format!(
+                "can't deliver as {wanted}: the event was not validated against a schema \
+                 (give its topic `schema = {{ subject = ... }}`)"
+            )
+        })?;
+    let avro = registry::is_avro(content_type).ok_or_else(|| {
+        format!("can't deliver as {wanted}: content type {content_type:?} is neither JSON nor Avro")
+    })?;
+    match (format, avro) {
+        (DeliveryFormat::Json, true) => registry
+            .avro_to_json(id, body)
+            .map(|b| Some(("application/json".to_string(), Bytes::from(b)))),
+        (DeliveryFormat::Avro, false) => registry
+            .json_to_avro(id, body)
+            .map(|b| Some((AVRO_CONTENT_TYPE.to_string(), Bytes::from(b)))),
+        _ => Ok(None),
+    }
+    .map_err(|e| format!("can't deliver as {wanted}: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_received_never_converts_and_others_need_a_schema_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = switchyard_store_fjall::FjallStore::open(
+            dir.path(),
+            switchyard_store_fjall::Durability::Sync,
+        )
+        .unwrap();
+        let registry = Registry::open(std::sync::Arc::new(store)).unwrap();
+        assert_eq!(
+            convert(
+                &registry,
+                DeliveryFormat::AsReceived,
+                &[],
+                "text/plain",
+                b"x"
+            ),
+            Ok(None)
+        );
+        let err = convert(
+            &registry,
+            DeliveryFormat::Avro,
+            &[],
+            "application/json",
+            b"{}",
+        )
+        .unwrap_err();
+        assert!(err.contains("not validated against a schema"), "{err}");
+    }
+
+    #[test]
+    fn format_key_parses_kebab_case() {
+        #[derive(Deserialize)]
+        struct T {
+            format: DeliveryFormat,
+        }
+        let t: T = toml::from_str("format = \"as-received\"").unwrap();
+        assert_eq!(t.format, DeliveryFormat::AsReceived);
+        assert!(toml::from_str::<T>("format = \"xml\"").is_err());
+    }
+}

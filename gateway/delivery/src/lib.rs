@@ -1,0 +1,597 @@
+//! Delivery: one dispatcher per push destination takes due entries from the
+//! store's queue, sends them (bounded concurrency, optional rate limit), and
+//! settles each attempt in the store: delivered, retried later, or
+//! dead-lettered. Pull destinations lease entries to consumers instead.
+//! Delivery keeps no queue of its own: order, leases and FIFO keys are the
+//! store's ([`switchyard_store::Queues`]).
+//!
+//! - [`config`]: `[[destinations]]`, each validating itself.
+//! - [`retry`]: the one policy that decides what follows an attempt.
+//! - [`push`]: the HTTP push client; [`guard`]: which addresses a push may
+//!   connect to (SSRF guard); [`tls`]: a destination's CA bundle and
+//!   client certificate. Signing is `switchyard-signatures`.
+//! - [`format`]: JSON/Avro conversion at delivery, through the registry.
+//! - [`pull`]: leases for pull consumers (receive, ack, nack, extend).
+//!
+//! Settling is written before the queue moves on, so what the store says is
+//! what a restart will resume from; an attempt whose settle write was lost
+//! in a crash is simply made again (at-least-once).
+//!
+//! [`Delivery::new`] builds everything and opens the queues but sends
+//! nothing; [`Delivery::start`] starts the dispatchers, once everything
+//! delivery needs is up.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod format;
+pub mod guard;
+pub mod pull;
+pub mod push;
+pub mod retry;
+pub mod tls;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use switchyard_core::{EventId, now_ms};
+use switchyard_registry::Registry;
+use switchyard_store::{
+    AttemptRecord, DlqOwner, Hold, QueueEntry, Settle, Settlement, SharedStore, StoreError,
+};
+use switchyard_telemetry::{AttemptOutcome, AttemptReport, Telemetry, TraceSpan};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::{AddressRules, DestinationConfig, DestinationKind, OrderingKey};
+use retry::{Decision, RetryPolicy};
+
+/// How long an entry waits after the store failed to record its attempt.
+const STORE_RETRY_MS: u64 = 5000;
+
+/// Failures of delivery set-up and of operator actions on destinations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    #[error("destination {name:?}: {message}")]
+    Setup { name: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How a destination sends.
+enum Sender {
+    Http(Box<push::HttpPush>),
+    Log,
+    /// Nothing is sent: consumers receive (see `pull`).
+    Pull,
+}
+
+/// One configured destination.
+pub struct Destination {
+    pub config: DestinationConfig,
+    sender: Sender,
+    policy: RetryPolicy,
+    /// The store's doorbell for this queue: rung when entries arrive or a
+    /// key moves on; delivery rings it too when a pause ends or shutdown
+    /// starts.
+    wake: Arc<Notify>,
+    paused: AtomicBool,
+    /// Pull counters, for stats and metrics.
+    counters: PullCounters,
+}
+
+/// What pull consumers did with a destination since start.
+#[derive(Debug, Default)]
+struct PullCounters {
+    receives: AtomicU64,
+    acks: AtomicU64,
+    nacks: AtomicU64,
+    lease_expiries: AtomicU64,
+}
+
+/// What `GET /v1/destinations` shows for one destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationStats {
+    pub name: String,
+    pub kind: DestinationKind,
+    pub paused: bool,
+    pub queue_depth: u64,
+    pub in_flight: u64,
+    pub dlq_depth: u64,
+    pub oldest_pending_age_seconds: f64,
+    /// Pending entries not yet due (backing off, delayed by a nack).
+    pub delayed: u64,
+    /// Ordering keys whose head is in flight or backing off (FIFO destinations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_keys: Option<u64>,
+    /// Pull destinations: receives, acks, nacks and lease expiries since start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullStats>,
+}
+
+/// The pull counters of one destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct PullStats {
+    pub receives: u64,
+    pub acks: u64,
+    pub nacks: u64,
+    pub lease_expiries: u64,
+}
+
+impl Destination {
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+}
+
+/// Every destination, and the tasks that deliver to them.
+pub struct Delivery {
+    store: SharedStore,
+    destinations: BTreeMap<String, Arc<Destination>>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    /// Spans of each attempt, delivery metrics.
+    telemetry: Arc<Telemetry>,
+    /// For destinations with `format = "json" | "avro"`.
+    registry: Registry,
+}
+
+impl Delivery {
+    /// Builds the destinations and opens their queues in the store (which
+    /// restores entries, leases and held FIFO keys). Sends nothing: see
+    /// [`Delivery::start`].
+    pub async fn new(
+        configs: &[DestinationConfig],
+        rules: &AddressRules,
+        store: SharedStore,
+        registry: Registry,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Arc<Self>, DeliveryError> {
+        let mut destinations = BTreeMap::new();
+        for d in configs {
+            let sender = match d.kind {
+                DestinationKind::Http => Sender::Http(Box::new(
+                    push::HttpPush::new(d, rules).map_err(|message| DeliveryError::Setup {
+                        name: d.name.clone(),
+                        message,
+                    })?,
+                )),
+                DestinationKind::Log => Sender::Log,
+                DestinationKind::Pull => Sender::Pull,
+            };
+            store.open_queue(&d.name, d.queue_policy()).await?;
+            let paused = store.is_paused(&d.name).await?;
+            destinations.insert(
+                d.name.clone(),
+                Arc::new(Destination {
+                    config: d.clone(),
+                    sender,
+                    policy: RetryPolicy::new(d.retry.clone()),
+                    wake: store.waker(&d.name)?,
+                    paused: AtomicBool::new(paused),
+                    counters: PullCounters::default(),
+                }),
+            );
+        }
+        let orphans = store.orphaned_queues().await?;
+        if !orphans.is_empty() {
+            // Restoring the destination resumes them.
+            tracing::warn!(destinations = ?orphans,
+                "Queue entries for destinations no longer in the config are kept but not delivered.");
+        }
+        Ok(Arc::new(Self {
+            store,
+            destinations,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            telemetry,
+            registry,
+        }))
+    }
+
+    /// Starts a dispatcher for each push destination and the lease keeper of
+    /// each pull destination: from here on, events are delivered.
+    pub fn start(self: &Arc<Self>) {
+        for d in self.destinations.values() {
+            let (dl, d) = (self.clone(), d.clone());
+            if d.config.kind == DestinationKind::Pull {
+                tokio::spawn(async move { dl.expire_leases(d).await });
+            } else {
+                tokio::spawn(async move { dl.dispatch(d).await });
+            }
+        }
+    }
+
+    pub fn destination(&self, name: &str) -> Option<&Arc<Destination>> {
+        self.destinations.get(name)
+    }
+
+    pub fn destinations(&self) -> impl Iterator<Item = &Arc<Destination>> {
+        self.destinations.values()
+    }
+
+    /// Entries waiting across all destinations.
+    pub fn backlog(&self) -> u64 {
+        self.store.backlog()
+    }
+
+    /// The levels of every destination.
+    pub async fn stats(&self) -> Result<Vec<DestinationStats>, StoreError> {
+        let now = now_ms();
+        let mut out = Vec::with_capacity(self.destinations.len());
+        for d in self.destinations.values() {
+            let q = self.store.queue_stats(d.name(), now)?;
+            let c = &d.counters;
+            let pull = (d.config.kind == DestinationKind::Pull).then(|| PullStats {
+                receives: c.receives.load(Ordering::Relaxed),
+                acks: c.acks.load(Ordering::Relaxed),
+                nacks: c.nacks.load(Ordering::Relaxed),
+                lease_expiries: c.lease_expiries.load(Ordering::Relaxed),
+            });
+            out.push(DestinationStats {
+                name: d.config.name.clone(),
+                kind: d.config.kind,
+                paused: d.is_paused(),
+                queue_depth: q.depth,
+                in_flight: q.in_flight,
+                dlq_depth: self
+                    .store
+                    .dlq_depth(DlqOwner::Destination(d.name()))
+                    .await?,
+                oldest_pending_age_seconds: q
+                    .oldest_enqueued_ms
+                    .map(|t| now.saturating_sub(t) as f64 / 1000.0)
+                    .unwrap_or(0.0),
+                delayed: q.delayed,
+                blocked_keys: d.config.ordering.is_some().then_some(q.blocked_keys),
+                pull,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Holds or releases delivery to a destination; persisted across restarts.
+    pub async fn set_paused(&self, name: &str, paused: bool) -> Result<bool, StoreError> {
+        let Some(d) = self.destinations.get(name) else {
+            return Ok(false);
+        };
+        self.store.set_paused(name, paused).await?;
+        d.paused.store(paused, Ordering::Release);
+        d.wake.notify_one();
+        tracing::info!(destination = %name, paused, "Destination pause state changed.");
+        Ok(true)
+    }
+
+    /// Queues events again for a destination with a fresh attempt budget,
+    /// removing them from its DLQ in the same write (`from_dlq`). Events
+    /// that already have an entry pending or in flight there are skipped
+    /// (and not counted).
+    pub async fn requeue(
+        &self,
+        dest: &str,
+        events: &[(EventId, u8, Option<String>)],
+        from_dlq: bool,
+    ) -> Result<usize, StoreError> {
+        if !self.destinations.contains_key(dest) {
+            return Ok(0);
+        }
+        let now = now_ms();
+        let mut entries = Vec::with_capacity(events.len());
+        for (id, priority, ordering_key) in events {
+            if self.store.contains(dest, *id) {
+                continue;
+            }
+            let history_base = self
+                .store
+                .delivery_state(*id, dest)
+                .await?
+                .map(|s| s.attempts)
+                .unwrap_or(0);
+            entries.push(QueueEntry {
+                event_id: *id,
+                destination: dest.to_owned(),
+                priority: *priority,
+                due_ms: now,
+                attempt: 0,
+                history_base,
+                delay_ms: 0,
+                enqueued_at_ms: now,
+                ordering_key: ordering_key.clone(),
+                lease: None,
+            });
+        }
+        self.store.requeue(entries, from_dlq).await
+    }
+
+    /// Stops taking new entries and waits up to `grace` for attempts in flight.
+    pub async fn drain(&self, grace: Duration) {
+        self.shutdown.cancel();
+        for d in self.destinations.values() {
+            d.wake.notify_one();
+        }
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "Deliveries still in flight after the shutdown grace period; they will be retried after restart."
+            );
+        }
+    }
+
+    /// The dispatcher of one destination.
+    async fn dispatch(self: Arc<Self>, d: Arc<Destination>) {
+        let permits = Arc::new(Semaphore::new(d.config.concurrency));
+        let mut pace = d.config.rate_limit.map(|r| {
+            let mut i = tokio::time::interval(Duration::from_secs_f64(1.0 / r.per_second));
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        loop {
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                _ = self.shutdown.cancelled() => return,
+            };
+            let Some(entry) = self.next_entry(&d).await else {
+                return;
+            };
+            if let Some(pace) = pace.as_mut() {
+                pace.tick().await;
+            }
+            let (dl, dest) = (self.clone(), d.clone());
+            self.tracker
+                .spawn(async move { dl.attempt(dest, entry, permit).await });
+        }
+    }
+
+    /// Waits for the next due entry, or `None` at shutdown.
+    async fn next_entry(&self, d: &Destination) -> Option<QueueEntry> {
+        loop {
+            if self.shutdown.is_cancelled() {
+                return None;
+            }
+            let next_due = if d.is_paused() {
+                None
+            } else {
+                match self.store.take(d.name(), 1, Hold::InFlight).await {
+                    Ok(mut taken) if !taken.is_empty() => return Some(taken.swap_remove(0)),
+                    Ok(_) => self.store.next_due(d.name()),
+                    Err(e) => {
+                        tracing::error!(destination = %d.name(), error = %e,
+                            "Cannot take from the queue; trying again in 1s.");
+                        Some(now_ms() + 1000)
+                    }
+                }
+            };
+            let sleep = match next_due {
+                Some(due) => Duration::from_millis(due.saturating_sub(now_ms()).max(1)),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = d.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.shutdown.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Makes one attempt and settles it.
+    async fn attempt(&self, d: Arc<Destination>, entry: QueueEntry, _permit: OwnedSemaphorePermit) {
+        let id = entry.event_id;
+        if let Err(e) = self.try_attempt(&d, entry.clone()).await {
+            tracing::error!(event_id = %id, destination = %d.config.name, error = %e,
+                "Could not record a delivery attempt; the event stays queued and will be retried after restart.");
+            // Give it back due in a few seconds: sooner would spin on a
+            // failing disk. If even that write fails, the entry stays held
+            // until a restart, which finds it due.
+            let (due, delay) = (now_ms() + STORE_RETRY_MS, STORE_RETRY_MS);
+            if let Err(e) = self.store.release(&[entry], due, delay).await {
+                tracing::error!(event_id = %id, error = %e, "Cannot give the entry back to its queue.");
+            }
+        }
+    }
+
+    /// Dead-letters `entry` at once: no retry can fix `reason`.
+    async fn dead_letter_now(&self, entry: QueueEntry, reason: String) -> Result<(), StoreError> {
+        let attempt = AttemptRecord {
+            attempt: entry.history_base + entry.attempt + 1,
+            at_ms: now_ms(),
+            status: None,
+            error: Some(reason.clone()),
+            latency_ms: 0,
+            response_excerpt: None,
+            delay_before_ms: entry.delay_ms,
+        };
+        self.store
+            .settle(vec![Settlement {
+                entry,
+                attempt,
+                outcome: Settle::DeadLetter { error: reason },
+            }])
+            .await
+    }
+
+    async fn try_attempt(&self, d: &Destination, entry: QueueEntry) -> Result<(), StoreError> {
+        let id = entry.event_id;
+        let name = &d.config.name;
+        let Some(event) = self.store.event(id).await? else {
+            // Retention removed the event (or the data dir was edited): there
+            // is nothing left to deliver. Settle so the entry goes away.
+            tracing::warn!(event_id = %id, destination = %name, "Queued event no longer exists; dropping its entry.");
+            return self
+                .dead_letter_now(entry, "event no longer stored".into())
+                .await;
+        };
+        let transformed = self.store.transformed(id).await?;
+        let (content_type, headers, body) = match &transformed {
+            Some(t) => (
+                t.content_type.as_str(),
+                t.headers.as_slice(),
+                t.payload.clone(),
+            ),
+            None => (
+                event.meta.content_type.as_str(),
+                event.meta.headers.as_slice(),
+                event.payload.clone(),
+            ),
+        };
+        let converted = match format::convert(
+            &self.registry,
+            d.config.format,
+            &event.meta.attributes,
+            content_type,
+            &body,
+        ) {
+            Ok(c) => c,
+            Err(reason) => {
+                // No retry can fix a payload that can't be converted.
+                tracing::warn!(event_id = %id, destination = %name, reason = %reason,
+                    "Delivery dead-lettered.");
+                return self.dead_letter_now(entry, reason).await;
+            }
+        };
+        let (content_type, body) = match &converted {
+            Some((ct, b)) => (ct.as_str(), b.clone()),
+            None => (content_type, body),
+        };
+        let n_budget = entry.attempt + 1;
+        let n_history = entry.history_base + n_budget;
+        let at_ms = now_ms();
+        // The attempt's CLIENT span, in the event's trace (pull has none).
+        let tel = &self.telemetry;
+        let span = match &d.sender {
+            Sender::Http(p) => {
+                tel.attempt_span(&event, name, Some(p.uri()), n_history, entry.delay_ms)
+            }
+            Sender::Log => tel.attempt_span(&event, name, None, n_history, entry.delay_ms),
+            Sender::Pull => TraceSpan::default(),
+        };
+        let answer = match &d.sender {
+            Sender::Http(push) => {
+                let id_text = id.to_string();
+                push.send(push::Outgoing {
+                    event_id: &id_text,
+                    topic: &event.topic,
+                    attempt: n_history,
+                    content_type,
+                    headers,
+                    body,
+                    trace: span.carried(&event),
+                })
+                .await
+            }
+            // Pull destinations have no dispatcher, so no attempts to make;
+            // should one get here, the entry simply waits for a consumer.
+            Sender::Pull => {
+                return self
+                    .store
+                    .release(std::slice::from_ref(&entry), entry.due_ms, entry.delay_ms)
+                    .await;
+            }
+            Sender::Log => {
+                let preview = String::from_utf8_lossy(&body[..body.len().min(256)]).into_owned();
+                tracing::info!(event_id = %id, topic = %event.topic, destination = %name,
+                    content_type, size = body.len(), body = %preview, "Event delivered to the log.");
+                push::Answer {
+                    result: retry::AttemptResult {
+                        status: Some(200),
+                        ..Default::default()
+                    },
+                    latency: Duration::ZERO,
+                    excerpt: None,
+                }
+            }
+        };
+        let age = Duration::from_millis(at_ms.saturating_sub(event.received_at_ms));
+        let decision = d
+            .policy
+            .decide(n_budget, &answer.result, age, &mut rand::rng());
+        tel.attempt_done(
+            span,
+            &event,
+            name,
+            n_history,
+            &AttemptReport {
+                status: answer.result.status,
+                error: answer.result.error.clone(),
+                refused: answer.result.refused,
+                latency: answer.latency,
+            },
+            &match &decision {
+                Decision::Delivered => AttemptOutcome::Delivered,
+                Decision::Retry { after } => AttemptOutcome::Retry { after: *after },
+                Decision::DeadLetter { reason } => AttemptOutcome::DeadLetter {
+                    reason: reason.clone(),
+                },
+                Decision::Pause { .. } => AttemptOutcome::Paused,
+            },
+        );
+        let record = AttemptRecord {
+            attempt: n_history,
+            at_ms,
+            status: answer.result.status,
+            error: answer.result.error.clone(),
+            latency_ms: answer.latency.as_millis() as u64,
+            response_excerpt: answer.excerpt,
+            delay_before_ms: entry.delay_ms,
+        };
+        let what = retry::describe(&answer.result);
+        let outcome = match &decision {
+            Decision::Delivered => Settle::Delivered,
+            Decision::Retry { after } => {
+                let next = QueueEntry {
+                    due_ms: now_ms() + after.as_millis() as u64,
+                    attempt: n_budget,
+                    delay_ms: after.as_millis() as u64,
+                    ..entry.clone()
+                };
+                tracing::info!(event_id = %id, destination = %name, attempt = n_history, result = %what,
+                    retry_in = %humantime::format_duration(Duration::from_secs(after.as_secs())),
+                    "Delivery attempt failed; retrying.");
+                Settle::Retry { next }
+            }
+            Decision::Pause { reason } => {
+                // 410: the attempt does not count against the budget; the
+                // entry waits, due now, for an operator to resume.
+                let next = QueueEntry {
+                    due_ms: now_ms(),
+                    delay_ms: 0,
+                    ..entry.clone()
+                };
+                tracing::warn!(destination = %name, event_id = %id, reason = %reason,
+                    "Destination paused: it answered 410 Gone. Resume it with POST /v1/destinations/{}/resume.", name);
+                Settle::Retry { next }
+            }
+            Decision::DeadLetter { reason } => {
+                tracing::warn!(event_id = %id, destination = %name, attempt = n_history, reason = %reason,
+                    "Delivery dead-lettered.");
+                Settle::DeadLetter {
+                    error: reason.clone(),
+                }
+            }
+        };
+        if matches!(decision, Decision::Pause { .. }) {
+            // Paused before the entry is back in the queue, so the
+            // dispatcher does not take it again at once.
+            self.store.set_paused(name, true).await?;
+            d.paused.store(true, Ordering::Release);
+        }
+        self.store
+            .settle(vec![Settlement {
+                entry,
+                attempt: record,
+                outcome,
+            }])
+            .await
+    }
+}

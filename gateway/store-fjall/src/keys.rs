@@ -1,0 +1,149 @@
+//! Key encodings. Every key layout of the store is written here, so a reader
+//! can see at a glance what sorts how.
+//!
+//! Names (topics, destinations) are restricted by config validation to
+//! `[A-Za-z0-9._-]`, so a `0x00` separator can never occur inside one.
+
+use switchyard_store::QueueEntry;
+use ulid::Ulid;
+
+/// Separates a name from what follows it in a key.
+pub const SEP: u8 = 0;
+
+/// `events`, `pending_route`, `transformed`: the 16-byte id, big-endian, so
+/// keys sort by time of acceptance.
+pub fn event(id: Ulid) -> [u8; 16] {
+    id.to_bytes()
+}
+
+pub fn decode_event(key: &[u8]) -> Option<Ulid> {
+    let bytes: [u8; 16] = key.try_into().ok()?;
+    Some(Ulid::from_bytes(bytes))
+}
+
+/// `queue`: destination, band (9 - priority, most urgent first), due time,
+/// id. A destination's entries sort in delivery order.
+pub fn queue(dest: &str, priority: u8, due_ms: u64, id: Ulid) -> Vec<u8> {
+    let mut k = Vec::with_capacity(dest.len() + 26);
+    k.extend_from_slice(dest.as_bytes());
+    k.push(SEP);
+    k.push(9u8.saturating_sub(priority.min(9)));
+    k.extend_from_slice(&due_ms.to_be_bytes());
+    k.extend_from_slice(&id.to_bytes());
+    k
+}
+
+/// `dstate`: id then destination: one event's deliveries sit together.
+/// The key of a queue entry: where it sorts in its destination's queue.
+pub fn queue_entry(e: &QueueEntry) -> Vec<u8> {
+    queue(&e.destination, e.priority, e.due_ms, e.event_id)
+}
+
+/// The destination a queue key belongs to.
+pub fn queue_destination(key: &[u8]) -> Option<&str> {
+    let end = key.iter().position(|b| *b == SEP)?;
+    std::str::from_utf8(&key[..end]).ok()
+}
+
+/// The first queue key after every key of `dest`.
+pub fn after_queue(dest: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(dest.len() + 1);
+    k.extend_from_slice(dest.as_bytes());
+    k.push(SEP + 1);
+    k
+}
+
+/// `meta`: the store format version (u32 big-endian).
+pub const FORMAT: &[u8] = b"format";
+
+pub fn dstate(id: Ulid, dest: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16 + dest.len());
+    k.extend_from_slice(&id.to_bytes());
+    k.extend_from_slice(dest.as_bytes());
+    k
+}
+
+/// `attempts`: id, destination, attempt number: history reads are one prefix scan.
+pub fn attempt(id: Ulid, dest: &str, n: u32) -> Vec<u8> {
+    let mut k = attempts_prefix(id, dest);
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+pub fn attempts_prefix(id: Ulid, dest: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(21 + dest.len());
+    k.extend_from_slice(&id.to_bytes());
+    k.extend_from_slice(dest.as_bytes());
+    k.push(SEP);
+    k
+}
+
+/// `dlq` and `topic_dlq`: owner (destination or topic) then id.
+pub fn dlq(owner: &str, id: Ulid) -> Vec<u8> {
+    let mut k = name_prefix(owner);
+    k.extend_from_slice(&id.to_bytes());
+    k
+}
+
+/// `name\0`: the prefix of everything a destination or topic owns.
+pub fn name_prefix(name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 1);
+    k.extend_from_slice(name.as_bytes());
+    k.push(SEP);
+    k
+}
+
+/// `idem`: topic then the sender's key.
+pub fn idem(topic: &str, key: &str) -> Vec<u8> {
+    let mut k = name_prefix(topic);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// `idem_expiry`: creation time first, so expired keys are a range from the front.
+pub fn idem_expiry(created_ms: u64, topic: &str, key: &str) -> Vec<u8> {
+    let mut k = created_ms.to_be_bytes().to_vec();
+    k.extend_from_slice(&idem(topic, key));
+    k
+}
+
+/// `meta`: a destination's paused flag.
+pub fn paused(dest: &str) -> Vec<u8> {
+    let mut k = b"paused".to_vec();
+    k.push(SEP);
+    k.extend_from_slice(dest.as_bytes());
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_keys_sort_urgent_then_due_then_id() {
+        let a = Ulid::from_parts(1, 1);
+        let b = Ulid::from_parts(1, 2);
+        let urgent_late = queue("d", 9, 500, b);
+        let normal_early = queue("d", 5, 100, a);
+        let normal_early_b = queue("d", 5, 100, b);
+        let normal_later = queue("d", 5, 200, a);
+        let mut keys = vec![
+            normal_later.clone(),
+            normal_early_b.clone(),
+            urgent_late.clone(),
+            normal_early.clone(),
+        ];
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![urgent_late, normal_early, normal_early_b, normal_later]
+        );
+    }
+
+    #[test]
+    fn destination_prefixes_do_not_collide() {
+        // "a" must not own the keys of "a-b".
+        let k = queue("a-b", 5, 1, Ulid::nil());
+        assert!(!k.starts_with(&name_prefix("a")));
+    }
+}

@@ -1,0 +1,361 @@
+//! The event log, routing, history and housekeeping on fjall.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use switchyard_core::{Event, EventId, NewEvent, now_ms};
+use switchyard_store::{
+    Appended, AttemptRecord, DeliveryState, DeliveryStatus, EventLog, EventQuery, History,
+    Maintenance, Routed, StoreError, Transformed,
+};
+use tokio::sync::oneshot;
+use ulid::Ulid;
+
+use crate::writer::{self, AppendRequest, Ks, Op, Request};
+use crate::{Fj, FjallStore, codec, keys};
+
+impl FjallStore {
+    fn read_event(&self, id: Ulid) -> Result<Option<Event>, StoreError> {
+        match self.ks.events.get(keys::event(id)).fj()? {
+            Some(v) => Ok(Some(codec::decode_event(id, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Delivery states of one event as stored (no in-flight overlay).
+    fn stored_deliveries(&self, id: Ulid) -> Result<Vec<(String, DeliveryState)>, StoreError> {
+        let mut out = Vec::new();
+        for guard in self.ks.dstate.prefix(keys::event(id)) {
+            let (k, v) = guard.into_inner().fj()?;
+            let dest = String::from_utf8_lossy(&k[16..]).into_owned();
+            out.push((dest, codec::from_json("dstate", &v)?));
+        }
+        Ok(out)
+    }
+
+    /// `stored_deliveries`, with "in flight" from the live queues.
+    fn live_deliveries(&self, id: Ulid) -> Result<Vec<(String, DeliveryState)>, StoreError> {
+        let mut states = self.stored_deliveries(id)?;
+        for (dest, st) in &mut states {
+            if self.is_in_flight(dest, id) {
+                st.status = DeliveryStatus::InFlight;
+            }
+        }
+        Ok(states)
+    }
+
+    fn matches(&self, q: &EventQuery, e: &Event) -> Result<bool, StoreError> {
+        if q.topic.as_deref().is_some_and(|t| t != e.topic) {
+            return Ok(false);
+        }
+        if q.destination.is_none() && q.state.is_none() {
+            return Ok(true);
+        }
+        Ok(self.live_deliveries(e.id)?.iter().any(|(dest, st)| {
+            q.destination.as_deref().is_none_or(|d| d == dest)
+                && q.state.is_none_or(|s| s == st.status)
+        }))
+    }
+}
+
+#[async_trait]
+impl EventLog for FjallStore {
+    async fn append(
+        &self,
+        topic: &str,
+        idempotency_key: Option<String>,
+        window: Duration,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let req = Request::Append(AppendRequest {
+            topic: topic.to_owned(),
+            idempotency_key,
+            window,
+            events,
+            reply,
+        });
+        self.send(req)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    async fn event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
+        self.read_event(id)
+    }
+
+    async fn transformed(&self, id: EventId) -> Result<Option<Transformed>, StoreError> {
+        match self.ks.transformed.get(keys::event(id)).fj()? {
+            Some(v) => Ok(Some(codec::decode_transformed(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn pending_routes(
+        &self,
+        after: Option<EventId>,
+        max: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        // Starting after the low-water mark skips the tombstones that
+        // routing leaves at the front of the keyspace.
+        let start = after.map(|a| keys::event(Ulid(a.0.wrapping_add(1))));
+        let iter = match start {
+            Some(s) => self.ks.pending_route.range(s..),
+            None => self.ks.pending_route.iter(),
+        };
+        let mut out = Vec::new();
+        for guard in iter.take(max) {
+            let key = guard.key().fj()?;
+            let Some(id) = keys::decode_event(&key) else {
+                continue;
+            };
+            match self.read_event(id)? {
+                Some(e) => out.push(e),
+                None => tracing::warn!(event_id = %id, "Pending route without its event; skipped."),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn route(&self, routed: Vec<Routed>) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut ops = Vec::new();
+        let mut queued = Vec::new();
+        for r in routed {
+            for e in r.entries {
+                if self
+                    .ks
+                    .dstate
+                    .contains_key(keys::dstate(r.event_id, &e.destination))
+                    .fj()?
+                {
+                    continue;
+                }
+                ops.push(Op::Put(
+                    Ks::DState,
+                    keys::dstate(r.event_id, &e.destination),
+                    codec::to_json(&DeliveryState {
+                        status: DeliveryStatus::Pending,
+                        attempts: 0,
+                        updated_at_ms: now,
+                        last_error: None,
+                    }),
+                ));
+                ops.push(Op::Put(
+                    Ks::Queue,
+                    keys::queue_entry(&e),
+                    codec::to_json(&e),
+                ));
+                queued.push(e);
+            }
+            if let Some(t) = &r.transformed {
+                ops.push(Op::Put(
+                    Ks::Transformed,
+                    keys::event(r.event_id).to_vec(),
+                    codec::encode_transformed(t),
+                ));
+            }
+            if let Some((topic, entry)) = &r.topic_dead_letter {
+                ops.push(Op::Put(
+                    Ks::TopicDlq,
+                    keys::dlq(topic, r.event_id),
+                    codec::to_json(entry),
+                ));
+            }
+            ops.push(Op::Del(Ks::PendingRoute, keys::event(r.event_id).to_vec()));
+        }
+        self.write(ops, false).await?;
+        self.push_all(queued);
+        Ok(())
+    }
+
+    async fn list_events(
+        &self,
+        q: &EventQuery,
+    ) -> Result<(Vec<Event>, Option<EventId>), StoreError> {
+        let from = Ulid::from_parts(q.since_ms, 0);
+        let to = Ulid::from_parts(q.until_ms.min((1 << 48) - 1), u128::MAX);
+        let start = match q.cursor {
+            Some(c) => Ulid(c.0.wrapping_add(1)).max(from),
+            None => from,
+        };
+        let limit = q.limit.max(1);
+        let mut out = Vec::new();
+        for (scanned, guard) in self
+            .ks
+            .events
+            .range(keys::event(start)..=keys::event(to))
+            .enumerate()
+        {
+            let (k, v) = guard.into_inner().fj()?;
+            let Some(id) = keys::decode_event(&k) else {
+                continue;
+            };
+            let e = codec::decode_event(id, &v)?;
+            if self.matches(q, &e)? {
+                out.push(e);
+                if out.len() >= limit {
+                    return Ok((out, Some(id)));
+                }
+            }
+            if scanned + 1 >= q.max_scanned.max(1) {
+                return Ok((out, Some(id)));
+            }
+        }
+        Ok((out, None))
+    }
+
+    async fn replay_topic_dead_letters(
+        &self,
+        topic: &str,
+        ids: &[EventId],
+    ) -> Result<(), StoreError> {
+        let mut ops = Vec::new();
+        for id in ids {
+            ops.push(Op::Del(Ks::TopicDlq, keys::dlq(topic, *id)));
+            ops.push(Op::Put(
+                Ks::PendingRoute,
+                keys::event(*id).to_vec(),
+                topic.as_bytes().to_vec(),
+            ));
+        }
+        self.write(ops, true).await
+    }
+}
+
+#[async_trait]
+impl History for FjallStore {
+    async fn deliveries(&self, id: EventId) -> Result<Vec<(String, DeliveryState)>, StoreError> {
+        self.live_deliveries(id)
+    }
+
+    async fn delivery_state(
+        &self,
+        id: EventId,
+        dest: &str,
+    ) -> Result<Option<DeliveryState>, StoreError> {
+        match self.ks.dstate.get(keys::dstate(id, dest)).fj()? {
+            Some(v) => Ok(Some(codec::from_json("dstate", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn attempts(&self, id: EventId, dest: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        let mut out = Vec::new();
+        for guard in self.ks.attempts.prefix(keys::attempts_prefix(id, dest)) {
+            let (_, v) = guard.into_inner().fj()?;
+            out.push(codec::from_json("attempts", &v)?);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Maintenance for FjallStore {
+    async fn expire_idempotency(
+        &self,
+        older_than_ms: u64,
+        max: usize,
+    ) -> Result<usize, StoreError> {
+        let mut ops = Vec::new();
+        for guard in self
+            .ks
+            .idem_expiry
+            .range(..older_than_ms.to_be_bytes().to_vec())
+            .take(max)
+        {
+            let k = guard.key().fj()?;
+            let idem_key = k[8..].to_vec();
+            // The key may have been re-used after an earlier expiry: only drop
+            // the `idem` record if it is the one this expiry entry describes.
+            if let Some(v) = self.ks.idem.get(&idem_key).fj()?
+                && let Some((created, _)) = writer::decode_idem(&v)
+                && created.to_be_bytes() == k[..8]
+            {
+                ops.push(Op::Del(Ks::Idem, idem_key));
+            }
+            ops.push(Op::Del(Ks::IdemExpiry, k.to_vec()));
+        }
+        let n = ops.len();
+        self.write(ops, false).await?;
+        Ok(n)
+    }
+
+    async fn sweep_retention(
+        &self,
+        cutoff_ms: u64,
+        after: Option<EventId>,
+        max: usize,
+    ) -> Result<(usize, Option<EventId>), StoreError> {
+        let start = after.unwrap_or(Ulid::nil());
+        let end = Ulid::from_parts(cutoff_ms, 0);
+        let mut ops = Vec::new();
+        let mut removed = 0;
+        let mut low_water = after;
+        let mut blocked = false;
+        for guard in self
+            .ks
+            .events
+            .range(keys::event(start)..keys::event(end))
+            .take(max)
+        {
+            let (k, v) = guard.into_inner().fj()?;
+            let Some(id) = keys::decode_event(&k) else {
+                continue;
+            };
+            let states = self.stored_deliveries(id)?;
+            let finished = !self.ks.pending_route.contains_key(keys::event(id)).fj()?
+                && states.iter().all(|(_, s)| s.status.is_finished());
+            if !finished {
+                blocked = true;
+                continue;
+            }
+            if !blocked {
+                low_water = Some(id);
+            }
+            let topic = codec::decode_event(id, &v)
+                .map(|e| e.topic)
+                .unwrap_or_default();
+            for (dest, _) in states {
+                ops.push(Op::Del(Ks::DState, keys::dstate(id, &dest)));
+                ops.push(Op::Del(Ks::Dlq, keys::dlq(&dest, id)));
+                for g in self.ks.attempts.prefix(keys::attempts_prefix(id, &dest)) {
+                    ops.push(Op::Del(Ks::Attempts, g.key().fj()?.to_vec()));
+                }
+            }
+            ops.push(Op::Del(Ks::TopicDlq, keys::dlq(&topic, id)));
+            ops.push(Op::Del(Ks::Transformed, keys::event(id).to_vec()));
+            ops.push(Op::Del(Ks::Events, keys::event(id).to_vec()));
+            removed += 1;
+        }
+        self.write(ops, false).await?;
+        Ok((removed, low_water))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.persist(fjall::PersistMode::SyncAll).fj()
+    }
+
+    fn disk_space(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+
+    fn register_metrics(&self, r: &mut prometheus_client::registry::Registry) {
+        use prometheus_client::registry::Unit;
+        r.register(
+            "store_commit_batch_size",
+            "Requests folded into one group commit.",
+            self.stats.batch_size.clone(),
+        );
+        r.register_with_unit(
+            "store_commit_duration",
+            "Time to apply and persist (fsync in sync mode) one group commit.",
+            Unit::Seconds,
+            self.stats.commit_seconds.clone(),
+        );
+        r.register(
+            "store_commits",
+            "Group commits written.",
+            self.stats.commits.clone(),
+        );
+    }
+}

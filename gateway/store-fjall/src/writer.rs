@@ -1,0 +1,273 @@
+//! The group commit: one thread owns every write to the store.
+//!
+//! fjall has no group commit of its own: `persist(SyncData)` takes the journal
+//! lock, so one fsync per request would cap ingest near 4k events/s. Instead,
+//! requests queue on a channel; the writer takes everything that is waiting,
+//! applies it as one atomic write batch, persists once, and only then answers
+//! every request in the group. While one fsync runs, the next group gathers.
+//!
+//! Deduplication on idempotency keys happens here too: the writer sees every
+//! append in order, so two concurrent duplicates can never both be accepted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use switchyard_core::{NewEvent, now_ms};
+use switchyard_store::{Appended, StoreError};
+use tokio::sync::oneshot;
+use ulid::{Generator, Ulid};
+
+use crate::{Durability, Fj, Keyspaces, codec, keys};
+
+/// Most requests folded into one group: bounds the latency of the first one.
+const MAX_GROUP: usize = 4096;
+
+/// A commit slower than this is logged: it shows directly in ingest latency.
+const SLOW_COMMIT: Duration = Duration::from_millis(20);
+
+/// Which keyspace an [`Op`] targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ks {
+    Events,
+    PendingRoute,
+    Transformed,
+    Queue,
+    DState,
+    Attempts,
+    Dlq,
+    TopicDlq,
+    Idem,
+    IdemExpiry,
+    Meta,
+}
+
+/// One key write.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Put(Ks, Vec<u8>, Vec<u8>),
+    Del(Ks, Vec<u8>),
+}
+
+pub(crate) struct AppendRequest {
+    pub topic: String,
+    pub idempotency_key: Option<String>,
+    pub window: Duration,
+    pub events: Vec<NewEvent>,
+    pub reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+pub(crate) enum Request {
+    Append(AppendRequest),
+    Write {
+        ops: Vec<Op>,
+        /// fsync before answering, whatever the configured durability.
+        sync: bool,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// Numbers the writer reports, for metrics.
+#[derive(Debug)]
+pub struct WriterStats {
+    pub groups: std::sync::atomic::AtomicU64,
+    pub group_requests: std::sync::atomic::AtomicU64,
+    pub persist_micros: std::sync::atomic::AtomicU64,
+    /// Requests per group: shows whether group commit is amortising the
+    /// fsync (telemetry registers it; a clone shares the buckets).
+    pub batch_size: prometheus_client::metrics::histogram::Histogram,
+    /// Seconds per group commit, fsync included.
+    pub commit_seconds: prometheus_client::metrics::histogram::Histogram,
+    /// Group commits written (the same count as `groups`, for `/metrics`).
+    pub commits: prometheus_client::metrics::counter::Counter,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+        Self {
+            groups: Default::default(),
+            group_requests: Default::default(),
+            persist_micros: Default::default(),
+            // 1 to 4096 requests (MAX_GROUP).
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
+            // 50 µs to ~1.6 s.
+            commit_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            commits: Default::default(),
+        }
+    }
+}
+
+pub(crate) struct Writer {
+    pub db: fjall::Database,
+    pub ks: Keyspaces,
+    pub durability: Durability,
+    pub rx: mpsc::Receiver<Request>,
+    pub stats: Arc<WriterStats>,
+}
+
+impl Writer {
+    pub fn run(self) {
+        let mut ids = Generator::new();
+        while let Ok(first) = self.rx.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match self.rx.try_recv() {
+                    Ok(r) => group.push(r),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group, &mut ids);
+        }
+        // Channel closed: the store is being dropped. One last sync so that
+        // buffered writes reach the disk before the process exits.
+        if let Err(e) = self.db.persist(fjall::PersistMode::SyncAll) {
+            tracing::error!(error = %e, "Final persist of the store failed.");
+        }
+    }
+
+    fn commit_group(&self, group: Vec<Request>, ids: &mut Generator) {
+        let mut batch = self.db.batch();
+        let mut sync = self.durability == Durability::Sync;
+        let now = now_ms();
+        // Keys appended in this group, so duplicates within one group are caught.
+        let mut fresh: HashMap<Vec<u8>, Vec<Ulid>> = HashMap::new();
+        let mut answers: Vec<(Request, Result<Appended, StoreError>)> =
+            Vec::with_capacity(group.len());
+
+        for req in group {
+            match &req {
+                Request::Append(a) => {
+                    let outcome = self.stage_append(&mut batch, a, now, ids, &mut fresh);
+                    answers.push((req, outcome));
+                }
+                Request::Write { ops, sync: s, .. } => {
+                    sync |= *s;
+                    for op in ops {
+                        match op {
+                            Op::Put(k, key, value) => {
+                                batch.insert(self.ks.get(*k), key.as_slice(), value.as_slice())
+                            }
+                            Op::Del(k, key) => batch.remove(self.ks.get(*k), key.as_slice()),
+                        }
+                    }
+                    answers.push((req, Ok(Appended::Duplicate { ids: Vec::new() })));
+                }
+            }
+        }
+
+        let mode = if sync {
+            fjall::PersistMode::SyncData
+        } else {
+            // "buffered" still hands the bytes to the OS before answering, so a
+            // process crash (kill -9) loses nothing that was acknowledged.
+            fjall::PersistMode::Buffer
+        };
+        let started = Instant::now();
+        let result = batch.durability(Some(mode)).commit();
+        let elapsed = started.elapsed();
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats.groups.fetch_add(1, Relaxed);
+        self.stats.commits.inc();
+        self.stats
+            .group_requests
+            .fetch_add(answers.len() as u64, Relaxed);
+        self.stats
+            .persist_micros
+            .fetch_add(elapsed.as_micros() as u64, Relaxed);
+        self.stats.batch_size.observe(answers.len() as f64);
+        self.stats.commit_seconds.observe(elapsed.as_secs_f64());
+
+        if elapsed > SLOW_COMMIT {
+            tracing::warn!(
+                elapsed_ms = elapsed.as_millis() as u64,
+                requests = answers.len(),
+                "Slow group commit: the disk or fjall stalled."
+            );
+        }
+        let failed = result.err().map(|e| e.to_string());
+        if let Some(e) = &failed {
+            tracing::error!(error = %e, "A group commit failed; its requests are answered with an error.");
+        }
+        for (req, outcome) in answers {
+            let outcome = match &failed {
+                Some(e) => Err(StoreError::WriteFailed(e.clone())),
+                None => outcome,
+            };
+            match req {
+                Request::Append(a) => {
+                    let _ = a.reply.send(outcome);
+                }
+                Request::Write { reply, .. } => {
+                    let _ = reply.send(outcome.map(|_| ()));
+                }
+            }
+        }
+    }
+
+    fn stage_append(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        a: &AppendRequest,
+        now: u64,
+        ids: &mut Generator,
+        fresh: &mut HashMap<Vec<u8>, Vec<Ulid>>,
+    ) -> Result<Appended, StoreError> {
+        let idem_key = a.idempotency_key.as_ref().map(|k| keys::idem(&a.topic, k));
+        if let Some(ik) = &idem_key {
+            if let Some(prev) = fresh.get(ik) {
+                return Ok(Appended::Duplicate { ids: prev.clone() });
+            }
+            if let Some(v) = self.ks.idem.get(ik).fj()?
+                && let Some((created, prev)) = decode_idem(&v)
+            {
+                let window = a.window.as_millis() as u64;
+                if now.saturating_sub(created) < window {
+                    return Ok(Appended::Duplicate { ids: prev });
+                }
+            }
+        }
+        let mut new_ids = Vec::with_capacity(a.events.len());
+        for ev in &a.events {
+            // The generator is monotonic within the process, so ids (and the
+            // pending-route keys) follow acceptance order.
+            let id = ids.generate().unwrap_or_else(|_| Ulid::new());
+            let value = codec::encode_event(&a.topic, now, &ev.meta, &ev.payload);
+            batch.insert(&self.ks.events, keys::event(id), value);
+            batch.insert(&self.ks.pending_route, keys::event(id), a.topic.as_bytes());
+            new_ids.push(id);
+        }
+        if let (Some(ik), Some(k)) = (idem_key, &a.idempotency_key) {
+            batch.insert(&self.ks.idem, ik.as_slice(), encode_idem(now, &new_ids));
+            batch.insert(
+                &self.ks.idem_expiry,
+                keys::idem_expiry(now, &a.topic, k),
+                Vec::<u8>::new(),
+            );
+            fresh.insert(ik, new_ids.clone());
+        }
+        Ok(Appended::New {
+            ids: new_ids,
+            received_at_ms: now,
+        })
+    }
+}
+
+/// `idem` values: creation time, then the ids the key was first accepted as.
+fn encode_idem(created_ms: u64, ids: &[Ulid]) -> Vec<u8> {
+    let mut v = created_ms.to_be_bytes().to_vec();
+    for id in ids {
+        v.extend_from_slice(&id.to_bytes());
+    }
+    v
+}
+
+pub(crate) fn decode_idem(v: &[u8]) -> Option<(u64, Vec<Ulid>)> {
+    let created = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    let ids = v[8..]
+        .chunks_exact(16)
+        .filter_map(keys::decode_event)
+        .collect();
+    Some((created, ids))
+}

@@ -1,0 +1,132 @@
+//! The HTTP side of telemetry: the ingest routes' layer (the SERVER span,
+//! the latency histogram, refusal counts) and `GET /metrics`, which reads
+//! each level from its owner and has `switchyard-telemetry` render it.
+
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use opentelemetry::context::FutureExt;
+use switchyard_telemetry::metrics::{
+    DestinationLevels, Levels, PluginTotals, PullTotals, TopicLabel,
+};
+use switchyard_telemetry::spans;
+
+use super::App;
+use super::error::{ErrorCode, code_for};
+
+/// The ingest routes' layer: the SERVER span (child of the sender's
+/// `traceparent`), made current while the handler runs so the event stores
+/// this span's context; the latency histogram; and the count of refusals,
+/// by the error code the client got.
+pub async fn ingest_layer(State(app): State<App>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    // Label by topic only if it is configured: user input must not become
+    // label values.
+    let topic = req
+        .uri()
+        .path()
+        .strip_prefix("/v1/topics/")
+        .and_then(|p| p.split('/').next())
+        .filter(|t| app.config.topic(t).is_some())
+        .unwrap_or("")
+        .to_owned();
+    let tel = &app.telemetry;
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| req.uri().path().to_owned());
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let resp = match spans::ingest(tel, &req, &route, client, &topic) {
+        Some(span) => {
+            let cx = span.context().cloned().unwrap_or_default();
+            let resp = next.run(req).with_context(cx).await;
+            span.finish_server(resp.status());
+            resp
+        }
+        None => next.run(req).await,
+    };
+    let status = resp.status();
+    tel.metrics
+        .ingest_duration
+        .get_or_create(&TopicLabel {
+            topic: topic.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    if !status.is_success() {
+        let code = resp
+            .extensions()
+            .get::<ErrorCode>()
+            .map_or_else(|| code_for(status), |c| c.0);
+        tel.metrics.ingested(&topic, code, 1);
+    }
+    resp
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(app): State<App>) -> Response {
+    let levels = levels(&app).await;
+    let body = app.telemetry.metrics.render(&levels);
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Every level `/metrics` shows, from the part that owns it.
+async fn levels(app: &App) -> Levels {
+    let destinations = match app.delivery.stats().await {
+        Ok(stats) => stats
+            .into_iter()
+            .map(|s| DestinationLevels {
+                name: s.name,
+                queue_depth: s.queue_depth,
+                in_flight: s.in_flight,
+                oldest_pending_age_seconds: s.oldest_pending_age_seconds,
+                dlq_depth: s.dlq_depth,
+                delayed: s.delayed,
+                blocked_keys: s.blocked_keys,
+                pull: s.pull.map(|p| PullTotals {
+                    receives: p.receives,
+                    acks: p.acks,
+                    nacks: p.nacks,
+                    lease_expiries: p.lease_expiries,
+                }),
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read destination stats for /metrics.");
+            Vec::new()
+        }
+    };
+    let plugins = app
+        .plugins
+        .as_ref()
+        .map(|host| {
+            host.statuses()
+                .into_iter()
+                .map(|s| PluginTotals {
+                    seconds: s.avg_us_per_event * s.invocations as f64 / 1e6,
+                    name: s.name,
+                    invocations: s.invocations,
+                    errors: s.errors,
+                    traps: s.traps,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Levels {
+        store_disk_bytes: app.store.disk_space(),
+        destinations,
+        plugins,
+    }
+}

@@ -1,0 +1,362 @@
+//! The router: topic log -> plugin chain -> destination queues.
+//!
+//! Routing happens after the durable ack, so a failing plugin never loses an
+//! event. The router reads events that are still marked pending-route, in
+//! batches, decides their destinations, and writes the queue entries and the
+//! removal of the pending marks in one atomic write. A crash anywhere in
+//! between leaves the marks in place, and the next start routes those events
+//! again (idempotently: a destination that already has a delivery state for
+//! the event is skipped).
+//!
+//! Ingest hands over to the router through a [`Handoff`]: it rings after
+//! every append that stored events, and the router reads what is pending.
+//! The store puts routed entries in their queues itself, and the queues
+//! wake their dispatchers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use switchyard_core::{DEFAULT_PRIORITY, Event, now_ms};
+use switchyard_delivery::OrderingKey;
+use switchyard_plugin_host::{ChainOutcome, OnError, PluginEvent, PluginHost};
+use switchyard_store::{DlqEntry, QueueEntry, Routed, SharedStore, Transformed};
+use switchyard_telemetry::Telemetry;
+use switchyard_telemetry::spans::Routing;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use ulid::Ulid;
+
+use crate::config::Config;
+
+/// The hand-off from ingest (and DLQ replay) to the router.
+#[derive(Clone, Default)]
+pub struct Handoff(Arc<HandoffState>);
+
+#[derive(Default)]
+struct HandoffState {
+    /// Rung when events are waiting to be routed.
+    pending: Notify,
+    /// Events were put back behind the router's low-water mark: it must
+    /// look from the front once.
+    rescan: AtomicBool,
+}
+
+impl Handoff {
+    /// New events were appended: ingest calls this once the store has them.
+    pub fn appended(&self) {
+        self.0.pending.notify_one();
+    }
+
+    /// Events went back to routing from a topic's DLQ (they are older than
+    /// what the router has routed since).
+    pub fn replayed(&self) {
+        self.0.rescan.store(true, Ordering::Release);
+        self.0.pending.notify_one();
+    }
+
+    fn take_rescan(&self) -> bool {
+        self.0.rescan.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// Events routed per batch: big enough to amortise one write and one plugin
+/// call over many events, small enough to keep latency low under load.
+const BATCH: usize = 512;
+
+/// What the router knows of a topic.
+#[derive(Debug, Clone)]
+struct TopicRoutes {
+    routes: Vec<String>,
+    /// A sender header allowed to set the priority.
+    priority_header: Option<String>,
+    /// Plugin names, run in order over each batch of this topic's events.
+    chain: Vec<String>,
+}
+
+/// Reads pending events and queues them for their destinations.
+pub struct Router {
+    store: SharedStore,
+    telemetry: Arc<Telemetry>,
+    handoff: Handoff,
+    topics: HashMap<String, TopicRoutes>,
+    destinations: HashSet<String>,
+    /// Where each FIFO destination takes its ordering key from.
+    ordering: HashMap<String, OrderingKey>,
+    plugins: Option<Arc<PluginHost>>,
+}
+
+impl Router {
+    pub fn new(
+        config: &Config,
+        store: SharedStore,
+        telemetry: Arc<Telemetry>,
+        handoff: Handoff,
+        plugins: Option<Arc<PluginHost>>,
+    ) -> Self {
+        let topics = config
+            .topics
+            .iter()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    TopicRoutes {
+                        routes: t.routes.clone(),
+                        priority_header: t.priority_header.as_ref().map(|h| h.to_ascii_lowercase()),
+                        chain: t.plugins.clone(),
+                    },
+                )
+            })
+            .collect();
+        let destinations = config.destinations.iter().map(|d| d.name.clone()).collect();
+        let ordering = config
+            .destinations
+            .iter()
+            .filter_map(|d| d.ordering.as_ref().map(|o| (d.name.clone(), o.key.clone())))
+            .collect();
+        Self {
+            store,
+            telemetry,
+            handoff,
+            topics,
+            destinations,
+            ordering,
+            plugins,
+        }
+    }
+
+    /// Routes until `shutdown`, waking whenever the hand-off rings.
+    pub async fn run(self, shutdown: CancellationToken) {
+        // The last id routed: scans start after it, skipping the tombstones
+        // that routing leaves at the front of the pending keyspace.
+        let mut low_water: Option<Ulid> = None;
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if self.handoff.take_rescan() {
+                low_water = None;
+            }
+            let batch = match self.store.pending_routes(low_water, BATCH).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "Cannot read events pending routing; retrying in 1s.");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    _ = self.handoff.0.pending.notified() => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                continue;
+            }
+            let last = batch.last().map(|e| e.id);
+            // Spans of this batch (see telemetry::spans::Routing); plugin
+            // runs hang under it via `trace.plugin_run(..)`.
+            let telemetry = &self.telemetry;
+            let trace = telemetry.start_routing(&batch);
+            let routed = self.route_batch(batch, &trace).await;
+            trace.record(&routed);
+            match self.store.route(routed).await {
+                Ok(()) => {
+                    trace.end(telemetry, None);
+                    low_water = last;
+                }
+                Err(e) => {
+                    trace.end(telemetry, Some(&e.to_string()));
+                    tracing::error!(error = %e, "Cannot write routing; retrying in 1s.");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// Decides where each event of a batch goes: each topic's plugin chain
+    /// runs once over that topic's events in the batch (plugin calls cost
+    /// microseconds each, so batching is what makes them cheap).
+    async fn route_batch(&self, batch: Vec<Event>, trace: &Routing) -> Vec<Routed> {
+        let now = now_ms();
+        let mut outcomes: HashMap<Ulid, ChainOutcome> = HashMap::new();
+        if let Some(host) = &self.plugins {
+            let mut by_topic: HashMap<&str, Vec<&Event>> = HashMap::new();
+            for e in &batch {
+                if self
+                    .topics
+                    .get(&e.topic)
+                    .is_some_and(|t| !t.chain.is_empty())
+                {
+                    by_topic.entry(e.topic.as_str()).or_default().push(e);
+                }
+            }
+            for (topic, events) in by_topic {
+                let Some(t) = self.topics.get(topic) else {
+                    continue;
+                };
+                let inputs = events.iter().map(|e| plugin_event(e)).collect();
+                let span = trace.plugin_run(&self.telemetry, &t.chain.join(","), events.len());
+                let results = host.run_chain(&t.chain, &self.destinations, inputs).await;
+                let failed = results
+                    .iter()
+                    .filter(|r| matches!(r, ChainOutcome::Failed { .. }))
+                    .count();
+                if failed > 0 {
+                    span.error(format!(
+                        "{failed} of {} events failed the chain",
+                        events.len()
+                    ));
+                }
+                span.end();
+                for (e, r) in events.iter().zip(results) {
+                    outcomes.insert(e.id, r);
+                }
+            }
+        }
+        batch
+            .into_iter()
+            .map(|e| {
+                let outcome = outcomes.remove(&e.id);
+                self.decide(e, outcome, now)
+            })
+            .collect()
+    }
+
+    /// Applies a chain's outcome (or the topic's static routes) to one event.
+    fn decide(&self, e: Event, outcome: Option<ChainOutcome>, now: u64) -> Routed {
+        let (mut routes, mut priority) = match self.topics.get(&e.topic) {
+            Some(t) => (t.routes.clone(), header_priority(&e, t)),
+            None => {
+                tracing::warn!(event_id = %e.id, topic = %e.topic,
+                    "Event of a topic no longer configured; it is not routed anywhere.");
+                (Vec::new(), None)
+            }
+        };
+        let mut delay_ms = 0;
+        let mut plugin_key = None;
+        let mut transformed = None;
+        let mut topic_dead_letter = None;
+        match outcome {
+            None => {}
+            Some(ChainOutcome::Done(v)) => {
+                if let Some(r) = v.routes {
+                    routes = r;
+                }
+                if let Some(p) = v.priority {
+                    priority = Some(p.min(9));
+                }
+                delay_ms = v.delay_ms.unwrap_or(0);
+                plugin_key = v.ordering_key;
+                if v.payload.is_some() || v.headers.is_some() || v.content_type.is_some() {
+                    transformed = Some(Transformed {
+                        content_type: v
+                            .content_type
+                            .unwrap_or_else(|| e.meta.content_type.clone()),
+                        headers: v.headers.unwrap_or_else(|| e.meta.headers.clone()),
+                        payload: v.payload.unwrap_or_else(|| e.payload.clone()),
+                    });
+                }
+            }
+            Some(ChainOutcome::Failed {
+                plugin,
+                error,
+                on_error,
+            }) => match on_error {
+                OnError::DeadLetter => {
+                    tracing::warn!(event_id = %e.id, topic = %e.topic, plugin = %plugin, error = %error,
+                        "Plugin failed; the event goes to the topic's dead-letter queue.");
+                    routes = Vec::new();
+                    topic_dead_letter = Some((
+                        e.topic.clone(),
+                        DlqEntry {
+                            event_id: e.id,
+                            error: format!("plugin {plugin:?}: {error}"),
+                            attempts: 0,
+                            dead_lettered_at_ms: now,
+                            priority: priority.unwrap_or(DEFAULT_PRIORITY),
+                            ordering_key: None,
+                        },
+                    ));
+                }
+                OnError::Skip => {
+                    tracing::warn!(event_id = %e.id, topic = %e.topic, plugin = %plugin, error = %error,
+                        "Plugin failed; the event is skipped (on_error = \"skip\").");
+                    routes = Vec::new();
+                }
+                OnError::DefaultRoutes => {
+                    tracing::warn!(event_id = %e.id, topic = %e.topic, plugin = %plugin, error = %error,
+                        "Plugin failed; the event takes the topic's static routes.");
+                }
+            },
+        }
+        let priority = priority.unwrap_or(DEFAULT_PRIORITY);
+        let mut seen = HashSet::new();
+        let entries = routes
+            .into_iter()
+            .filter(|r| self.destinations.contains(r) && seen.insert(r.clone()))
+            .map(|destination| QueueEntry {
+                event_id: e.id,
+                ordering_key: self.ordering_key(&destination, &e, plugin_key.as_deref()),
+                destination,
+                priority,
+                due_ms: now + delay_ms,
+                attempt: 0,
+                history_base: 0,
+                delay_ms,
+                enqueued_at_ms: now,
+                lease: None,
+            })
+            .collect();
+        Routed {
+            event_id: e.id,
+            entries,
+            transformed,
+            topic_dead_letter,
+        }
+    }
+
+    /// The ordering key of `e` at a FIFO destination, from the configured
+    /// source; `None` at other destinations or when the source is absent
+    /// (such events are not ordered).
+    fn ordering_key(&self, dest: &str, e: &Event, from_plugin: Option<&str>) -> Option<String> {
+        match self.ordering.get(dest)? {
+            OrderingKey::Header(h) => e
+                .meta
+                .headers
+                .iter()
+                .find(|(k, _)| k == h)
+                .map(|(_, v)| v.clone()),
+            OrderingKey::Pointer(p) => {
+                let v: serde_json::Value = serde_json::from_slice(&e.payload).ok()?;
+                match v.pointer(p)? {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Null => None,
+                    other => Some(other.to_string()),
+                }
+            }
+            OrderingKey::Plugin => from_plugin.map(str::to_owned),
+        }
+    }
+}
+
+/// The priority a sender asked for in the topic's `priority_header`, if the
+/// topic allows one and the value is a digit 0-9.
+fn header_priority(e: &Event, t: &TopicRoutes) -> Option<u8> {
+    let h = t.priority_header.as_deref()?;
+    let (_, v) = e.meta.headers.iter().find(|(k, _)| k == h)?;
+    v.trim().parse::<u8>().ok().filter(|p| *p <= 9)
+}
+
+/// The event as the plugin contract describes it.
+fn plugin_event(e: &Event) -> PluginEvent {
+    PluginEvent {
+        id: e.id.to_string(),
+        topic: e.topic.clone(),
+        received_at_ms: e.received_at_ms,
+        headers: e.meta.headers.clone(),
+        content_type: e.meta.content_type.clone(),
+        payload: e.payload.clone(),
+        attributes: e.meta.attributes.clone(),
+    }
+}

@@ -1,0 +1,280 @@
+//! [`run`]: a gateway from a config, a bound listener and a shutdown
+//! future. `main.rs` calls it, and so do tests (on port 0).
+//!
+//! Start-up builds things in dependency order, and nothing runs before
+//! everything it needs is up: the store, telemetry, the schema registry,
+//! the plugin host, delivery (given the registry, its queues opened but no
+//! dispatcher started), the router, the HTTP state; only then do the
+//! dispatchers, the router and the listener start. A failed start returns
+//! an error having sent nothing.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_core::now_ms;
+use switchyard_delivery::{Delivery, DeliveryError};
+use switchyard_plugin_host::{PluginError, PluginHost};
+use switchyard_registry::{Registry, RegistryError};
+use switchyard_store::{SharedStore, StoreError};
+use switchyard_store_fjall::FjallStore;
+use switchyard_telemetry::{Telemetry, TelemetryError};
+use tokio_util::sync::CancellationToken;
+use ulid::Ulid;
+
+use crate::config::{Config, ConfigError};
+use crate::http::{App, AppInner, Health, http_router, listener};
+use crate::router::{Handoff, Router};
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the store in {dir}: {source}")]
+    Store {
+        dir: std::path::PathBuf,
+        source: StoreError,
+    },
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("cannot load the schema registry: {0}")]
+    Registry(#[from] RegistryError),
+    #[error("topic {topic:?}: verify: {message}")]
+    Verify { topic: String, message: String },
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+}
+
+/// Runs `f` on the blocking pool (opening files, compiling plugins).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))
+}
+
+/// A gateway with every part built and nothing started: no dispatcher,
+/// no router task, no listener.
+pub(crate) struct Assembled {
+    pub app: App,
+    pub router: Router,
+}
+
+/// Builds every part in dependency order (see the module's doc).
+pub(crate) async fn assemble(config: Arc<Config>) -> Result<Assembled, Error> {
+    let dir = config.server.data_dir.clone();
+    std::fs::create_dir_all(&dir)?;
+
+    // 1. The store.
+    let store = {
+        let (d, durability) = (dir.clone(), config.server.durability);
+        blocking(move || FjallStore::open(&d, durability))
+            .await?
+            .map_err(|source| Error::Store {
+                dir: dir.clone(),
+                source,
+            })?
+    };
+    let store = Arc::new(store);
+    // 2. Telemetry, with the store's own metrics in its registry.
+    let mut telemetry = Telemetry::start(config.telemetry.as_ref())?;
+    switchyard_store::Maintenance::register_metrics(&*store, telemetry.metrics.registry_mut());
+    let telemetry = Arc::new(telemetry);
+    let store: SharedStore = store;
+    // 3. The schema registry.
+    let registry = {
+        let schemas = store.clone();
+        blocking(move || Registry::open(schemas)).await??
+    };
+    // 4. The plugin host. Compiling takes a while the first time (the
+    // cache makes restarts fast): keep it off the async workers.
+    let plugins = if config.plugins.is_empty() {
+        None
+    } else {
+        let (configs, cache) = (config.plugins.clone(), dir.join("plugin-cache"));
+        Some(blocking(move || PluginHost::start(&configs, &cache)).await??)
+    };
+    // 5. Delivery, given the registry: queues open, nothing sent yet.
+    let delivery = Delivery::new(
+        &config.destinations,
+        &config.address_rules(),
+        store.clone(),
+        registry.clone(),
+        telemetry.clone(),
+    )
+    .await?;
+    // 6. The router and the HTTP state.
+    let handoff = Handoff::default();
+    let router = Router::new(
+        &config,
+        store.clone(),
+        telemetry.clone(),
+        handoff.clone(),
+        plugins.clone(),
+    );
+    let auth = Arc::new(crate::auth::Auth::new(
+        &config,
+        telemetry.metrics.auth_refusals.clone(),
+    ));
+    let app = App(Arc::new(AppInner {
+        config: config.clone(),
+        store,
+        delivery,
+        health: Arc::new(Health::default()),
+        handoff,
+        verifiers: crate::ingest::verifiers(&config)?,
+        telemetry,
+        plugins,
+        registry,
+        auth,
+        topic_limits: crate::ingest::limits::TopicLimits::new(&config),
+    }));
+    Ok(Assembled { app, router })
+}
+
+/// Runs the gateway on `listener` until `shutdown` resolves, then drains:
+/// stops accepting, lets deliveries in flight finish (up to
+/// `server.shutdown_grace`), and persists the store.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let config = Arc::new(config);
+    let Assembled { app, router } = assemble(config.clone()).await?;
+    app.auth.warn_if_open();
+    let (store, delivery, health) = (app.store.clone(), app.delivery.clone(), app.health.clone());
+    let telemetry = app.telemetry.clone();
+    let dir = config.server.data_dir.clone();
+
+    // Everything is up: start delivering, routing, and the housekeeping.
+    let stop = CancellationToken::new();
+    delivery.start();
+    // It starts by routing what was waiting before the restart.
+    let router_task = tokio::spawn(router.run(stop.clone()));
+    tokio::spawn(watch_disk(
+        dir.clone(),
+        config.server.min_free_disk.as_u64(),
+        health.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(sweep(config.clone(), store.clone(), stop.clone()));
+    health.set_ready(true);
+    let addr = listener.local_addr()?;
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%addr, scheme, data_dir = %dir.display(), "Switchyard is listening.");
+
+    // TLS, connection and header limits, slow-client timeouts and the
+    // graceful stop are all in `listener`.
+    listener::serve(listener, http_router(app), &config.server, shutdown).await?;
+
+    tracing::info!("Shutting down: draining deliveries in flight.");
+    health.set_ready(false);
+    stop.cancel();
+    delivery.drain(config.server.shutdown_grace).await;
+    let _ = router_task.await;
+    let flushed = blocking(move || store.flush()).await;
+    if let Ok(Err(e)) = flushed {
+        tracing::error!(error = %e, "Final flush of the store failed.");
+    }
+    // Spans of the drain above are exported too; the exporters send on
+    // this runtime, so flush from a blocking thread while it still runs.
+    let _ = blocking(move || telemetry.shutdown()).await;
+    tracing::info!("Switchyard stopped.");
+    Ok(())
+}
+
+/// The HTTP API of a gateway built on `config` in a fresh temp dir, with
+/// nothing running: for tests that call routes without a socket.
+#[cfg(test)]
+pub(crate) async fn test_router(mut config: Config) -> (tempfile::TempDir, axum::Router) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    config.server.data_dir = dir.path().join("data");
+    let Assembled { app, .. } = assemble(Arc::new(config)).await.expect("assembles");
+    (dir, http_router(app))
+}
+
+/// Trips `disk_low` while free space under the data dir is below `min_free`,
+/// so ingest refuses with 503 before fjall ever fails a write (which would
+/// poison the database until reopened). Clears it again when space returns.
+async fn watch_disk(
+    dir: std::path::PathBuf,
+    min_free: u64,
+    health: Arc<Health>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let free = match fs4::available_space(&dir) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot read free disk space.");
+                continue;
+            }
+        };
+        let low = free < min_free;
+        let was = health.set_disk_low(low);
+        if low && !was {
+            tracing::warn!(
+                free_bytes = free,
+                min_free_bytes = min_free,
+                "Free disk space is below server.min_free_disk: ingest answers 503 until it returns."
+            );
+        } else if !low && was {
+            tracing::info!(
+                free_bytes = free,
+                "Free disk space is back above server.min_free_disk: ingest resumes."
+            );
+        }
+    }
+}
+
+/// Retention: removes finished events older than `server.retention`, and
+/// idempotency keys past the longest window of any topic.
+async fn sweep(config: Arc<Config>, store: SharedStore, stop: CancellationToken) {
+    let window = config
+        .topics
+        .iter()
+        .map(|t| t.idempotency_window)
+        .max()
+        .unwrap_or(Duration::from_secs(24 * 3600));
+    let retention = config.server.retention;
+    let mut low_water: Option<Ulid> = None;
+    // Sweep often enough that nothing outlives its retention by much.
+    let every = (retention / 2).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let now = now_ms();
+        let cutoff = now.saturating_sub(window.as_millis() as u64);
+        if let Err(e) = store.expire_idempotency(cutoff, 10_000).await {
+            tracing::warn!(error = %e, "Expiring idempotency keys failed.");
+        }
+        let cutoff = now.saturating_sub(retention.as_millis() as u64);
+        match store.sweep_retention(cutoff, low_water, 10_000).await {
+            Ok((removed, lw)) => {
+                low_water = lw;
+                if removed > 0 {
+                    tracing::info!(removed, "Retention removed finished events.");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "Retention sweep failed."),
+        }
+    }
+}

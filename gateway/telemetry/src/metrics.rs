@@ -1,0 +1,418 @@
+//! Prometheus metrics: one registry per gateway, served at `GET /metrics`.
+//!
+//! We use `prometheus-client` (the Prometheus project's own crate) rather
+//! than the `metrics` facade: its registry is a value, not a process-wide
+//! recorder, so tests that run several gateways in one process each see
+//! their own numbers. Counters get `_total` from the encoder; units are in
+//! the names (`_seconds`, `_bytes`).
+//!
+//! Counters and histograms are updated where things happen. Levels (queue
+//! depth, lag, DLQ depth, disk size) are read from their owners at scrape
+//! time into a [`Levels`] snapshot and rendered from it, so they cannot
+//! drift from what the admin API shows. A store backend registers its own
+//! metrics (group commits, say) in [`Metrics::registry_mut`].
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicOutcome {
+    /// Empty for requests naming no configured topic: user input must not
+    /// become label values, or a scanner could grow the registry forever.
+    pub topic: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabel {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicReason {
+    pub topic: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestOutcome {
+    pub destination: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestLabel {
+    pub destination: String,
+}
+
+/// An API access refusal: the configured token's name (empty when none
+/// was recognised) and why (`missing`, `unknown_token`, `forbidden`,
+/// `rate_limited`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenReason {
+    pub token: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabel {
+    pub plugin: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    pub ingest_events: Family<TopicOutcome, Counter>,
+    pub ingest_duration: Family<TopicLabel, Histogram>,
+    pub signature_failures: Family<TopicReason, Counter>,
+    pub routed_events: Family<TopicLabel, Counter>,
+    pub delivery_attempts: Family<DestOutcome, Counter>,
+    pub delivery_duration: Family<DestLabel, Histogram>,
+    pub dead_letters: Family<DestLabel, Counter>,
+    /// Connections the outbound address guard refused (`delivery/guard.rs`).
+    pub delivery_refused: Family<DestLabel, Counter>,
+    queue_depth: Family<DestLabel, Gauge>,
+    in_flight: Family<DestLabel, Gauge>,
+    oldest_pending_age: Family<DestLabel, FloatGauge>,
+    dlq_depth: Family<DestLabel, Gauge>,
+    queue_delayed: Family<DestLabel, Gauge>,
+    blocked_keys: Family<DestLabel, Gauge>,
+    pull_receives: Family<DestLabel, Counter>,
+    pull_acks: Family<DestLabel, Counter>,
+    pull_nacks: Family<DestLabel, Counter>,
+    pull_lease_expiries: Family<DestLabel, Counter>,
+    store_size: Gauge,
+    plugin_invocations: Family<PluginLabel, Counter>,
+    plugin_errors: Family<PluginLabel, Counter>,
+    plugin_traps: Family<PluginLabel, Counter>,
+    plugin_time: Family<PluginLabel, Counter<f64, AtomicU64>>,
+    /// Requests refused by API access control (`auth/`).
+    pub auth_refusals: Family<TokenReason, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms to ~8 s: a group commit is a few ms, a slow destination seconds.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+impl Metrics {
+    /// A registry with every metric.
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("switchyard");
+        let m = Self {
+            ingest_events: Family::default(),
+            ingest_duration: Family::new_with_constructor(latency_histogram),
+            signature_failures: Family::default(),
+            routed_events: Family::default(),
+            delivery_attempts: Family::default(),
+            delivery_duration: Family::new_with_constructor(latency_histogram),
+            dead_letters: Family::default(),
+            delivery_refused: Family::default(),
+            queue_depth: Family::default(),
+            queue_delayed: Family::default(),
+            blocked_keys: Family::default(),
+            pull_receives: Family::default(),
+            pull_acks: Family::default(),
+            pull_nacks: Family::default(),
+            pull_lease_expiries: Family::default(),
+            in_flight: Family::default(),
+            oldest_pending_age: Family::default(),
+            dlq_depth: Family::default(),
+            store_size: Gauge::default(),
+            plugin_invocations: Family::default(),
+            plugin_errors: Family::default(),
+            plugin_traps: Family::default(),
+            plugin_time: Family::default(),
+            auth_refusals: Family::default(),
+            registry: Registry::default(),
+        };
+        r.register(
+            "ingest_events",
+            "Events posted to ingest, by topic and outcome (accepted, duplicate, or the error code).",
+            m.ingest_events.clone(),
+        );
+        r.register_with_unit(
+            "ingest_duration",
+            "Time from request to answer on the ingest endpoints, including the durable write.",
+            Unit::Seconds,
+            m.ingest_duration.clone(),
+        );
+        r.register(
+            "signature_failures",
+            "Ingest requests refused for their signature, by topic and reason.",
+            m.signature_failures.clone(),
+        );
+        r.register(
+            "routed_events",
+            "Events the router has queued for their destinations, by topic.",
+            m.routed_events.clone(),
+        );
+        r.register_with_unit(
+            "store_disk",
+            "Space the store takes on disk.",
+            Unit::Bytes,
+            m.store_size.clone(),
+        );
+        r.register(
+            "delivery_attempts",
+            "Delivery attempts, by destination and outcome (delivered, retry, dead_letter, paused).",
+            m.delivery_attempts.clone(),
+        );
+        r.register_with_unit(
+            "delivery_duration",
+            "Time one delivery attempt took, connect to response.",
+            Unit::Seconds,
+            m.delivery_duration.clone(),
+        );
+        r.register(
+            "dead_letters",
+            "Entries moved to a destination's dead-letter queue.",
+            m.dead_letters.clone(),
+        );
+        r.register(
+            "delivery_refused",
+            "Delivery attempts refused by the outbound address guard (metadata, link-local, private peers).",
+            m.delivery_refused.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Entries waiting for a destination (visible and delayed; in flight not included).",
+            m.queue_depth.clone(),
+        );
+        r.register(
+            "in_flight",
+            "Entries being delivered (or leased to pull consumers) now.",
+            m.in_flight.clone(),
+        );
+        r.register_with_unit(
+            "oldest_pending_age",
+            "Age of the oldest entry waiting for a destination: its lag.",
+            Unit::Seconds,
+            m.oldest_pending_age.clone(),
+        );
+        r.register(
+            "queue_delayed",
+            "Waiting entries not yet due (backing off, or delayed by a nack).",
+            m.queue_delayed.clone(),
+        );
+        r.register(
+            "blocked_keys",
+            "Ordering keys whose head is in flight or backing off (FIFO destinations).",
+            m.blocked_keys.clone(),
+        );
+        r.register(
+            "auth_refusals",
+            "Requests refused by API access control, by token name and reason.",
+            m.auth_refusals.clone(),
+        );
+        r.register(
+            "pull_receives",
+            "Messages leased to pull consumers.",
+            m.pull_receives.clone(),
+        );
+        r.register(
+            "pull_acks",
+            "Messages acknowledged by pull consumers.",
+            m.pull_acks.clone(),
+        );
+        r.register(
+            "pull_nacks",
+            "Messages handed back by pull consumers.",
+            m.pull_nacks.clone(),
+        );
+        r.register(
+            "pull_lease_expiries",
+            "Leases that ran out before an ack.",
+            m.pull_lease_expiries.clone(),
+        );
+        r.register(
+            "dlq_depth",
+            "Entries in a destination's dead-letter queue.",
+            m.dlq_depth.clone(),
+        );
+        r.register(
+            "plugin_invocations",
+            "Events handed to a plugin.",
+            m.plugin_invocations.clone(),
+        );
+        r.register(
+            "plugin_errors",
+            "Events a plugin failed on (errors, bad verdicts, traps).",
+            m.plugin_errors.clone(),
+        );
+        r.register(
+            "plugin_traps",
+            "Plugin calls that trapped (panic, timeout, memory limit).",
+            m.plugin_traps.clone(),
+        );
+        r.register_with_unit(
+            "plugin_time",
+            "Time spent inside a plugin.",
+            Unit::Seconds,
+            m.plugin_time.clone(),
+        );
+        Self { registry: r, ..m }
+    }
+
+    /// Counts an ingest request's events under an outcome.
+    pub fn ingested(&self, topic: &str, outcome: &str, events: u64) {
+        self.ingest_events
+            .get_or_create(&TopicOutcome {
+                topic: topic.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc_by(events);
+    }
+
+    pub fn signature_failure(&self, topic: &str, reason: &str) {
+        self.signature_failures
+            .get_or_create(&TopicReason {
+                topic: topic.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// One delivery attempt and how it came out.
+    pub fn attempt(&self, destination: &str, outcome: &str, seconds: f64) {
+        let d = DestLabel {
+            destination: destination.to_owned(),
+        };
+        self.delivery_duration.get_or_create(&d).observe(seconds);
+        if outcome == "dead_letter" {
+            self.dead_letters.get_or_create(&d).inc();
+        }
+        self.delivery_attempts
+            .get_or_create(&DestOutcome {
+                destination: d.destination,
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Plugin totals as the plugin host reports them (cumulative since
+    /// start), set at scrape time. Counters only move forward, so a total
+    /// that went down (a restart of the host's counters) is ignored.
+    pub fn set_plugin(&self, name: &str, invocations: u64, errors: u64, traps: u64, seconds: f64) {
+        let l = PluginLabel {
+            plugin: name.to_owned(),
+        };
+        let bump = |c: &Counter, total: u64| {
+            let now = c.get();
+            if total > now {
+                c.inc_by(total - now);
+            }
+        };
+        bump(&self.plugin_invocations.get_or_create(&l), invocations);
+        bump(&self.plugin_errors.get_or_create(&l), errors);
+        bump(&self.plugin_traps.get_or_create(&l), traps);
+        let t = self.plugin_time.get_or_create(&l);
+        let now = t.get();
+        if seconds > now {
+            t.inc_by(seconds - now);
+        }
+    }
+
+    /// The registry, for a store backend to add its own metrics to (their
+    /// names get the `switchyard_` prefix too).
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// Renders the text format, with the levels of `levels`.
+    pub fn render(&self, levels: &Levels) -> String {
+        self.store_size.set(levels.store_disk_bytes as i64);
+        for s in &levels.destinations {
+            let l = DestLabel {
+                destination: s.name.clone(),
+            };
+            self.queue_depth.get_or_create(&l).set(s.queue_depth as i64);
+            self.in_flight.get_or_create(&l).set(s.in_flight as i64);
+            self.oldest_pending_age
+                .get_or_create(&l)
+                .set(s.oldest_pending_age_seconds);
+            self.dlq_depth.get_or_create(&l).set(s.dlq_depth as i64);
+            self.queue_delayed.get_or_create(&l).set(s.delayed as i64);
+            if let Some(b) = s.blocked_keys {
+                self.blocked_keys.get_or_create(&l).set(b as i64);
+            }
+            if let Some(p) = &s.pull {
+                // The destination keeps the totals; mirror them.
+                for (family, total) in [
+                    (&self.pull_receives, p.receives),
+                    (&self.pull_acks, p.acks),
+                    (&self.pull_nacks, p.nacks),
+                    (&self.pull_lease_expiries, p.lease_expiries),
+                ] {
+                    let c = family.get_or_create(&l);
+                    c.inc_by(total.saturating_sub(c.get()));
+                }
+            }
+        }
+        for p in &levels.plugins {
+            self.set_plugin(&p.name, p.invocations, p.errors, p.traps, p.seconds);
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "Cannot encode /metrics.");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The levels `/metrics` shows, read from their owners at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct Levels {
+    /// Bytes the store takes on disk.
+    pub store_disk_bytes: u64,
+    pub destinations: Vec<DestinationLevels>,
+    pub plugins: Vec<PluginTotals>,
+}
+
+/// One destination's queue levels.
+#[derive(Debug, Clone, Default)]
+pub struct DestinationLevels {
+    pub name: String,
+    pub queue_depth: u64,
+    pub in_flight: u64,
+    pub oldest_pending_age_seconds: f64,
+    pub dlq_depth: u64,
+    pub delayed: u64,
+    /// FIFO destinations only.
+    pub blocked_keys: Option<u64>,
+    /// Pull destinations only: totals since start.
+    pub pull: Option<PullTotals>,
+}
+
+/// What pull consumers did with a destination since start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PullTotals {
+    pub receives: u64,
+    pub acks: u64,
+    pub nacks: u64,
+    pub lease_expiries: u64,
+}
+
+/// One plugin's totals since start, as its host reports them.
+#[derive(Debug, Clone, Default)]
+pub struct PluginTotals {
+    pub name: String,
+    pub invocations: u64,
+    pub errors: u64,
+    pub traps: u64,
+    /// Time spent inside the plugin.
+    pub seconds: f64,
+}
