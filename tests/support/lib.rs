@@ -21,6 +21,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use tempfile::TempDir;
 
+pub mod config;
+
 /// The workspace root (tests/ is one level down).
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -2,7 +2,6 @@
 //! `plugins/` change where and how events arrive at real sinks; a hostile
 //! plugin is cut off and its events follow `on_error` while other topics
 //! keep flowing; a topic DLQ replay runs the chain again.
-#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -5,7 +5,6 @@
 //!
 //! In-process gateways are configured with `[telemetry]`; the `OTEL_*`
 //! variables are process-global, so they are tested on the real binary.
-#![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

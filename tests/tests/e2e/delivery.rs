@@ -2,7 +2,6 @@
 //! HTTP sinks, failures are retried with growing delays, exhausted entries
 //! land in the DLQ and can be replayed, and operators can pause, resume and
 //! redeliver.
-#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
 //! Durability: a SIGKILL during load loses no event that was answered 202;
 //! a restart resumes pending and in-flight deliveries; SIGTERM drains.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

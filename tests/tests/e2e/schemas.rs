@@ -1,7 +1,6 @@
 //! Schema validation at ingest, through the gateway's own registry under
 //! `/registry`: a schema registered with Confluent's API stops bad payloads
 //! at the door with the path of the first bad field.
-#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
 //! The `switchyard` command line: config checking and the DLQ tools, run as
 //! a user would run them, against a live gateway.
-#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 use std::time::Duration;

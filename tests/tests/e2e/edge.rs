@@ -3,7 +3,6 @@
 //! TLS port or never finish a handshake, slowloris headers, idle keep-alive
 //! connections, oversized headers, stalled bodies, the connection cap, and a
 //! gzip bomb against the real binary's memory.
-#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::sync::Arc;

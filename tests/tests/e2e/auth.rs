@@ -4,7 +4,6 @@
 //! token over its rate limit gets 429 with `Retry-After`. Confluent's Python
 //! client registers schemas with `basic.auth.user.info`; the CLI sends
 //! `--token`; with no tokens, guarded endpoints refuse non-loopback peers.
-#![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;

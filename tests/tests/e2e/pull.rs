@@ -1,6 +1,5 @@
 //! Pull consumers (receive/ack/nack/extend with visibility timeouts),
 //! FIFO per ordering key, and priority with aging — end to end.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,5 @@
 //! Ingest end to end: batches, idempotent resends, and every kind of bad
 //! input getting a clear JSON error with nothing stored.
-#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -5,7 +5,6 @@
 //! attempt history. Per-destination TLS: a sink that requires client
 //! certificates from a private CA gets deliveries only from a destination
 //! with the CA bundle and the client certificate.
-#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::Path;

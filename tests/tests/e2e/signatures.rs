@@ -1,7 +1,6 @@
 //! Signatures at the edges, with the real Python `standardwebhooks` library
 //! on the other side: it signs what senders post, and it verifies what the
 //! gateway delivers.
-#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -2,7 +2,6 @@
 //! Confluent wire format that Python's fastavro decodes, `format = "json"`
 //! gets natural JSON from Avro payloads (with schema evolution applied),
 //! and `as-received` is byte-identical.
-#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -3,7 +3,6 @@
 //! deletes schemas at `/registry`, its AvroSerializer's wire-format payloads
 //! are accepted by a schema topic, fastavro-made bad ones are refused, and
 //! everything survives a restart.
-#![allow(clippy::unwrap_used)]
 
 use serde_json::{Value, json};
 use switchyard_tests::{Gateway, client, python, workspace};

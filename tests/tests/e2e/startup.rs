@@ -2,11 +2,11 @@
 //! that converts payloads (`format = "json"`) are delivered, not
 //! dead-lettered because delivery started before the schema registry. A
 //! plugin in the config widens the window (it loads before delivery starts).
-#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard_tests::config::{Config, Destination, Plugin, Topic, quoted};
 use switchyard_tests::{Gateway, Reply, Sink, client, eventually, workspace};
 
 const SCHEMA: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"int"}]}"#;
@@ -14,17 +14,23 @@ const EVENTS: usize = 20;
 
 fn config(sink: &Sink) -> String {
     let plugin = workspace().join("plugins/target/wasm32-wasip2/release/route_by_field.wasm");
-    format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\nshutdown_grace = \"1s\"\n\
-         [[plugins]]\nname = \"router\"\npath = \"{}\"\n\
-         config = {{ pointer = \"/kind\", routes = \"x=as-json\" }}\n\
-         [[destinations]]\nname = \"as-json\"\nkind = \"http\"\nurl = \"{}\"\nformat = \"json\"\n\
-         retry = {{ initial = \"200ms\", multiplier = 1.0, max_attempts = 1000 }}\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"as-json\"]\nschema = {{ subject = \"orders-value\" }}\n\
-         [[topics]]\nname = \"other\"\nplugins = [\"router\"]\n",
-        plugin.display(),
-        sink.url
-    )
+    Config::new()
+        .server("shutdown_grace", quoted("1s"))
+        .plugin(
+            Plugin::new("router", &plugin).config([("pointer", "/kind"), ("routes", "x=as-json")]),
+        )
+        .destination(
+            Destination::http("as-json", &sink.url)
+                .set("format", quoted("json"))
+                .retry("{ initial = \"200ms\", multiplier = 1.0, max_attempts = 1000 }"),
+        )
+        .topic(
+            Topic::new("orders")
+                .routes(["as-json"])
+                .schema("orders-value"),
+        )
+        .topic(Topic::new("other").plugins(["router"]))
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,5 @@
 //! Ingest guards on a real gateway: `Content-Encoding: gzip` bodies (with
 //! the body limit applied after decompression) and per-topic rate limits.
-#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::time::{Duration, Instant};
