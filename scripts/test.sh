@@ -5,7 +5,9 @@
 #
 # It installs what the tests use into the project (the wasm32-wasip2 target,
 # a Python virtualenv in .venv with the real peer clients), builds the
-# gateway binary and the example plugins, and runs `cargo test --workspace`.
+# example plugins (and runs their native unit tests) and the gateway binary,
+# and runs `cargo test --workspace`: each crate's unit tests, and the one
+# end-to-end test binary (tests/tests/e2e/).
 # Tests find the binary through SWITCHYARD_BIN and Python through
 # SWITCHYARD_PYTHON: a separate tests package gets no CARGO_BIN_EXE_*, and
 # building from inside `cargo test` would block on cargo's lock.
@@ -16,8 +18,8 @@ root=$PWD
 step() { printf '\n==> %s\n' "$*"; }
 
 if [ -f scripts/build-plugins.sh ]; then
-  step "Building the example plugins (wasm32-wasip2)"
-  bash scripts/build-plugins.sh
+  step "Building the example plugins (wasm32-wasip2) and running their native tests"
+  bash scripts/build-plugins.sh --test
 fi
 
 if [ -s tests/python/requirements.txt ]; then

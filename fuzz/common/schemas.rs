@@ -42,13 +42,13 @@ pub fn json(i: usize) -> Value {
     serde_json::from_str(SCHEMAS[i]).expect("schema json")
 }
 
-pub fn ours(i: usize) -> switchyard::registry::schema::Schema {
-    switchyard::registry::schema::Schema::parse(&json(i)).expect("our parser")
+pub fn ours(i: usize) -> switchyard_registry::schema::Schema {
+    switchyard_registry::schema::Schema::parse(&json(i)).expect("our parser")
 }
 
 /// apache-avro's parse of schema `i` as the gateway reads Avro with it
 /// (`registry::conversion_schema`: without logical types, which validation
 /// ignores too).
 pub fn avro(i: usize) -> apache_avro::Schema {
-    switchyard::registry::conversion_schema(SCHEMAS[i]).expect("apache-avro")
+    switchyard_registry::conversion_schema(SCHEMAS[i]).expect("apache-avro")
 }

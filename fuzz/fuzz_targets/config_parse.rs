@@ -11,9 +11,11 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 use switchyard::auth::{Auth, Scope};
-use switchyard::config::{Config, OrderingKey, RateLimit};
-use switchyard::delivery::guard::AddressRange;
+use switchyard::config::Config;
 use switchyard::ingest::limits::TopicLimits;
+use switchyard_core::RateLimit;
+use switchyard_delivery::OrderingKey;
+use switchyard_delivery::guard::AddressRange;
 
 fn check_rate(r: &RateLimit) {
     assert!(r.per_second.is_finite() && r.per_second > 0.0, "{r:?}");

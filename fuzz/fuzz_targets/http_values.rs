@@ -9,8 +9,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use switchyard::delivery::retry::parse_retry_after;
 use switchyard::ingest::batch::Format;
+use switchyard_delivery::retry::parse_retry_after;
 
 fuzz_target!(|data: &[u8]| {
     // Header values, raw bytes as a client may send them.
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(token) = switchyard::auth::credential(&h) {
             assert!(!token.is_empty());
         }
-        let _ = switchyard::telemetry::context::extract(&h);
+        let _ = switchyard_telemetry::context::extract(&h);
     }
 
     let Ok(text) = std::str::from_utf8(data) else {
@@ -30,13 +30,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let _ = parse_retry_after(text, now);
-    for (k, v) in switchyard::telemetry::otlp::parse_headers(text) {
+    for (k, v) in switchyard_telemetry::otlp::parse_headers(text) {
         assert!(!k.is_empty() && !k.contains(',') && !k.contains('='));
         assert!(v.len() <= text.len());
     }
     let _ = Format::from_content_type(Some(text));
-    let _ = switchyard::registry::is_avro(text);
-    let picked = switchyard::registry::api::pick_response_type(text);
+    let _ = switchyard_registry::is_avro(text);
+    let picked = switchyard::registry_api::pick_response_type(text);
     assert!(picked.contains("json"));
-    let _ = switchyard::registry::compat::Level::parse(text);
+    let _ = switchyard_registry::compat::Level::parse(text);
 });

@@ -5,7 +5,7 @@
 //! lease, nothing else names one).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use switchyard::delivery::pull::{parse_receipt, receipt};
+use switchyard_delivery::pull::{parse_receipt, receipt};
 use ulid::Ulid;
 
 fuzz_target!(|data: &[u8]| {

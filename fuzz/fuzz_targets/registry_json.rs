@@ -6,14 +6,10 @@
 #![no_main]
 use std::sync::LazyLock;
 
-use axum::body::Body;
-use axum::http::Request;
-use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
-use switchyard::config::Durability;
-use switchyard::registry::Registry;
-use switchyard::store::Store;
-use tower::ServiceExt;
+use switchyard_registry::Registry;
+use switchyard_registry::state::parse_submission;
+use switchyard_store_fjall::{Durability, FjallStore};
 
 #[path = "../common/schemas.rs"]
 mod schemas;
@@ -29,26 +25,16 @@ struct Fixture {
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), Durability::Buffered).expect("store");
-    let registry = Registry::new(store).expect("registry");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
+    let store = FjallStore::open(dir.path(), Durability::Buffered).expect("store");
+    let registry = Registry::open(std::sync::Arc::new(store)).expect("registry");
     let ids = (0..schemas::SCHEMAS.len())
         .map(|i| {
-            let body = serde_json::json!({ "schema": schemas::json(i).to_string() }).to_string();
-            let req = Request::post(format!("/subjects/s{i}/versions"))
-                .header("content-type", "application/json")
-                .body(Body::from(body))
-                .expect("request");
-            rt.block_on(async {
-                let resp = registry.router().oneshot(req).await.expect("answer");
-                let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-                let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
-                v["id"]
-                    .as_u64()
-                    .unwrap_or_else(|| panic!("schema {i}: {v}")) as u32
-            })
+            let sub = parse_submission(&schemas::json(i).to_string(), None, false)
+                .unwrap_or_else(|e| panic!("schema {i}: {e:?}"));
+            registry
+                .core()
+                .register(&format!("s{i}"), sub)
+                .unwrap_or_else(|e| panic!("schema {i}: {e:?}"))
         })
         .collect();
     Fixture {

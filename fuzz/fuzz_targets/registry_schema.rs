@@ -8,8 +8,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use switchyard::registry::compat::{Level, can_read, check};
-use switchyard::registry::schema::{Schema, normalized_text};
+use switchyard_registry::compat::{Level, can_read, check};
+use switchyard_registry::schema::{Schema, normalized_text};
 
 #[path = "../common/schemas.rs"]
 mod schemas;

@@ -10,8 +10,8 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use libfuzzer_sys::fuzz_target;
-use switchyard::registry::binary::{split_frame, validate_datum};
-use switchyard::registry::schema::Schema;
+use switchyard_registry::binary::{split_frame, validate_datum};
+use switchyard_registry::schema::Schema;
 
 #[path = "../common/schemas.rs"]
 mod schemas;

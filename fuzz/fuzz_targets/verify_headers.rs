@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use switchyard::ingest::verify::{
+use switchyard_signatures::verify::{
     SignatureEncoding, Verifier, VerifyConfig, bearer, github, hmac, parse_unix_seconds, slack,
     standard_webhooks, stripe,
 };

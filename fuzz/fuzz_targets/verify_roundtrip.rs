@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use sha2::{Sha256, Sha512};
-use switchyard::ingest::verify::{Verifier, VerifyConfig};
+use switchyard_signatures::verify::{Verifier, VerifyConfig};
 
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const KEY: &str = "It's a Secret to Everybody";

@@ -395,6 +395,9 @@ impl Config {
                 }
             }
         }
+        if let Some(t) = &self.telemetry {
+            t.validate().map_err(|p| p.under("telemetry"))?;
+        }
         crate::auth::validate(self).map_err(|(key, message)| Invalid::new(key, message))?;
         Ok(())
     }
@@ -500,6 +503,41 @@ mod tests {
             msg.contains("topics[0].routes[0]") && msg.contains("\"b\""),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn telemetry_values_are_checked_at_load_naming_the_key() {
+        let err = parse("[telemetry]\nsample_ratio = 1.5\n").expect_err("out of range");
+        assert!(
+            err.to_string().contains("telemetry.sample_ratio") && err.to_string().contains("1.5"),
+            "{err}"
+        );
+        let err =
+            parse("[telemetry]\notlp_endpoint = \"localhost:4317\"\n").expect_err("no scheme");
+        assert!(err.to_string().contains("telemetry.otlp_endpoint"), "{err}");
+    }
+
+    #[test]
+    fn sections_check_themselves_and_the_aggregate_names_the_path() {
+        for (text, key) in [
+            (
+                "[[destinations]]\nname = \"a\"\nkind = \"log\"\nretry = { initial = \"0s\" }\n",
+                "destinations[0].retry.initial",
+            ),
+            (
+                "[[plugins]]\nname = \"p\"\npath = \"p.wasm\"\ntimeout = \"0s\"\n",
+                "plugins[0].timeout",
+            ),
+            ("[[topics]]\nname = \"bad name\"\n", "topics[0].name"),
+            (
+                "[[destinations]]\nname = \"a\"\nkind = \"log\"\n[[destinations]]\nname = \"a\"\nkind = \"log\"\n",
+                "destinations[1].name",
+            ),
+        ] {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{text}: {err}");
+            assert!(err.starts_with("config file test.toml: "), "{err}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use switchyard_core::Secret;
+use switchyard_core::config::Invalid;
 
 /// The `[telemetry]` section.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -67,17 +68,21 @@ impl Protocol {
 
 impl TelemetryConfig {
     /// Checks what serde cannot: the ratio's range and the endpoint's shape.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if let Some(r) = self.sample_ratio
             && !(0.0..=1.0).contains(&r)
         {
-            return Err(format!("telemetry.sample_ratio: {r} is outside 0.0 to 1.0"));
+            return Err(Invalid::new(
+                "sample_ratio",
+                format!("{r} is outside 0.0 to 1.0"),
+            ));
         }
         if let Some(e) = &self.otlp_endpoint
             && !(e.starts_with("http://") || e.starts_with("https://"))
         {
-            return Err(format!(
-                "telemetry.otlp_endpoint: {e:?} must start with http:// or https://"
+            return Err(Invalid::new(
+                "otlp_endpoint",
+                format!("{e:?} must start with http:// or https://"),
             ));
         }
         Ok(())

@@ -134,7 +134,8 @@ impl Settings {
         }
         let empty = TelemetryConfig::default();
         let c = config.unwrap_or(&empty);
-        c.validate()?;
+        c.validate()
+            .map_err(|i| format!("telemetry.{}: {}", i.key, i.message))?;
 
         let protocol = match c.protocol {
             Some(p) => p,
