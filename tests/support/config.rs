@@ -86,6 +86,15 @@ impl Config {
         }
     }
 
+    /// For the real binary (`Process`): it reads the file as written, so
+    /// nothing replaces `{data_dir}` and the data dir is a real path; and it
+    /// listens on 127.0.0.1:0, since `Process` reads the address it got from
+    /// the log.
+    pub fn for_process(self, data_dir: &Path) -> Self {
+        self.server("listen", quoted("127.0.0.1:0"))
+            .server("data_dir", path(data_dir))
+    }
+
     /// A `[server]` key, its value a TOML literal: `.server("max_body", "\"1KiB\"")`.
     pub fn server(mut self, key: &str, value: impl Into<String>) -> Self {
         self.server.set(key, value);
@@ -205,6 +214,17 @@ impl Topic {
         self
     }
 
+    /// `verify = { scheme = "...", secrets = [...] }`: senders must sign
+    /// what they post. Several secrets are a rotation (any match passes).
+    pub fn verify<I, S>(mut self, scheme: &str, secrets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.0.set("verify", scheme_and_secrets(scheme, secrets));
+        self
+    }
+
     /// Any key, its value a TOML literal.
     pub fn set(mut self, key: &str, value: impl Into<String>) -> Self {
         self.0.set(key, value);
@@ -216,6 +236,20 @@ impl Topic {
         self.0.write(&mut out);
         out
     }
+}
+
+/// `{ scheme = "...", secrets = [...] }`, the shape of both `verify` (on
+/// topics) and `signing` (on destinations).
+fn scheme_and_secrets<I, S>(scheme: &str, secrets: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    format!(
+        "{{ scheme = {}, secrets = {} }}",
+        quoted(scheme),
+        list(secrets)
+    )
 }
 
 /// A `[[destinations]]` entry.
@@ -240,6 +274,22 @@ impl Destination {
     /// `kind = "pull"`.
     pub fn pull(name: &str) -> Self {
         Self::kind(name, "pull")
+    }
+
+    /// `format = "json"` (or `"avro"`): deliveries converted from the
+    /// topic's schema, which the topic must then have.
+    pub fn format(self, format: &str) -> Self {
+        self.set("format", quoted(format))
+    }
+
+    /// `signing = { scheme = "...", secrets = [...] }`: deliveries signed
+    /// for the receiver; two secrets while it rotates.
+    pub fn signing<I, S>(self, scheme: &str, secrets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.set("signing", scheme_and_secrets(scheme, secrets))
     }
 
     /// `retry = { ... }`, the inline table as written.
@@ -305,6 +355,42 @@ mod tests {
         assert_eq!(c.topics[0].routes, vec!["billing", "jobs"]);
         assert_eq!(c.auth.tokens.len(), 1);
         assert_eq!(c.server.max_body.as_u64(), 1024);
+    }
+
+    #[test]
+    fn signature_setters_and_a_process_config_parse() {
+        let text = Config::new()
+            .for_process(Path::new("/tmp/it's data"))
+            .destination(
+                Destination::http("out", "http://127.0.0.1:9/hook")
+                    .format("json")
+                    .signing(
+                        "standard-webhooks",
+                        ["whsec_c2VjcmV0LWZvci10aGUtZGVzdGluYXRpb24tMTIz"],
+                    ),
+            )
+            .topic(
+                Topic::new("gh")
+                    .routes(["out"])
+                    .schema("gh-value")
+                    .verify("github", ["It's a Secret", "old \"one\""]),
+            )
+            .build();
+        assert!(!text.contains("{data_dir}"), "{text}");
+        let c =
+            switchyard::config::Config::parse(&text, Path::new("built.toml"), Path::new("/tmp"))
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(c.server.data_dir, Path::new("/tmp/it's data"));
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:0");
+        let verify = c.topics[0].verify.as_ref().expect("verify");
+        assert!(matches!(
+            verify.scheme,
+            switchyard_signatures::Scheme::Github
+        ));
+        assert_eq!(verify.secrets.len(), 2);
+        let signing = c.destinations[0].signing.as_ref().expect("signing");
+        assert_eq!(signing.secrets.len(), 1);
+        assert_eq!(format!("{:?}", c.destinations[0].format), "Json");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Wasm plugins: user components that route, transform and prioritise events.
+//! The Wasm plugin host, and the only crate of the gateway that links
+//! wasmtime: user components that route, transform and prioritise events.
 //!
 //! A plugin is a WebAssembly component implementing the WIT contract in
 //! `schemas/wit/plugin.wit` (`switchyard:plugin@0.2.0`): `init(config)` once
@@ -21,7 +22,7 @@
 //!
 //! What the CLI calls: [`check_plugin`], [`test_plugin`], [`events_from_json`].
 //!
-//! Files: `config.rs` (the `[[plugins]]` table), `bindings.rs` (the one
+//! Files: `config.rs` (the `[[plugins]]` table, which validates itself), `bindings.rs` (the one
 //! `bindgen!`), `engine.rs` (wasmtime: compile, cache, sandbox, instances),
 //! `host.rs` (instances, chains, traps, quarantine, statistics), `reload.rs`
 //! (hot reload), `cli.rs` (check, test, event files).

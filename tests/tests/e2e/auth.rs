@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard_tests::config::{Config, Destination, Topic, path, quoted};
 use switchyard_tests::{Gateway, Process, bin, client, python, workspace};
 
 const ADMIN: &str = "ops-token-7f3a9c1e5b2d4f60";
@@ -22,22 +23,30 @@ const GITHUB_SECRET: &str = "It's a Secret to Everybody";
 const GITHUB_SIG: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
 fn config() -> String {
-    format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\n\
-         [[destinations]]\nname = \"jobs\"\nkind = \"pull\"\n\
-         [[destinations]]\nname = \"other-jobs\"\nkind = \"pull\"\n\
-         [[destinations]]\nname = \"audit\"\nkind = \"log\"\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"jobs\"]\nauth = \"token\"\n\
-         [[topics]]\nname = \"signed\"\nroutes = [\"audit\"]\nauth = \"token\"\n\
-         verify = {{ scheme = \"github\", secrets = [\"{GITHUB_SECRET}\"] }}\n\
-         [[topics]]\nname = \"open\"\nroutes = [\"audit\"]\n\
-         [auth]\ntokens = [\n\
-         {{ name = \"ops\", secret = \"{ADMIN}\", scopes = [\"admin\"] }},\n\
-         {{ name = \"ci\", secret = \"{PUBLISHER}\", scopes = [\"publish:orders\", \"publish:signed\"] }},\n\
-         {{ name = \"worker\", secret = \"{CONSUMER}\", scopes = [\"consume:jobs\"] }},\n\
-         {{ name = \"limited\", secret = \"{LIMITED}\", scopes = [\"admin\"], rate_limit = \"2/s\" }},\n\
-         ]\n"
-    )
+    Config::new()
+        .destination(Destination::pull("jobs"))
+        .destination(Destination::pull("other-jobs"))
+        .destination(Destination::log("audit"))
+        .topic(
+            Topic::new("orders")
+                .routes(["jobs"])
+                .set("auth", quoted("token")),
+        )
+        .topic(
+            Topic::new("signed")
+                .routes(["audit"])
+                .set("auth", quoted("token"))
+                .verify("github", [GITHUB_SECRET]),
+        )
+        .topic(Topic::new("open").routes(["audit"]))
+        .token("ops", ADMIN, ["admin"])
+        .token("ci", PUBLISHER, ["publish:orders", "publish:signed"])
+        .token("worker", CONSUMER, ["consume:jobs"])
+        .token_raw(&format!(
+            "{{ name = \"limited\", secret = {}, scopes = [\"admin\"], rate_limit = \"2/s\" }}",
+            quoted(LIMITED)
+        ))
+        .build()
 }
 
 fn basic(token: &str) -> (String, Option<String>) {
@@ -674,12 +683,11 @@ async fn without_tokens_non_loopback_peers_are_refused_on_guarded_endpoints() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[server]\ndata_dir = \"{}\"\n\
-         [[destinations]]\nname = \"jobs\"\nkind = \"pull\"\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"jobs\"]\n",
-        dir.path().join("data").display()
-    );
+    let text = Config::new()
+        .server("data_dir", path(&dir.path().join("data")))
+        .destination(Destination::pull("jobs"))
+        .topic(Topic::new("orders").routes(["jobs"]))
+        .build();
     let path = dir.path().join("switchyard.toml");
     std::fs::write(&path, text).unwrap();
     let config = switchyard::config::Config::load(&path).unwrap();
@@ -749,10 +757,9 @@ async fn the_binary_warns_without_tokens_and_never_logs_a_token() {
     let open = dir.path().join("open.toml");
     std::fs::write(
         &open,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n",
-            dir.path().join("open-data").display()
-        ),
+        Config::new()
+            .for_process(&dir.path().join("open-data"))
+            .build(),
     )
     .unwrap();
     let p = Process::start(&open);
@@ -767,11 +774,10 @@ async fn the_binary_warns_without_tokens_and_never_logs_a_token() {
     let secured = dir.path().join("secured.toml");
     std::fs::write(
         &secured,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
-             [auth]\ntokens = [{{ name = \"ops\", secret = \"env:SWITCHYARD_AUTH_TEST_ADMIN\", scopes = [\"admin\"] }}]\n",
-            dir.path().join("secured-data").display()
-        ),
+        Config::new()
+            .for_process(&dir.path().join("secured-data"))
+            .token("ops", "env:SWITCHYARD_AUTH_TEST_ADMIN", ["admin"])
+            .build(),
     )
     .unwrap();
     let p = Process::start_with_env(

@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use switchyard_tests::config::{Config, Destination, Topic};
 use switchyard_tests::{Gateway, Reply, Sink, bin, client, eventually, workspace};
 
 fn run(args: &[&str]) -> (bool, String, String) {
@@ -63,13 +64,13 @@ fn the_quickstart_config_is_valid() {
 async fn dlq_list_replay_and_purge_from_the_command_line() {
     let sink = Sink::start().await;
     sink.set_default(Reply::status(500));
-    let cfg = format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\n\
-         [[destinations]]\nname = \"billing\"\nkind = \"http\"\nurl = \"{}\"\n\
-         retry = {{ initial = \"20ms\", max_attempts = 1 }}\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"billing\"]\n",
-        sink.url
-    );
+    let cfg = Config::new()
+        .destination(
+            Destination::http("billing", &sink.url)
+                .retry("{ initial = \"20ms\", max_attempts = 1 }"),
+        )
+        .topic(Topic::new("orders").routes(["billing"]))
+        .build();
     let gw = Gateway::start(&cfg).await;
     for _ in 0..3 {
         client()

@@ -6,16 +6,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use switchyard_tests::config::{Config, Destination, Topic, quoted};
 use switchyard_tests::{Gateway, Process, Reply, Sink, client, eventually};
 
-fn write_config(dir: &std::path::Path, sink: &str, extra_dest: &str) -> std::path::PathBuf {
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nshutdown_grace = \"5s\"\n\
-         [[destinations]]\nname = \"billing\"\nkind = \"http\"\nurl = \"{sink}\"\nconcurrency = 32\n{extra_dest}\n\
-         retry = {{ initial = \"50ms\", multiplier = 2.0, max_delay = \"500ms\", max_attempts = 50 }}\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"billing\"]\n",
-        dir.join("data").display()
-    );
+fn write_config(dir: &std::path::Path, sink: &str) -> std::path::PathBuf {
+    let text = Config::new()
+        .for_process(&dir.join("data"))
+        .server("shutdown_grace", quoted("5s"))
+        .destination(
+            Destination::http("billing", sink)
+                .set("concurrency", "32")
+                .retry("{ initial = \"50ms\", multiplier = 2.0, max_delay = \"500ms\", max_attempts = 50 }"),
+        )
+        .topic(Topic::new("orders").routes(["billing"]))
+        .build();
     let path = dir.join("switchyard.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -25,7 +29,7 @@ fn write_config(dir: &std::path::Path, sink: &str, extra_dest: &str) -> std::pat
 async fn sigkill_during_load_loses_no_acknowledged_event() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sink.url, "");
+    let config = write_config(dir.path(), &sink.url);
     let gw = Process::start(&config);
 
     let acked = Arc::new(Mutex::new(HashSet::new()));
@@ -99,7 +103,7 @@ async fn sigterm_lets_deliveries_in_flight_finish() {
     let sink = Sink::start().await;
     sink.set_default(Reply::status(200).delay(Duration::from_millis(700)));
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sink.url, "");
+    let config = write_config(dir.path(), &sink.url);
     let gw = Process::start(&config);
     let r = client()
         .post(gw.url("/v1/topics/orders/events"))
@@ -124,13 +128,13 @@ async fn sigterm_lets_deliveries_in_flight_finish() {
 async fn a_restart_resumes_pending_retries() {
     let sink = Sink::start().await;
     sink.set_default(Reply::status(503));
-    let cfg = format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\n\
-         [[destinations]]\nname = \"billing\"\nkind = \"http\"\nurl = \"{}\"\n\
-         retry = {{ initial = \"300ms\", multiplier = 1.0, max_attempts = 100 }}\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"billing\"]\n",
-        sink.url
-    );
+    let cfg = Config::new()
+        .destination(
+            Destination::http("billing", &sink.url)
+                .retry("{ initial = \"300ms\", multiplier = 1.0, max_attempts = 100 }"),
+        )
+        .topic(Topic::new("orders").routes(["billing"]))
+        .build();
     let gw = Gateway::start(&cfg).await;
     let v: Value = client()
         .post(gw.url("/v1/topics/orders/events"))

@@ -6,24 +6,26 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard_tests::config::{Config, Destination, Topic, quoted};
 use switchyard_tests::{Gateway, Reply, Sink, client, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
 
 /// A config with one topic routed to the given http destinations.
 fn config(dests: &[(&str, &str)], retry: &str) -> String {
-    let mut c = String::from("[server]\ndata_dir = \"{data_dir}\"\n");
+    let mut c = Config::new();
     for (name, url) in dests {
-        c += &format!(
-            "[[destinations]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\ntimeout = \"2s\"\nretry = {retry}\n"
-        );
+        c = c.destination(destination(name, url, retry));
     }
-    let routes: Vec<String> = dests.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-    c += &format!(
-        "[[topics]]\nname = \"orders\"\nroutes = [{}]\n",
-        routes.join(", ")
-    );
-    c
+    c.topic(Topic::new("orders").routes(dests.iter().map(|&(name, _)| name)))
+        .build()
+}
+
+/// An http destination as `config` makes them.
+fn destination(name: &str, url: &str, retry: &str) -> Destination {
+    Destination::http(name, url)
+        .set("timeout", quoted("2s"))
+        .retry(retry)
 }
 
 const FAST_RETRY: &str = "{ initial = \"100ms\", multiplier = 2.0, max_attempts = 4 }";
@@ -401,10 +403,12 @@ async fn redeliver_sends_an_event_again() {
 #[tokio::test]
 async fn rate_limit_spaces_out_deliveries() {
     let sink = Sink::start().await;
-    let c = config(&[("billing", &sink.url)], FAST_RETRY).replace(
-        "timeout = \"2s\"",
-        "timeout = \"2s\"\nrate_limit = \"20/s\"",
-    );
+    let c = Config::new()
+        .destination(
+            destination("billing", &sink.url, FAST_RETRY).set("rate_limit", quoted("20/s")),
+        )
+        .topic(Topic::new("orders").routes(["billing"]))
+        .build();
     let gw = Gateway::start(&c).await;
     for _ in 0..11 {
         publish(&gw, b"{}", "application/json").await;
@@ -418,8 +422,11 @@ async fn rate_limit_spaces_out_deliveries() {
 
 #[tokio::test]
 async fn log_destination_accepts_everything() {
-    let c = "[server]\ndata_dir = \"{data_dir}\"\n[[destinations]]\nname = \"audit\"\nkind = \"log\"\n[[topics]]\nname = \"orders\"\nroutes = [\"audit\"]\n";
-    let gw = Gateway::start(c).await;
+    let c = Config::new()
+        .destination(Destination::log("audit"))
+        .topic(Topic::new("orders").routes(["audit"]))
+        .build();
+    let gw = Gateway::start(&c).await;
     let id = publish(&gw, b"{}", "application/json").await;
     eventually(WAIT, "delivered to the log", || async {
         (state_of(&gw, &id, "audit").await.as_deref() == Some("delivered")).then_some(())

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard_tests::config::{Config, Destination, Topic, quoted};
 use switchyard_tests::{Gateway, Sink, client, python};
 
 const PY: &str = r#"
@@ -64,16 +65,23 @@ async fn setup(pinned: Option<u32>) -> Setup {
         Sink::start().await,
         Sink::start().await,
     );
-    let pin = pinned.map_or(String::new(), |v| format!(", version = {v}"));
-    let config = format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\n\
-         [[destinations]]\nname = \"as-json\"\nkind = \"http\"\nurl = \"{}\"\nformat = \"json\"\n\
-         [[destinations]]\nname = \"as-avro\"\nkind = \"http\"\nurl = \"{}\"\nformat = \"avro\"\n\
-         [[destinations]]\nname = \"raw\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[topics]]\nname = \"fmt-orders\"\nroutes = [\"as-json\", \"as-avro\", \"raw\"]\n\
-         schema = {{ subject = \"fmt-orders-value\"{pin} }}\n",
-        as_json.url, as_avro.url, raw.url
-    );
+    let topic = Topic::new("fmt-orders").routes(["as-json", "as-avro", "raw"]);
+    let topic = match pinned {
+        Some(v) => topic.set(
+            "schema",
+            format!(
+                "{{ subject = {}, version = {v} }}",
+                quoted("fmt-orders-value")
+            ),
+        ),
+        None => topic.schema("fmt-orders-value"),
+    };
+    let config = Config::new()
+        .destination(Destination::http("as-json", &as_json.url).format("json"))
+        .destination(Destination::http("as-avro", &as_avro.url).format("avro"))
+        .destination(Destination::http("raw", &raw.url))
+        .topic(topic)
+        .build();
     Setup {
         gw: Gateway::start(&config).await,
         as_json,
@@ -210,11 +218,15 @@ fn a_converting_destination_on_a_topic_without_schema_is_a_config_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_destination_with_json_format_receives_avro_events_as_json() {
-    let config = "[server]\ndata_dir = \"{data_dir}\"\n\
-         [[destinations]]\nname = \"fmt-jobs\"\nkind = \"pull\"\nformat = \"json\"\n\
-         [[topics]]\nname = \"fmt-orders\"\nroutes = [\"fmt-jobs\"]\n\
-         schema = { subject = \"fmt-orders-value\" }\n";
-    let gw = Gateway::start(config).await;
+    let config = Config::new()
+        .destination(Destination::pull("fmt-jobs").format("json"))
+        .topic(
+            Topic::new("fmt-orders")
+                .routes(["fmt-jobs"])
+                .schema("fmt-orders-value"),
+        )
+        .build();
+    let gw = Gateway::start(&config).await;
     let id = register(&gw, V1).await;
     let record = json!({"id": 9, "amount": 2.5, "note": "pulled"});
     let wire = unhex(&py(

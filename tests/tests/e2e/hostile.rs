@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64_free::encode;
 use serde_json::Value;
+use switchyard_tests::config::{Config, Destination, Topic, quoted};
 use switchyard_tests::{Gateway, client};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -13,13 +14,15 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const MARK: &str = "hostile-marker";
 
 fn config() -> String {
-    format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\n\
-         [[destinations]]\nname = \"jobs\"\nkind = \"pull\"\nvisibility_timeout = \"30s\"\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"jobs\"]\n\
-         [[topics]]\nname = \"signed\"\nroutes = [\"jobs\"]\n\
-         verify = {{ scheme = \"standard-webhooks\", secrets = [\"{SECRET}\"] }}\n"
-    )
+    Config::new()
+        .destination(Destination::pull("jobs").set("visibility_timeout", quoted("30s")))
+        .topic(Topic::new("orders").routes(["jobs"]))
+        .topic(
+            Topic::new("signed")
+                .routes(["jobs"])
+                .verify("standard-webhooks", [SECRET]),
+        )
+        .build()
 }
 
 /// Sends raw bytes on a fresh connection and reads the reply (bounded in

@@ -4,17 +4,20 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use switchyard_tests::config::{Config, Destination, Topic, quoted};
 use switchyard_tests::{Gateway, Sink, client, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn config(sink: &str, server_extra: &str) -> String {
-    format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\nmax_body = \"1KiB\"\n{server_extra}\n\
-         [[destinations]]\nname = \"billing\"\nkind = \"http\"\nurl = \"{sink}\"\n\
-         retry = {{ initial = \"100ms\", max_attempts = 2 }}\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"billing\"]\n"
-    )
+/// Topic `orders` routed to `sink`, bodies up to 1 KiB; a test adds the
+/// `[server]` keys it is about.
+fn config(sink: &str) -> Config {
+    Config::new()
+        .server("max_body", quoted("1KiB"))
+        .destination(
+            Destination::http("billing", sink).retry("{ initial = \"100ms\", max_attempts = 2 }"),
+        )
+        .topic(Topic::new("orders").routes(["billing"]))
 }
 
 async fn error_of(resp: reqwest::Response) -> (u16, Value) {
@@ -34,7 +37,7 @@ async fn error_of(resp: reqwest::Response) -> (u16, Value) {
 #[tokio::test]
 async fn batches_as_json_array_and_ndjson_are_stored_whole() {
     let sink = Sink::start().await;
-    let gw = Gateway::start(&config(&sink.url, "")).await;
+    let gw = Gateway::start(&config(&sink.url).build()).await;
     let r = client()
         .post(gw.url("/v1/topics/orders/events/batch"))
         .header("content-type", "application/json")
@@ -81,7 +84,7 @@ async fn batches_as_json_array_and_ndjson_are_stored_whole() {
 #[tokio::test]
 async fn a_malformed_batch_is_refused_whole_and_names_the_element() {
     let sink = Sink::start().await;
-    let gw = Gateway::start(&config(&sink.url, "")).await;
+    let gw = Gateway::start(&config(&sink.url).build()).await;
     let (status, v) = error_of(
         client()
             .post(gw.url("/v1/topics/orders/events/batch"))
@@ -133,7 +136,7 @@ async fn a_malformed_batch_is_refused_whole_and_names_the_element() {
 #[tokio::test]
 async fn an_idempotent_resend_returns_the_original_and_is_delivered_once() {
     let sink = Sink::start().await;
-    let gw = Gateway::start(&config(&sink.url, "")).await;
+    let gw = Gateway::start(&config(&sink.url).build()).await;
     let send = |key: &'static str, header: &'static str| {
         client()
             .post(gw.url("/v1/topics/orders/events"))
@@ -201,7 +204,7 @@ async fn an_idempotent_resend_returns_the_original_and_is_delivered_once() {
 #[tokio::test]
 async fn bad_input_gets_clear_errors() {
     let sink = Sink::start().await;
-    let gw = Gateway::start(&config(&sink.url, "")).await;
+    let gw = Gateway::start(&config(&sink.url).build()).await;
     let c = client();
 
     let (s, v) = error_of(
@@ -313,7 +316,7 @@ fn futures_stream(data: Vec<u8>) -> impl futures::Stream<Item = Result<Vec<u8>, 
 #[tokio::test]
 async fn a_backlog_over_the_limit_answers_503_with_retry_after() {
     let sink = Sink::start().await;
-    let gw = Gateway::start(&config(&sink.url, "max_backlog = 3")).await;
+    let gw = Gateway::start(&config(&sink.url).server("max_backlog", "3").build()).await;
     client()
         .post(gw.url("/v1/destinations/billing/pause"))
         .send()
@@ -364,7 +367,12 @@ async fn a_backlog_over_the_limit_answers_503_with_retry_after() {
 async fn low_disk_answers_503_before_writing() {
     let sink = Sink::start().await;
     // More free space than any test machine has: the watermark trips at once.
-    let gw = Gateway::start(&config(&sink.url, "min_free_disk = \"1000PiB\"")).await;
+    let gw = Gateway::start(
+        &config(&sink.url)
+            .server("min_free_disk", quoted("1000PiB"))
+            .build(),
+    )
+    .await;
     let resp = eventually(WAIT, "503 on low disk", || async {
         let r = client()
             .post(gw.url("/v1/topics/orders/events"))
@@ -390,7 +398,7 @@ async fn low_disk_answers_503_before_writing() {
 async fn events_are_listed_and_filtered() {
     let sink = Sink::start().await;
     sink.script([switchyard_tests::Reply::status(400)]);
-    let gw = Gateway::start(&config(&sink.url, "")).await;
+    let gw = Gateway::start(&config(&sink.url).build()).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         let v: Value = client()
@@ -454,7 +462,7 @@ async fn events_are_listed_and_filtered() {
 #[tokio::test]
 async fn health_and_readiness() {
     let sink = Sink::start().await;
-    let gw = Gateway::start(&config(&sink.url, "")).await;
+    let gw = Gateway::start(&config(&sink.url).build()).await;
     assert_eq!(
         client()
             .get(gw.url("/healthz"))
@@ -479,7 +487,7 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn retention_removes_delivered_events() {
     let sink = Sink::start().await;
-    let gw = Gateway::start(&config(&sink.url, "retention = \"1s\"")).await;
+    let gw = Gateway::start(&config(&sink.url).server("retention", quoted("1s")).build()).await;
     let v: Value = client()
         .post(gw.url("/v1/topics/orders/events"))
         .body("{}")

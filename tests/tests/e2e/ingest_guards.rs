@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::Value;
+use switchyard_tests::config::{Config, Destination, Topic, list, quoted};
 use switchyard_tests::{Gateway, Sink, client};
 
 /// GitHub's published example: this secret signs "Hello, World!" as below.
@@ -21,19 +22,23 @@ fn gz(data: &[u8]) -> Vec<u8> {
 }
 
 fn config(sink: &str) -> String {
-    format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\n\
-         [[destinations]]\nname = \"hook\"\nkind = \"http\"\nurl = \"{sink}\"\n\
-         forward_headers = [\"content-encoding\", \"x-tag\"]\n\
-         retry = {{ initial = \"100ms\", max_attempts = 2 }}\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"hook\"]\n\
-         [[topics]]\nname = \"github\"\nroutes = [\"hook\"]\n\
-         verify = {{ scheme = \"github\", secrets = [\"{GITHUB_SECRET}\"] }}\n\
-         [[topics]]\nname = \"limited\"\nrate_limit = \"5/s\"\n\
-         [[topics]]\nname = \"batched\"\nrate_limit = \"5/s\"\n\
-         [[topics]]\nname = \"free\"\n\
-         [[topics]]\nname = \"typed\"\nschema = {{ subject = \"typed-value\" }}\n"
-    )
+    Config::new()
+        .destination(
+            Destination::http("hook", sink)
+                .set("forward_headers", list(["content-encoding", "x-tag"]))
+                .retry("{ initial = \"100ms\", max_attempts = 2 }"),
+        )
+        .topic(Topic::new("orders").routes(["hook"]))
+        .topic(
+            Topic::new("github")
+                .routes(["hook"])
+                .verify("github", [GITHUB_SECRET]),
+        )
+        .topic(Topic::new("limited").set("rate_limit", quoted("5/s")))
+        .topic(Topic::new("batched").set("rate_limit", quoted("5/s")))
+        .topic(Topic::new("free"))
+        .topic(Topic::new("typed").schema("typed-value"))
+        .build()
 }
 
 async fn post(

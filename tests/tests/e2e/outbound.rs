@@ -17,27 +17,37 @@ use hyper::body::Bytes;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
-use switchyard::config::Config;
+use switchyard_tests::config::{Config, Destination, Topic, list, path, quoted};
 use switchyard_tests::{Gateway, Sink, bin, client, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
 const FAST_RETRY: &str = "{ initial = \"100ms\", multiplier = 2.0, max_attempts = 3 }";
 
-/// One topic `orders` routed to one http destination `out`.
-fn config(server_extra: &str, url: &str, dest_extra: &str) -> String {
-    format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\n{server_extra}\n\
-         [[destinations]]\nname = \"out\"\nkind = \"http\"\nurl = \"{url}\"\ntimeout = \"2s\"\n\
-         retry = {FAST_RETRY}\n{dest_extra}\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"out\"]\n"
-    )
+/// The http destination `out`, which `config` routes to.
+fn out(url: &str) -> Destination {
+    Destination::http("out", url)
+        .set("timeout", quoted("2s"))
+        .retry(FAST_RETRY)
 }
 
-fn load(text: &str, dir: &Path) -> Result<Config, String> {
+/// One topic `orders` routed to `out`; a test adds the `[server]` keys it
+/// is about.
+fn config(out: Destination) -> Config {
+    Config::new()
+        .destination(out)
+        .topic(Topic::new("orders").routes(["out"]))
+}
+
+/// `config` with `server.deny_private_destinations` on.
+fn denying(out: Destination) -> Config {
+    config(out).server("deny_private_destinations", "true")
+}
+
+fn load(text: &str, dir: &Path) -> Result<switchyard::config::Config, String> {
     let text = text.replace("{data_dir}", &dir.join("data").display().to_string());
     let path = dir.join("switchyard.toml");
     std::fs::write(&path, text).unwrap();
-    Config::load(&path).map_err(|e| e.to_string())
+    switchyard::config::Config::load(&path).map_err(|e| e.to_string())
 }
 
 async fn publish(gw: &Gateway) -> String {
@@ -95,7 +105,7 @@ fn a_metadata_ip_destination_is_refused_at_config_load() {
         "http://[fd00:ec2::254]/",
         "http://100.100.100.200/",
     ] {
-        let err = load(&config("", url, ""), dir.path()).expect_err(url);
+        let err = load(&config(out(url)).build(), dir.path()).expect_err(url);
         assert!(
             err.contains("destinations[0].url")
                 && err.contains("destination \"out\"")
@@ -104,14 +114,17 @@ fn a_metadata_ip_destination_is_refused_at_config_load() {
             "{url}: {err}"
         );
     }
-    let err = load(&config("", "http://[fe80::1]:8080/", ""), dir.path()).expect_err("link-local");
+    let err =
+        load(&config(out("http://[fe80::1]:8080/")).build(), dir.path()).expect_err("link-local");
     assert!(err.contains("fe80::1 is a link-local address"), "{err}");
 
     // `switchyard check-config` says the same and fails.
     let path = dir.path().join("meta.toml");
     std::fs::write(
         &path,
-        config("", "http://[::ffff:169.254.169.254]/", "").replace("{data_dir}", "data"),
+        config(out("http://[::ffff:169.254.169.254]/"))
+            .build()
+            .replace("{data_dir}", "data"),
     )
     .unwrap();
     let out = std::process::Command::new(bin())
@@ -131,35 +144,34 @@ fn a_metadata_ip_destination_is_refused_at_config_load() {
 #[test]
 fn private_literals_are_refused_at_load_only_with_deny_private() {
     let dir = tempfile::tempdir().unwrap();
-    let deny = "deny_private_destinations = true";
     for url in [
         "http://127.0.0.1:9/",
         "http://10.1.2.3/",
         "http://[::1]:9/",
         "http://[::ffff:192.168.0.10]/",
     ] {
-        assert!(load(&config("", url, ""), dir.path()).is_ok(), "{url}");
-        let err = load(&config(deny, url, ""), dir.path()).expect_err(url);
+        assert!(load(&config(out(url)).build(), dir.path()).is_ok(), "{url}");
+        let err = load(&denying(out(url)).build(), dir.path()).expect_err(url);
         assert!(
             err.contains("server.deny_private_destinations is on"),
             "{url}: {err}"
         );
     }
     // An explicit allow, server-wide or per destination, wins.
-    let allow = "deny_private_destinations = true\nallow_destination_addresses = [\"169.254.169.254/32\", \"10.0.0.0/8\"]";
-    assert!(load(&config(allow, "http://169.254.169.254/", ""), dir.path()).is_ok());
-    assert!(load(&config(allow, "http://10.1.2.3/", ""), dir.path()).is_ok());
-    let per_dest = "allow_addresses = [\"127.0.0.1\"]";
-    assert!(load(&config(deny, "http://127.0.0.1:9/", per_dest), dir.path()).is_ok());
-    let err = load(
-        &config(
-            "",
-            "http://10.0.0.1/",
-            "allow_addresses = [\"10.0.0.0/40\"]",
-        ),
-        dir.path(),
-    )
-    .expect_err("bad CIDR");
+    let allow = |url: &str| {
+        denying(out(url))
+            .server(
+                "allow_destination_addresses",
+                list(["169.254.169.254/32", "10.0.0.0/8"]),
+            )
+            .build()
+    };
+    assert!(load(&allow("http://169.254.169.254/"), dir.path()).is_ok());
+    assert!(load(&allow("http://10.1.2.3/"), dir.path()).is_ok());
+    let per_dest = out("http://127.0.0.1:9/").set("allow_addresses", list(["127.0.0.1"]));
+    assert!(load(&denying(per_dest).build(), dir.path()).is_ok());
+    let bad_cidr = out("http://10.0.0.1/").set("allow_addresses", list(["10.0.0.0/40"]));
+    let err = load(&config(bad_cidr).build(), dir.path()).expect_err("bad CIDR");
     assert!(err.contains("10.0.0.0/40"), "{err}");
 }
 
@@ -167,7 +179,7 @@ fn private_literals_are_refused_at_load_only_with_deny_private() {
 async fn with_deny_private_a_name_resolving_to_loopback_is_dead_lettered_unsent() {
     let sink = Sink::start().await;
     let url = format!("http://localhost:{}/hook", sink.addr.port());
-    let gw = Gateway::start(&config("deny_private_destinations = true", &url, "")).await;
+    let gw = Gateway::start(&denying(out(&url)).build()).await;
 
     let id = publish(&gw).await;
     let attempts = wait_state(&gw, &id, "dead_lettered").await;
@@ -207,7 +219,7 @@ async fn a_numeric_host_the_resolver_reads_as_loopback_is_caught_at_connect() {
     // check can see where it goes.
     let sink = Sink::start().await;
     let url = format!("http://2130706433:{}/hook", sink.addr.port());
-    let gw = Gateway::start(&config("deny_private_destinations = true", &url, "")).await;
+    let gw = Gateway::start(&denying(out(&url)).build()).await;
     let id = publish(&gw).await;
     let attempts = wait_state(&gw, &id, "dead_lettered").await;
     let error = attempts[0]["error"].as_str().unwrap();
@@ -223,7 +235,7 @@ async fn a_numeric_host_the_resolver_reads_as_loopback_is_caught_at_connect() {
 async fn without_deny_private_the_same_destination_delivers() {
     let sink = Sink::start().await;
     let url = format!("http://localhost:{}/hook", sink.addr.port());
-    let gw = Gateway::start(&config("", &url, "")).await;
+    let gw = Gateway::start(&config(out(&url)).build()).await;
     let id = publish(&gw).await;
     let attempts = wait_state(&gw, &id, "delivered").await;
     assert_eq!(attempts.len(), 1);
@@ -237,9 +249,8 @@ async fn the_allow_list_lets_an_otherwise_refused_address_through() {
     // Server-wide: the IP literal passes config load and the connect check.
     let sink = Sink::start().await;
     let url = format!("http://127.0.0.1:{}/hook", sink.addr.port());
-    let server =
-        "deny_private_destinations = true\nallow_destination_addresses = [\"127.0.0.1/32\"]";
-    let gw = Gateway::start(&config(server, &url, "")).await;
+    let cfg = denying(out(&url)).server("allow_destination_addresses", list(["127.0.0.1/32"]));
+    let gw = Gateway::start(&cfg.build()).await;
     let id = publish(&gw).await;
     wait_state(&gw, &id, "delivered").await;
     assert_eq!(sink.received().len(), 1);
@@ -248,12 +259,8 @@ async fn the_allow_list_lets_an_otherwise_refused_address_through() {
     // Per destination, for a name: every loopback address it may resolve to.
     let sink = Sink::start().await;
     let url = format!("http://localhost:{}/hook", sink.addr.port());
-    let gw = Gateway::start(&config(
-        "deny_private_destinations = true",
-        &url,
-        "allow_addresses = [\"127.0.0.0/8\", \"::1\"]",
-    ))
-    .await;
+    let dest = out(&url).set("allow_addresses", list(["127.0.0.0/8", "::1"]));
+    let gw = Gateway::start(&denying(dest).build()).await;
     let id = publish(&gw).await;
     wait_state(&gw, &id, "delivered").await;
     assert_eq!(sink.received().len(), 1);
@@ -380,12 +387,10 @@ async fn tls_sink(pki: &Pki) -> TlsSink {
     }
 }
 
+/// `config` for `sink`, with `tls` (an inline table) on the destination.
 fn tls_config(sink: &TlsSink, tls: &str) -> String {
-    config(
-        "",
-        &format!("https://127.0.0.1:{}/hook", sink.addr.port()),
-        tls,
-    )
+    let url = format!("https://127.0.0.1:{}/hook", sink.addr.port());
+    config(out(&url).set("tls", tls)).build()
 }
 
 #[tokio::test]
@@ -393,9 +398,12 @@ async fn mtls_delivers_with_the_ca_bundle_and_a_client_certificate() {
     let pki_dir = tempfile::tempdir().unwrap();
     let pki = make_pki(pki_dir.path());
     let sink = tls_sink(&pki).await;
-    let p = pki_dir.path().display();
+    let p = |file: &str| path(&pki_dir.path().join(file));
     let tls = format!(
-        "tls = {{ ca_file = \"{p}/ca.pem\", ca_only = true, client_cert = \"{p}/client.pem\", client_key = \"{p}/client.key\" }}"
+        "{{ ca_file = {}, ca_only = true, client_cert = {}, client_key = {} }}",
+        p("ca.pem"),
+        p("client.pem"),
+        p("client.key")
     );
     let gw = Gateway::start(&tls_config(&sink, &tls)).await;
     let id = publish(&gw).await;
@@ -411,10 +419,7 @@ async fn without_a_client_certificate_the_attempts_fail_with_a_tls_error() {
     let pki_dir = tempfile::tempdir().unwrap();
     let pki = make_pki(pki_dir.path());
     let sink = tls_sink(&pki).await;
-    let tls = format!(
-        "tls = {{ ca_file = \"{}/ca.pem\" }}",
-        pki_dir.path().display()
-    );
+    let tls = format!("{{ ca_file = {} }}", path(&pki_dir.path().join("ca.pem")));
     let gw = Gateway::start(&tls_config(&sink, &tls)).await;
     let id = publish(&gw).await;
     // Retried like any transport failure, then dead-lettered.
@@ -439,9 +444,12 @@ async fn without_the_ca_bundle_the_server_certificate_is_not_trusted() {
     let pki_dir = tempfile::tempdir().unwrap();
     let pki = make_pki(pki_dir.path());
     let sink = tls_sink(&pki).await;
-    let p = pki_dir.path().display();
-    let tls =
-        format!("tls = {{ client_cert = \"{p}/client.pem\", client_key = \"{p}/client.key\" }}");
+    let p = |file: &str| path(&pki_dir.path().join(file));
+    let tls = format!(
+        "{{ client_cert = {}, client_key = {} }}",
+        p("client.pem"),
+        p("client.key")
+    );
     let gw = Gateway::start(&tls_config(&sink, &tls)).await;
     let id = publish(&gw).await;
     let attempts = wait_state(&gw, &id, "dead_lettered").await;
@@ -460,7 +468,7 @@ fn tls_file_problems_are_config_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let url = "https://127.0.0.1:9/hook";
     let err = load(
-        &config("", url, "tls = { ca_file = \"missing-ca.pem\" }"),
+        &config(out(url).set("tls", "{ ca_file = \"missing-ca.pem\" }")).build(),
         dir.path(),
     )
     .expect_err("missing file");
@@ -476,11 +484,11 @@ fn tls_file_problems_are_config_errors_naming_the_file() {
     )
     .unwrap();
     let err = load(
-        &config(
-            "",
-            url,
-            "tls = { client_cert = \"cert.pem\", client_key = \"cert.pem\" }",
-        ),
+        &config(out(url).set(
+            "tls",
+            "{ client_cert = \"cert.pem\", client_key = \"cert.pem\" }",
+        ))
+        .build(),
         dir.path(),
     )
     .expect_err("bad PEM");
@@ -489,11 +497,7 @@ fn tls_file_problems_are_config_errors_naming_the_file() {
         "{err}"
     );
     let err = load(
-        &config(
-            "",
-            "http://127.0.0.1:9/",
-            "tls = { ca_file = \"cert.pem\" }",
-        ),
+        &config(out("http://127.0.0.1:9/").set("tls", "{ ca_file = \"cert.pem\" }")).build(),
         dir.path(),
     )
     .expect_err("tls on http://");

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard_tests::config::{Config, Destination, Plugin, Topic, quoted};
 use switchyard_tests::{Gateway, Sink, client, eventually, workspace};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -39,21 +40,24 @@ async fn route_by_field_and_redact_change_where_and_how_events_arrive() {
     let billing = Sink::start().await;
     let refunds = Sink::start().await;
     let audit = Sink::start().await;
-    let cfg = format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\n\
-         [[plugins]]\nname = \"route-by-field\"\npath = \"{}\"\n\
-         config = {{ pointer = \"/type\", routes = \"refund=refunds|audit,order=billing\", default = \"audit\" }}\n\
-         [[plugins]]\nname = \"redact\"\npath = \"{}\"\nconfig = {{ keys = \"email\" }}\n\
-         [[destinations]]\nname = \"billing\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[destinations]]\nname = \"refunds\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[destinations]]\nname = \"audit\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"audit\"]\nplugins = [\"route-by-field\", \"redact\"]\n",
-        wasm("route_by_field.wasm").display(),
-        wasm("redact.wasm").display(),
-        billing.url,
-        refunds.url,
-        audit.url
-    );
+    let cfg = Config::new()
+        .plugin(
+            Plugin::new("route-by-field", &wasm("route_by_field.wasm")).config([
+                ("pointer", "/type"),
+                ("routes", "refund=refunds|audit,order=billing"),
+                ("default", "audit"),
+            ]),
+        )
+        .plugin(Plugin::new("redact", &wasm("redact.wasm")).config([("keys", "email")]))
+        .destination(Destination::http("billing", &billing.url))
+        .destination(Destination::http("refunds", &refunds.url))
+        .destination(Destination::http("audit", &audit.url))
+        .topic(
+            Topic::new("orders")
+                .routes(["audit"])
+                .plugins(["route-by-field", "redact"]),
+        )
+        .build();
     let gw = Gateway::start(&cfg).await;
     assert_eq!(
         publish(&gw, "orders", r#"{"type":"order","email":"a@b.c"}"#)
@@ -98,15 +102,16 @@ async fn route_by_field_and_redact_change_where_and_how_events_arrive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runaway_plugin_is_cut_off_and_its_events_dead_lettered_while_others_flow() {
     let sink = Sink::start().await;
-    let cfg = format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\n\
-         [[plugins]]\nname = \"spin\"\npath = \"{}\"\ntimeout = \"50ms\"\non_error = \"dead-letter\"\n\
-         [[destinations]]\nname = \"out\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[topics]]\nname = \"bad\"\nroutes = [\"out\"]\nplugins = [\"spin\"]\n\
-         [[topics]]\nname = \"good\"\nroutes = [\"out\"]\n",
-        wasm("loop_forever.wasm").display(),
-        sink.url
-    );
+    let cfg = Config::new()
+        .plugin(
+            Plugin::new("spin", &wasm("loop_forever.wasm"))
+                .set("timeout", quoted("50ms"))
+                .set("on_error", quoted("dead-letter")),
+        )
+        .destination(Destination::http("out", &sink.url))
+        .topic(Topic::new("bad").routes(["out"]).plugins(["spin"]))
+        .topic(Topic::new("good").routes(["out"]))
+        .build();
     let gw = Gateway::start(&cfg).await;
     // The fixture spins on any payload containing "loop".
     let (s, v) = publish(&gw, "bad", "{\"loop\":true}").await;
@@ -278,19 +283,23 @@ async fn the_quickstart_routes_events_with_its_plugin() {
 // Through the real binary: hostile plugins, hot reload, priorities, GitHub.
 // ---------------------------------------------------------------------------
 
-/// The real `switchyard` binary on a config, in a temp dir of its own.
-/// Killed if the test fails half-way, so no gateway outlives its test.
+/// The real `switchyard` binary on a config, in a temp dir of its own (its
+/// `{data_dir}` is the one `--data-dir` names). Killed if the test fails
+/// half-way, so no gateway outlives its test.
 struct Binary {
     proc: Option<switchyard_tests::Process>,
     _dir: tempfile::TempDir,
 }
 
 impl Binary {
-    fn start(config: &str) -> Self {
+    fn start(config: &Config) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("switchyard.toml");
-        std::fs::write(&path, config).unwrap();
         let data = dir.path().join("data");
+        let text = config
+            .build()
+            .replace("{data_dir}", &data.display().to_string());
+        std::fs::write(&path, text).unwrap();
         let proc = switchyard_tests::Process::start_with_args(
             &path,
             &[
@@ -387,27 +396,28 @@ fn ids(sink: &Sink) -> Vec<String> {
         .collect()
 }
 
-fn toml_path(p: &std::path::Path) -> String {
-    p.display().to_string().replace('\\', "/")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_bomb_and_a_panicking_plugin_follow_on_error_while_another_topic_flows() {
     let out = Sink::start().await;
     let routed = Sink::start().await;
-    let gw = Binary::start(&format!(
-        "[[plugins]]\nname = \"bomb\"\npath = \"{}\"\nmax_memory = \"16MiB\"\non_error = \"dead-letter\"\n\
-         [[plugins]]\nname = \"shaky\"\npath = \"{}\"\non_error = \"skip\"\nconfig = {{ route = \"routed\" }}\n\
-         [[destinations]]\nname = \"out\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[destinations]]\nname = \"routed\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[topics]]\nname = \"bomb\"\nroutes = [\"out\"]\nplugins = [\"bomb\"]\n\
-         [[topics]]\nname = \"shaky\"\nroutes = [\"out\"]\nplugins = [\"shaky\"]\n\
-         [[topics]]\nname = \"good\"\nroutes = [\"out\"]\n",
-        toml_path(&wasm("memory_bomb.wasm")),
-        toml_path(&wasm("panic.wasm")),
-        out.url,
-        routed.url
-    ));
+    let gw = Binary::start(
+        &Config::new()
+            .plugin(
+                Plugin::new("bomb", &wasm("memory_bomb.wasm"))
+                    .set("max_memory", quoted("16MiB"))
+                    .set("on_error", quoted("dead-letter")),
+            )
+            .plugin(
+                Plugin::new("shaky", &wasm("panic.wasm"))
+                    .set("on_error", quoted("skip"))
+                    .config([("route", "routed")]),
+            )
+            .destination(Destination::http("out", &out.url))
+            .destination(Destination::http("routed", &routed.url))
+            .topic(Topic::new("bomb").routes(["out"]).plugins(["bomb"]))
+            .topic(Topic::new("shaky").routes(["out"]).plugins(["shaky"]))
+            .topic(Topic::new("good").routes(["out"])),
+    );
     // The hostile events and plain ones on another topic, interleaved.
     let bomb_id = gw.publish("bomb", r#"{"bomb":true}"#, &[]).await;
     let mut good = Vec::new();
@@ -509,15 +519,13 @@ async fn hot_reload_by_copy_and_by_rename_swaps_behaviour_without_losing_or_dupl
     // version 2 (the memory-bomb fixture) keeps the topic's route, "a".
     // Both accept the same config.
     std::fs::copy(wasm("panic.wasm"), &live).unwrap();
-    let gw = Binary::start(&format!(
-        "[[plugins]]\nname = \"router\"\npath = \"{}\"\nconfig = {{ route = \"b\" }}\n\
-         [[destinations]]\nname = \"a\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[destinations]]\nname = \"b\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[topics]]\nname = \"flow\"\nroutes = [\"a\"]\nplugins = [\"router\"]\n",
-        toml_path(&live),
-        a.url,
-        b.url
-    ));
+    let gw = Binary::start(
+        &Config::new()
+            .plugin(Plugin::new("router", &live).config([("route", "b")]))
+            .destination(Destination::http("a", &a.url))
+            .destination(Destination::http("b", &b.url))
+            .topic(Topic::new("flow").routes(["a"]).plugins(["router"])),
+    );
     let v1 = gw.plugin("router").await["version"].clone();
     let (stop, publisher) = start_publisher(gw.url(""), "flow");
     b.wait_for(5, WAIT).await;
@@ -599,15 +607,13 @@ async fn a_broken_replacement_is_refused_and_the_old_version_keeps_routing() {
     let folder = tempfile::tempdir().unwrap();
     let live = folder.path().join("router.wasm");
     std::fs::copy(wasm("panic.wasm"), &live).unwrap();
-    let gw = Binary::start(&format!(
-        "[[plugins]]\nname = \"router\"\npath = \"{}\"\nconfig = {{ route = \"b\" }}\n\
-         [[destinations]]\nname = \"a\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[destinations]]\nname = \"b\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[topics]]\nname = \"flow\"\nroutes = [\"a\"]\nplugins = [\"router\"]\n",
-        toml_path(&live),
-        a.url,
-        b.url
-    ));
+    let gw = Binary::start(
+        &Config::new()
+            .plugin(Plugin::new("router", &live).config([("route", "b")]))
+            .destination(Destination::http("a", &a.url))
+            .destination(Destination::http("b", &b.url))
+            .topic(Topic::new("flow").routes(["a"]).plugins(["router"])),
+    );
     let v1 = gw.plugin("router").await["version"].clone();
 
     // Garbage bytes, renamed into place.
@@ -678,14 +684,15 @@ async fn a_broken_replacement_is_refused_and_the_old_version_keeps_routing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn priority_by_sla_delivers_higher_tiers_first_when_the_destination_is_backlogged() {
     let sink = Sink::start().await;
-    let gw = Binary::start(&format!(
-        "[[plugins]]\nname = \"sla\"\npath = \"{}\"\n\
-         config = {{ tiers = \"enterprise=9,pro=6,free=1\", pointer = \"/customer/tier\" }}\n\
-         [[destinations]]\nname = \"ledger\"\nkind = \"http\"\nurl = \"{}\"\nconcurrency = 1\n\
-         [[topics]]\nname = \"payments\"\nroutes = [\"ledger\"]\nplugins = [\"sla\"]\n",
-        toml_path(&wasm("priority_by_sla.wasm")),
-        sink.url
-    ));
+    let gw = Binary::start(
+        &Config::new()
+            .plugin(Plugin::new("sla", &wasm("priority_by_sla.wasm")).config([
+                ("tiers", "enterprise=9,pro=6,free=1"),
+                ("pointer", "/customer/tier"),
+            ]))
+            .destination(Destination::http("ledger", &sink.url).set("concurrency", "1"))
+            .topic(Topic::new("payments").routes(["ledger"]).plugins(["sla"])),
+    );
     gw.post("/v1/destinations/ledger/pause").await;
     // The tier from the header, or from the payload when there is none.
     let sent = [
@@ -737,19 +744,17 @@ async fn github_router_sends_webhooks_to_sinks_by_event_kind_and_branch() {
     let triage = Sink::start().await;
     let reviews = Sink::start().await;
     let archive = Sink::start().await;
-    let gw = Binary::start(&format!(
-        "[[plugins]]\nname = \"github\"\npath = \"{}\"\nconfig = {{ default = \"archive\" }}\n\
-         [[destinations]]\nname = \"deploys\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[destinations]]\nname = \"triage\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[destinations]]\nname = \"reviews\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[destinations]]\nname = \"archive\"\nkind = \"http\"\nurl = \"{}\"\n\
-         [[topics]]\nname = \"github\"\nroutes = [\"archive\"]\nplugins = [\"github\"]\n",
-        toml_path(&wasm("github_router.wasm")),
-        deploys.url,
-        triage.url,
-        reviews.url,
-        archive.url
-    ));
+    let gw = Binary::start(
+        &Config::new()
+            .plugin(
+                Plugin::new("github", &wasm("github_router.wasm")).config([("default", "archive")]),
+            )
+            .destination(Destination::http("deploys", &deploys.url))
+            .destination(Destination::http("triage", &triage.url))
+            .destination(Destination::http("reviews", &reviews.url))
+            .destination(Destination::http("archive", &archive.url))
+            .topic(Topic::new("github").routes(["archive"]).plugins(["github"])),
+    );
     let repo = r#""repository":{"full_name":"acme/api"}"#;
     let hook = |kind: &'static str| [("x-github-event", kind)];
     let push_main = gw

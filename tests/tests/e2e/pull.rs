@@ -6,16 +6,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard_tests::config::{Config, Destination, Topic, list, quoted};
 use switchyard_tests::{Gateway, Reply, Sink, client, eventually};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn pull_config(extra: &str) -> String {
-    format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\n\
-         [[destinations]]\nname = \"jobs\"\nkind = \"pull\"\nvisibility_timeout = \"30s\"\nmax_receives = 3\n{extra}\n\
-         [[topics]]\nname = \"work\"\nroutes = [\"jobs\"]\n"
-    )
+fn pull_config() -> String {
+    Config::new()
+        .destination(
+            Destination::pull("jobs")
+                .set("visibility_timeout", quoted("30s"))
+                .set("max_receives", "3"),
+        )
+        .topic(Topic::new("work").routes(["jobs"]))
+        .build()
 }
 
 async fn post_json(url: String, body: Value) -> (u16, Value) {
@@ -54,7 +58,7 @@ async fn ack(gw: &Gateway, receipts: Vec<&str>) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_consumers_share_the_work_without_double_leases() {
-    let gw = Arc::new(Gateway::start(&pull_config("")).await);
+    let gw = Arc::new(Gateway::start(&pull_config()).await);
     let m = 300;
     let batch: Vec<Value> = (0..m).map(|i| json!({ "n": i })).collect();
     let r = client()
@@ -129,7 +133,7 @@ async fn concurrent_consumers_share_the_work_without_double_leases() {
 
 #[tokio::test]
 async fn an_expired_lease_redelivers_and_the_stale_receipt_is_refused() {
-    let gw = Gateway::start(&pull_config("")).await;
+    let gw = Gateway::start(&pull_config()).await;
     let id = publish(&gw, "work", "{\"job\":1}", &[]).await;
     let first = eventually(WAIT, "a message", || async {
         let m = receive(&gw, json!({"visibility_timeout_seconds": 1})).await;
@@ -168,7 +172,7 @@ async fn an_expired_lease_redelivers_and_the_stale_receipt_is_refused() {
 
 #[tokio::test]
 async fn nack_extend_and_max_receives() {
-    let gw = Gateway::start(&pull_config("")).await;
+    let gw = Gateway::start(&pull_config()).await;
     publish(&gw, "work", "{}", &[]).await;
     let m = receive(
         &gw,
@@ -238,7 +242,7 @@ async fn nack_extend_and_max_receives() {
 
 #[tokio::test]
 async fn bad_consumer_requests_get_clear_errors() {
-    let gw = Gateway::start(&pull_config("")).await;
+    let gw = Gateway::start(&pull_config()).await;
     for (path, body) in [
         ("/v1/queues/jobs/receive", json!({"max_messages": 0})),
         ("/v1/queues/jobs/receive", json!({"max_messages": 101})),
@@ -271,7 +275,7 @@ async fn bad_consumer_requests_get_clear_errors() {
 
 #[tokio::test]
 async fn leases_survive_a_restart() {
-    let gw = Gateway::start(&pull_config("")).await;
+    let gw = Gateway::start(&pull_config()).await;
     // One batch: both are routed in the same write, so one receive gets both.
     let r = client()
         .post(gw.url("/v1/topics/work/events/batch"))
@@ -287,7 +291,7 @@ async fn leases_survive_a_restart() {
     .await;
     assert_eq!(m.len(), 2, "{m:?}");
     let dir = gw.stop().await;
-    let gw = Gateway::start_in(&pull_config(""), dir).await;
+    let gw = Gateway::start_in(&pull_config(), dir).await;
     // Still leased: nothing visible, and the receipts still work.
     assert!(receive(&gw, json!({})).await.is_empty());
     let r = ack(&gw, vec![m[0]["receipt"].as_str().unwrap()]).await;
@@ -302,7 +306,7 @@ async fn leases_survive_a_restart() {
 
 #[tokio::test]
 async fn pull_payloads_that_are_not_utf8_come_as_base64() {
-    let gw = Gateway::start(&pull_config("")).await;
+    let gw = Gateway::start(&pull_config()).await;
     client()
         .post(gw.url("/v1/topics/work/events"))
         .header("content-type", "application/octet-stream")
@@ -317,13 +321,23 @@ async fn pull_payloads_that_are_not_utf8_come_as_base64() {
     gw.stop().await;
 }
 
-fn push_config(sink: &str, extra: &str) -> String {
-    format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\n\
-         [[destinations]]\nname = \"ledger\"\nkind = \"http\"\nurl = \"{sink}\"\nconcurrency = 8\n\
-         retry = {{ initial = \"100ms\", multiplier = 1.5, max_attempts = 10 }}\n{extra}\n\
-         [[topics]]\nname = \"payments\"\nroutes = [\"ledger\"]\npriority_header = \"x-priority\"\n"
-    )
+/// The http destination `ledger`, which `push_config` routes to.
+fn ledger(sink: &str) -> Destination {
+    Destination::http("ledger", sink)
+        .set("concurrency", "8")
+        .retry("{ initial = \"100ms\", multiplier = 1.5, max_attempts = 10 }")
+}
+
+/// Topic `payments`, its priority in `x-priority`, routed to `ledger`.
+fn push_config(ledger: Destination) -> String {
+    Config::new()
+        .destination(ledger)
+        .topic(
+            Topic::new("payments")
+                .routes(["ledger"])
+                .set("priority_header", quoted("x-priority")),
+        )
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,8 +347,9 @@ async fn ordering_holds_per_key_under_retries_while_other_keys_flow() {
     // followers must wait, while other keys go on.
     sink.script([Reply::status(503), Reply::status(503)]);
     let gw = Gateway::start(&push_config(
-        &sink.url,
-        "ordering = { key = \"header:x-account\" }\nforward_headers = [\"x-account\"]",
+        ledger(&sink.url)
+            .set("ordering", "{ key = \"header:x-account\" }")
+            .set("forward_headers", list(["x-account"])),
     ))
     .await;
     let mut sent: HashMap<String, Vec<String>> = HashMap::new();
@@ -376,9 +391,7 @@ async fn ordering_holds_per_key_under_retries_while_other_keys_flow() {
 #[tokio::test]
 async fn higher_priority_goes_first_under_a_backlog() {
     let sink = Sink::start().await;
-    let gw =
-        Gateway::start(&push_config(&sink.url, "").replace("concurrency = 8", "concurrency = 1"))
-            .await;
+    let gw = Gateway::start(&push_config(ledger(&sink.url).set("concurrency", "1"))).await;
     client()
         .post(gw.url("/v1/destinations/ledger/pause"))
         .send()
@@ -431,8 +444,11 @@ async fn higher_priority_goes_first_under_a_backlog() {
 #[tokio::test]
 async fn aging_keeps_low_priority_from_starving() {
     let sink = Sink::start().await;
-    let cfg = push_config(&sink.url, "priority_aging = \"100ms\"")
-        .replace("concurrency = 8", "concurrency = 1");
+    let cfg = push_config(
+        ledger(&sink.url)
+            .set("concurrency", "1")
+            .set("priority_aging", quoted("100ms")),
+    );
     let gw = Gateway::start(&cfg).await;
     client()
         .post(gw.url("/v1/destinations/ledger/pause"))
@@ -479,7 +495,7 @@ async fn the_example_consumer_drains_a_queue() {
         bin.exists(),
         "build the workspace first (scripts/test.sh does)"
     );
-    let gw = Gateway::start(&pull_config("")).await;
+    let gw = Gateway::start(&pull_config()).await;
     for i in 0..25 {
         publish(&gw, "work", &format!("{{\"job\":{i}}}"), &[]).await;
     }
@@ -517,10 +533,15 @@ async fn the_example_consumer_drains_a_queue() {
 async fn a_blocking_key_waits_for_its_dead_letter_to_be_dealt_with() {
     let sink = Sink::start().await;
     sink.script([Reply::status(400)]);
-    let extra = "ordering = { key = \"header:x-account\", on_dead_letter = \"block\" }\nforward_headers = [\"x-account\"]";
-    let gw = Gateway::start(
-        &push_config(&sink.url, extra).replace("concurrency = 8", "concurrency = 1"),
-    )
+    let gw = Gateway::start(&push_config(
+        ledger(&sink.url)
+            .set("concurrency", "1")
+            .set(
+                "ordering",
+                "{ key = \"header:x-account\", on_dead_letter = \"block\" }",
+            )
+            .set("forward_headers", list(["x-account"])),
+    ))
     .await;
     let a1 = publish(&gw, "payments", "\"a1\"", &[("x-account", "a")]).await;
     sink.wait_for(1, WAIT).await;

@@ -5,12 +5,19 @@
 //! everything survives a restart.
 
 use serde_json::{Value, json};
+use switchyard_tests::config::{Config, Destination, Topic};
 use switchyard_tests::{Gateway, client, python, workspace};
 
-const CONFIG: &str = "[server]\ndata_dir = \"{data_dir}\"\n\
-    [[destinations]]\nname = \"audit\"\nkind = \"log\"\n\
-    [[topics]]\nname = \"reg-orders\"\nroutes = [\"audit\"]\n\
-    schema = { subject = \"reg-orders-value\" }\n";
+fn config() -> String {
+    Config::new()
+        .destination(Destination::log("audit"))
+        .topic(
+            Topic::new("reg-orders")
+                .routes(["audit"])
+                .schema("reg-orders-value"),
+        )
+        .build()
+}
 
 async fn run_client_script(gw: &Gateway) {
     let out = tokio::process::Command::new(python())
@@ -31,7 +38,7 @@ async fn run_client_script(gw: &Gateway) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_client_and_wire_format_payloads_work_through_the_gateway() {
-    let gw = Gateway::start(CONFIG).await;
+    let gw = Gateway::start(&config()).await;
 
     // Before any schema exists the topic can't validate: refused, not stored.
     let early = client()
@@ -67,7 +74,7 @@ async fn confluent_client_and_wire_format_payloads_work_through_the_gateway() {
         .await
         .unwrap();
     let dir = gw.stop().await;
-    let gw = Gateway::start_in(CONFIG, dir).await;
+    let gw = Gateway::start_in(&config(), dir).await;
     let after: Value = client()
         .get(gw.url("/registry/subjects/reg-orders-value/versions/latest"))
         .send()

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard_tests::config::{Config, Destination, Topic};
 use switchyard_tests::{Gateway, Sink, client, eventually};
 
 const SCHEMA: &str = r#"{"type":"record","name":"Order","fields":[
@@ -13,11 +14,14 @@ const SCHEMA: &str = r#"{"type":"record","name":"Order","fields":[
   {"name":"note","type":["null","string"],"default":null}]}"#;
 
 fn config(sink: &str) -> String {
-    format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\n\
-         [[destinations]]\nname = \"billing\"\nkind = \"http\"\nurl = \"{sink}\"\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"billing\"]\nschema = {{ subject = \"orders-value\" }}\n"
-    )
+    Config::new()
+        .destination(Destination::http("billing", sink))
+        .topic(
+            Topic::new("orders")
+                .routes(["billing"])
+                .schema("orders-value"),
+        )
+        .build()
 }
 
 async fn post(gw: &Gateway, path: &str, ct: &str, body: Vec<u8>) -> (u16, Value) {

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard_tests::config::{Config, Destination, Topic};
 use switchyard_tests::{Gateway, Sink, client, run_python};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -12,17 +13,23 @@ const OUT_SECRET: &str = "whsec_c2VjcmV0LWZvci10aGUtZGVzdGluYXRpb24tMTIz";
 const OUT_SECRET_OLD: &str = "whsec_b2xkLXNlY3JldC1iZWluZy1yb3RhdGVkLW91dC0x";
 
 fn config(sink: &str) -> String {
-    format!(
-        "[server]\ndata_dir = \"{{data_dir}}\"\n\
-         [[destinations]]\nname = \"billing\"\nkind = \"http\"\nurl = \"{sink}\"\n\
-         signing = {{ scheme = \"standard-webhooks\", secrets = [\"{OUT_SECRET}\", \"{OUT_SECRET_OLD}\"] }}\n\
-         headers = {{ \"x-api-key\" = \"key-123\" }}\n\
-         retry = {{ initial = \"100ms\", max_attempts = 2 }}\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"billing\"]\n\
-         verify = {{ scheme = \"standard-webhooks\", secrets = [\"whsec_b3RoZXItc2VjcmV0LXRoYXQtZG9lcy1ub3QtbWF0Y2g=\", \"{SECRET}\"] }}\n\
-         [[topics]]\nname = \"github\"\nroutes = [\"billing\"]\n\
-         verify = {{ scheme = \"github\", secrets = [\"It's a Secret to Everybody\"] }}\n"
-    )
+    Config::new()
+        .destination(
+            Destination::http("billing", sink)
+                .signing("standard-webhooks", [OUT_SECRET, OUT_SECRET_OLD])
+                .set("headers", "{ \"x-api-key\" = \"key-123\" }")
+                .retry("{ initial = \"100ms\", max_attempts = 2 }"),
+        )
+        .topic(Topic::new("orders").routes(["billing"]).verify(
+            "standard-webhooks",
+            ["whsec_b3RoZXItc2VjcmV0LXRoYXQtZG9lcy1ub3QtbWF0Y2g=", SECRET],
+        ))
+        .topic(
+            Topic::new("github")
+                .routes(["billing"])
+                .verify("github", ["It's a Secret to Everybody"]),
+        )
+        .build()
 }
 
 fn sign(id: &str, body: &str, age_seconds: i64) -> Value {

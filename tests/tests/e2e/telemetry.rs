@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
+use switchyard_tests::config::{Config, Destination, Topic, quoted};
 use switchyard_tests::{Gateway, Process, Reply, Sink, client, eventually};
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -157,25 +158,30 @@ fn trace_of(traceparent: &str) -> String {
     traceparent.split('-').nth(1).unwrap_or("").to_owned()
 }
 
-fn config(collector: Option<&str>, hooks: &Sink, refuses: &Sink) -> String {
-    let telemetry = match collector {
-        Some(url) => format!(
-            "[telemetry]\notlp_endpoint = \"{url}\"\nprotocol = \"http/protobuf\"\n\
-             service_name = \"switchyard-test\"\nexport_delay = \"100ms\"\n\n"
-        ),
-        None => String::new(),
+/// Exports to `collector` (if any) every 100 ms; topic `orders` routed to
+/// `hooks` and `refuses`, and a signed topic routed nowhere.
+fn config(collector: Option<&str>, hooks: &Sink, refuses: &Sink) -> Config {
+    let mut c = Config::new().server("min_free_disk", quoted("1MiB"));
+    if let Some(url) = collector {
+        c = c
+            .telemetry("otlp_endpoint", quoted(url))
+            .telemetry("protocol", quoted("http/protobuf"))
+            .telemetry("service_name", quoted("switchyard-test"))
+            .telemetry("export_delay", quoted("100ms"));
+    }
+    let dest = |name: &str, sink: &Sink| {
+        Destination::http(name, &sink.url)
+            .set("timeout", quoted("2s"))
+            .retry("{ initial = \"100ms\", multiplier = 1.0, max_attempts = 5 }")
     };
-    format!(
-        "{telemetry}[server]\ndata_dir = \"{{data_dir}}\"\nmin_free_disk = \"1MiB\"\n\n\
-         [[destinations]]\nname = \"hooks\"\nkind = \"http\"\nurl = \"{}\"\ntimeout = \"2s\"\n\
-         retry = {{ initial = \"100ms\", multiplier = 1.0, max_attempts = 5 }}\n\n\
-         [[destinations]]\nname = \"refuses\"\nkind = \"http\"\nurl = \"{}\"\ntimeout = \"2s\"\n\
-         retry = {{ initial = \"100ms\", multiplier = 1.0, max_attempts = 5 }}\n\n\
-         [[topics]]\nname = \"orders\"\nroutes = [\"hooks\", \"refuses\"]\n\n\
-         [[topics]]\nname = \"signed\"\nroutes = []\n\
-         verify = {{ scheme = \"github\", secrets = [\"It's a Secret to Everybody\"] }}\n",
-        hooks.url, refuses.url
-    )
+    c.destination(dest("hooks", hooks))
+        .destination(dest("refuses", refuses))
+        .topic(Topic::new("orders").routes(["hooks", "refuses"]))
+        .topic(
+            Topic::new("signed")
+                .set("routes", "[]")
+                .verify("github", ["It's a Secret to Everybody"]),
+        )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,7 +193,7 @@ async fn one_trace_tells_an_events_story_through_retries_and_dead_letters() {
     let refuses = Sink::start().await;
     // A 4xx other than 408/429 is dead-lettered at once.
     refuses.set_default(Reply::status(400));
-    let gw = Gateway::start(&config(Some(&collector.url), &hooks, &refuses)).await;
+    let gw = Gateway::start(&config(Some(&collector.url), &hooks, &refuses).build()).await;
 
     let resp = client()
         .post(gw.url("/v1/topics/orders/events"))
@@ -376,7 +382,8 @@ async fn sampled_out_traces_export_nothing_but_still_propagate() {
     let hooks = Sink::start().await;
     let refuses = Sink::start().await;
     let text = config(Some(&collector.url), &hooks, &refuses)
-        .replace("export_delay", "sample_ratio = 0.0\nexport_delay");
+        .telemetry("sample_ratio", "0.0")
+        .build();
     let gw = Gateway::start(&text).await;
     let resp = client()
         .post(gw.url("/v1/topics/orders/events"))
@@ -395,14 +402,14 @@ async fn sampled_out_traces_export_nothing_but_still_propagate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_receive_and_ack_join_the_events_trace() {
     let collector = Collector::http().await;
-    let text = format!(
-        "[telemetry]\notlp_endpoint = \"{}\"\nprotocol = \"http/protobuf\"\n\
-         export_delay = \"100ms\"\n\n\
-         [server]\ndata_dir = \"{{data_dir}}\"\nmin_free_disk = \"1MiB\"\n\n\
-         [[destinations]]\nname = \"jobs\"\nkind = \"pull\"\n\n\
-         [[topics]]\nname = \"work\"\nroutes = [\"jobs\"]\n",
-        collector.url
-    );
+    let text = Config::new()
+        .server("min_free_disk", quoted("1MiB"))
+        .telemetry("otlp_endpoint", quoted(&collector.url))
+        .telemetry("protocol", quoted("http/protobuf"))
+        .telemetry("export_delay", quoted("100ms"))
+        .destination(Destination::pull("jobs"))
+        .topic(Topic::new("work").routes(["jobs"]))
+        .build();
     let gw = Gateway::start(&text).await;
     let publish = |n: u32| {
         client()
@@ -541,7 +548,7 @@ async fn metrics_move_as_events_flow() {
     let hooks = Sink::start().await;
     let refuses = Sink::start().await;
     refuses.set_default(Reply::status(400));
-    let gw = Gateway::start(&config(None, &hooks, &refuses)).await;
+    let gw = Gateway::start(&config(None, &hooks, &refuses).build()).await;
 
     let before = gw.metrics().await;
     assert_eq!(
@@ -703,13 +710,12 @@ fn binary_config(dir: &std::path::Path, hooks: &Sink) -> std::path::PathBuf {
     let path = dir.join("switchyard.toml");
     std::fs::write(
         &path,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nmin_free_disk = \"1MiB\"\n\n\
-             [[destinations]]\nname = \"hooks\"\nkind = \"http\"\nurl = \"{}\"\n\n\
-             [[topics]]\nname = \"orders\"\nroutes = [\"hooks\"]\n",
-            dir.join("data").display(),
-            hooks.url
-        ),
+        Config::new()
+            .for_process(&dir.join("data"))
+            .server("min_free_disk", quoted("1MiB"))
+            .destination(Destination::http("hooks", &hooks.url))
+            .topic(Topic::new("orders").routes(["hooks"]))
+            .build(),
     )
     .unwrap();
     path
@@ -820,15 +826,16 @@ async fn every_log_line_about_an_event_names_its_id() {
     let path = dir.path().join("switchyard.toml");
     std::fs::write(
         &path,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nmin_free_disk = \"1MiB\"\n\n\
-             [[destinations]]\nname = \"hooks\"\nkind = \"http\"\nurl = \"{}\"\n\
-             retry = {{ initial = \"50ms\", multiplier = 1.0, max_attempts = 3 }}\n\n\
-             [[destinations]]\nname = \"console\"\nkind = \"log\"\n\n\
-             [[topics]]\nname = \"orders\"\nroutes = [\"hooks\", \"console\"]\n",
-            dir.path().join("data").display(),
-            hooks.url
-        ),
+        Config::new()
+            .for_process(&dir.path().join("data"))
+            .server("min_free_disk", quoted("1MiB"))
+            .destination(
+                Destination::http("hooks", &hooks.url)
+                    .retry("{ initial = \"50ms\", multiplier = 1.0, max_attempts = 3 }"),
+            )
+            .destination(Destination::log("console"))
+            .topic(Topic::new("orders").routes(["hooks", "console"]))
+            .build(),
     )
     .unwrap();
     let gw = tokio::task::spawn_blocking(move || Process::start(&path))
