@@ -13,10 +13,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# BENCH_NO_BUILD=1 reuses the release binaries already built.
+# BENCH_NO_BUILD=1 reuses the release binaries already built;
+# BENCH_GATEWAY=path/to/switchyard runs another build (an A/B against an
+# older commit built elsewhere) with the same load generator.
 [ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release -p switchyard -p switchyard-bench
-gw=target/release/switchyard
-lg=target/release/loadgen
+gw=${BENCH_GATEWAY:-target/release/switchyard}
+lg=${BENCH_LOADGEN:-target/release/loadgen}
 port=${BENCH_PORT:-18480}
 sink_port=${BENCH_SINK_PORT:-18481}
 
