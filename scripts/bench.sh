@@ -2,6 +2,7 @@
 # The gateway benchmark (issue: durable ingest and delivery throughput).
 #
 #   bash scripts/bench.sh            # all scenarios, ~2 minutes
+#   bash scripts/bench.sh core       # only the four core scenarios (0-3)
 #   bash scripts/bench.sh telemetry  # only the tracing overhead comparison
 #   bash scripts/bench.sh plugins    # only the one-plugin vs no-plugin comparison
 #
@@ -70,7 +71,7 @@ trap stop_gateway EXIT
 
 # `bash scripts/bench.sh telemetry` runs only the telemetry section.
 only=${1:-all}
-if [ "$only" = all ]; then
+if [ "$only" = all ] || [ "$only" = core ]; then
 echo "== 0. Durable ingest alone (a topic with no routes), full speed, 64 connections"
 run_gateway ""
 "$lg" --url "http://127.0.0.1:$port/v1/topics/ingest-only/events" --connections 64 --duration 10s
@@ -94,6 +95,7 @@ run_gateway ""
 "$lg" --url "http://127.0.0.1:$port/v1/topics/pull/events" --connections 64 --duration 5s --warmup 0s \
   --pull "http://127.0.0.1:$port/v1/queues/jobs" --consumers 8 --batch 10
 stop_gateway
+[ "$only" = core ] && exit 0
 fi
 
 # ---------------------------------------------------------------------------
