@@ -74,13 +74,13 @@ only=${1:-all}
 if [ "$only" = all ] || [ "$only" = core ]; then
 echo "== 0. Durable ingest alone (a topic with no routes), full speed, 64 connections"
 run_gateway ""
-"$lg" --url "http://127.0.0.1:$port/v1/topics/ingest-only/events" --connections 64 --duration 10s
+"$lg" --url "http://127.0.0.1:$port/v1/topics/ingest-only/events" --connections 64 --duration 10s --gateway-pid "$gw_pid"
 stop_gateway
 
 echo
 echo "== 1. Durable ingest at full speed, 64 connections, with delivery to a local sink"
 run_gateway ""
-"$lg" --url "http://127.0.0.1:$port/v1/topics/bench/events" --connections 64 --duration 10s --sink "127.0.0.1:$sink_port"
+"$lg" --url "http://127.0.0.1:$port/v1/topics/bench/events" --connections 64 --duration 10s --sink "127.0.0.1:$sink_port" --gateway-pid "$gw_pid"
 stop_gateway
 
 echo
