@@ -115,6 +115,114 @@ pub fn paused(dest: &str) -> Vec<u8> {
     k
 }
 
+/// The queue key of `dest`'s band `band` (0 = priority 9) at `pos`.
+pub fn queue_at(dest: &str, band: u8, due_ms: u64, id: Ulid) -> Vec<u8> {
+    queue(dest, 9u8.saturating_sub(band), due_ms, id)
+}
+
+/// The first key after every queue key of `dest`'s band `band`.
+pub fn after_band(dest: &str, band: u8) -> Vec<u8> {
+    let mut k = name_prefix(dest);
+    k.push(band + 1);
+    k
+}
+
+/// `qkeys`: destination `\0`, the FIFO key's length (u16 BE) and bytes, id.
+/// The length keeps one key's entries together and in id order whatever
+/// bytes the key holds. The value is the entry's band and due time, so the
+/// next head is found without reading the entry.
+pub fn fifo_prefix(dest: &str, key: &str) -> Vec<u8> {
+    let key = key.as_bytes();
+    let len = key.len().min(u16::MAX as usize);
+    let mut k = name_prefix(dest);
+    k.extend_from_slice(&(len as u16).to_be_bytes());
+    k.extend_from_slice(&key[..len]);
+    k
+}
+
+pub fn fifo(dest: &str, key: &str, id: Ulid) -> Vec<u8> {
+    let mut k = fifo_prefix(dest, key);
+    k.extend_from_slice(&id.to_bytes());
+    k
+}
+
+/// Reads a `qkeys` key of `dest` back: the FIFO key and the id.
+pub fn decode_fifo(dest: &str, k: &[u8]) -> Option<(String, Ulid)> {
+    let rest = k.get(dest.len() + 1..)?;
+    let len = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+    let key = std::str::from_utf8(rest.get(2..2 + len)?).ok()?.to_owned();
+    let id = decode_event(rest.get(2 + len..)?)?;
+    Some((key, id))
+}
+
+/// The value of a `qkeys` entry: band (1 byte) and due time (u64 BE).
+pub fn fifo_value(band: u8, due_ms: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(9);
+    v.push(band);
+    v.extend_from_slice(&due_ms.to_be_bytes());
+    v
+}
+
+pub fn decode_fifo_value(v: &[u8]) -> Option<(u8, u64)> {
+    let band = *v.first()?;
+    let due = u64::from_be_bytes(v.get(1..9)?.try_into().ok()?);
+    Some((band, due))
+}
+
+/// `qage`: destination `\0`, enqueued ms (u64 BE), id: a destination's
+/// pending entries in the order they were queued, for the oldest's age.
+pub fn age(dest: &str, enqueued_ms: u64, id: Ulid) -> Vec<u8> {
+    let mut k = name_prefix(dest);
+    k.extend_from_slice(&enqueued_ms.to_be_bytes());
+    k.extend_from_slice(&id.to_bytes());
+    k
+}
+
+/// Reads a `qage` key of `dest` back: (enqueued ms, id).
+pub fn decode_age(dest: &str, k: &[u8]) -> Option<(u64, Ulid)> {
+    let rest = k.get(dest.len() + 1..)?;
+    let ms = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    Some((ms, decode_event(rest.get(8..)?)?))
+}
+
+/// `leases`: destination `\0` id -> the leased entry, so live leases are
+/// known at open without reading the whole queue.
+pub fn lease(dest: &str, id: Ulid) -> Vec<u8> {
+    let mut k = name_prefix(dest);
+    k.extend_from_slice(&id.to_bytes());
+    k
+}
+
+/// `qstat`: destination `\0` `c` -> stored entries (u64 BE).
+pub fn stat_count(dest: &str) -> Vec<u8> {
+    let mut k = name_prefix(dest);
+    k.push(b'c');
+    k
+}
+
+/// `qstat`: destination `\0` `h` second (u64 BE) -> stored entries due in
+/// that second (u64 BE).
+pub fn stat_due(dest: &str, second: u64) -> Vec<u8> {
+    let mut k = name_prefix(dest);
+    k.push(b'h');
+    k.extend_from_slice(&second.to_be_bytes());
+    k
+}
+
+/// The first key after `prefix` and everything it starts.
+pub fn successor(prefix: &[u8]) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    while let Some(last) = k.last_mut() {
+        if *last < u8::MAX {
+            *last += 1;
+            return k;
+        }
+        k.pop();
+    }
+    // All 0xFF: nothing sorts after it but longer keys of 0xFF.
+    vec![u8::MAX; prefix.len() + 1]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,10 +2,13 @@
 //! machine, one data directory. No other crate names fjall.
 //!
 //! - `keys`: every key layout; `codec`: value encodings.
-//! - `writer`: the group commit, one thread that owns every write.
+//! - `writer`: the group commit, one thread that owns every write (and the
+//!   queue counters).
 //! - `log`: the event log, routing, history and housekeeping.
-//! - `queues`: destination queues (the in-memory order over the `queue`
-//!   keyspace) and the DLQs.
+//! - `window`: one destination's queue order with a bounded window in
+//!   memory over its backlog on disk.
+//! - `queues`: destination queues over the windows, and the DLQs.
+//! - `upgrade`: bringing data dirs of older store formats up to date.
 //! - `schemas`: the schema registry's tables.
 //!
 //! Keyspaces:
@@ -14,9 +17,12 @@
 //!   the same batch as the event; removed in the same batch as its queue
 //!   entries. Recovery after a crash is a scan of this keyspace.
 //! - `transformed`: id -> a plugin's rewritten body and headers.
-//! - `queue`: destination/band/due/id -> `QueueEntry`. Read when a queue is
-//!   opened to build its in-memory order; afterwards only written, never
-//!   scanned, so millions of tombstones cost nothing on the hot path.
+//! - `queue`: destination/band/due/id -> `QueueEntry`: every pending entry,
+//!   each destination's in delivery order within a band. The window reads
+//!   it on from where it last stopped, never from the front, so the
+//!   tombstones deletes leave there cost nothing.
+//! - `qkeys`, `qage`, `leases`, `qstat`: the queue's indexes and counters
+//!   (see `queues`).
 //! - `dstate`: id/destination -> `DeliveryState`; `attempts`: the history.
 //! - `dlq`, `topic_dlq`: owner/id -> `DlqEntry`.
 //! - `idem`, `idem_expiry`: idempotency keys, and the same ordered by age for
@@ -29,6 +35,8 @@ mod keys;
 mod log;
 mod queues;
 mod schemas;
+mod upgrade;
+mod window;
 mod writer;
 
 use std::collections::HashMap;
@@ -39,14 +47,18 @@ use serde::Deserialize;
 use switchyard_store::{RegistrySnapshot, RegistryWrite, SchemaStore, StoreError};
 use tokio::sync::oneshot;
 
+pub use window::WindowSize;
 pub use writer::WriterStats;
-use writer::{Ks, Op, Request};
+use writer::{Counters, Delta, Ks, Op, Request};
 
-/// The store format this build writes. Version 1 is the layout described
-/// above (and every data directory written before versions were recorded).
-/// A change of any key layout or value encoding bumps it, with an upgrade
-/// of older directories in `open`.
-pub const FORMAT_VERSION: u32 = 1;
+/// The store format this build writes. A change of any key layout or
+/// value encoding bumps it, with an upgrade of older directories in `open`
+/// (`upgrade.rs`):
+/// - 1: the first layout (and every data directory written before versions
+///   were recorded);
+/// - 2: adds the queue's indexes and counters (`qkeys`, `qage`, `leases`,
+///   `qstat`), so a queue need not be read whole at open.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// How hard a write is pushed to disk before it is acknowledged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -86,6 +98,10 @@ pub(crate) struct Keyspaces {
     idem: fjall::Keyspace,
     idem_expiry: fjall::Keyspace,
     meta: fjall::Keyspace,
+    qkeys: fjall::Keyspace,
+    qage: fjall::Keyspace,
+    leases: fjall::Keyspace,
+    qstat: fjall::Keyspace,
 }
 
 impl Keyspaces {
@@ -106,6 +122,10 @@ impl Keyspaces {
             idem: open("idem")?,
             idem_expiry: open("idem_expiry")?,
             meta: open("meta")?,
+            qkeys: open("qkeys")?,
+            qage: open("qage")?,
+            leases: open("leases")?,
+            qstat: open("qstat")?,
         })
     }
 
@@ -122,6 +142,10 @@ impl Keyspaces {
             Ks::Idem => &self.idem,
             Ks::IdemExpiry => &self.idem_expiry,
             Ks::Meta => &self.meta,
+            Ks::QKeys => &self.qkeys,
+            Ks::QAge => &self.qage,
+            Ks::Leases => &self.leases,
+            Ks::QStat => &self.qstat,
         }
     }
 }
@@ -138,15 +162,37 @@ pub struct FjallStore {
     registry: schemas::RegistryTables,
     /// The open queues, by destination.
     queues: RwLock<HashMap<String, Arc<queues::Queue>>>,
+    /// Stored entries per destination, by due second (the writer's).
+    counters: Counters,
+    /// Per destination, an enqueue time at or before the oldest stored
+    /// entry's: where the look for the oldest starts, past the tombstones.
+    age_low_water: std::sync::Mutex<HashMap<String, u64>>,
+    /// How much of each queue is kept in memory.
+    window_size: WindowSize,
 }
 
 impl FjallStore {
-    /// Opens (or creates) the store under `dir`, checks (or records) its
-    /// format version, and starts its writer thread.
+    /// Opens (or creates) the store under `dir`, checks its format version
+    /// (upgrading an older directory in place), and starts its writer thread.
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        Self::open_with(dir, durability, WindowSize::default())
+    }
+
+    /// [`FjallStore::open`] with queue windows of `window_size` (tests use
+    /// tiny ones, so a small backlog is larger than the window).
+    pub fn open_with(
+        dir: &Path,
+        durability: Durability,
+        window_size: WindowSize,
+    ) -> Result<Self, StoreError> {
         let db = fjall::Database::builder(dir).open().fj()?;
         let ks = Keyspaces::open(&db)?;
-        check_format(dir, &db, &ks)?;
+        let found = read_format(dir, &ks)?;
+        if found < FORMAT_VERSION {
+            upgrade::run(&db, &ks, found)?;
+        }
+        let counters = Counters::default();
+        *counters.lock().unwrap_or_else(|p| p.into_inner()) = upgrade::load_counters(&ks)?;
         let registry = schemas::RegistryTables::open(&db)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let stats = Arc::new(WriterStats::default());
@@ -156,6 +202,7 @@ impl FjallStore {
             durability,
             rx,
             stats: stats.clone(),
+            counters: counters.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("switchyard-writer".into())
@@ -169,6 +216,9 @@ impl FjallStore {
             stats,
             registry,
             queues: RwLock::default(),
+            counters,
+            age_low_water: std::sync::Mutex::default(),
+            window_size,
         })
     }
 
@@ -180,12 +230,84 @@ impl FjallStore {
     /// Writes `ops` in one atomic batch through the group commit; `sync`
     /// fsyncs before answering whatever the configured durability.
     async fn write(&self, ops: Vec<Op>, sync: bool) -> Result<(), StoreError> {
+        self.write_counted(ops, Vec::new(), sync).await
+    }
+
+    /// [`FjallStore::write`], with the queue counter changes the ops make.
+    async fn write_counted(
+        &self,
+        ops: Vec<Op>,
+        deltas: Vec<Delta>,
+        sync: bool,
+    ) -> Result<(), StoreError> {
         if ops.is_empty() {
             return Ok(());
         }
         let (reply, rx) = oneshot::channel();
-        self.send(Request::Write { ops, sync, reply })?;
+        self.send(Request::Write {
+            ops,
+            deltas,
+            sync,
+            reply,
+        })?;
         rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Stored entries of `dest` (pending and in flight).
+    fn stored(&self, dest: &str) -> u64 {
+        self.counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(dest)
+            .map_or(0, |c| c.count)
+    }
+
+    /// Stored entries of `dest`, and how many of them fall due after
+    /// `now`: the counters give whole seconds after this one, and this
+    /// second's entries are read (at most one second's worth).
+    fn counted(&self, dest: &str, now: u64) -> Result<(u64, u64), StoreError> {
+        let this_second = now / 1000;
+        let (stored, later, in_this_second) = {
+            let all = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(c) = all.get(dest) else {
+                return Ok((0, 0));
+            };
+            let later: u64 = c.due.range(this_second + 1..).map(|(_, n)| n).sum();
+            (
+                c.count,
+                later,
+                c.due.get(&this_second).copied().unwrap_or(0),
+            )
+        };
+        let mut after_now = 0u64;
+        if in_this_second > 0 {
+            let end = (this_second + 1) * 1000;
+            for band in 0..10u8 {
+                let from = keys::queue_at(dest, band, now + 1, ulid::Ulid::nil());
+                let to = keys::queue_at(dest, band, end, ulid::Ulid::nil());
+                for guard in self.ks.queue.range(from..to) {
+                    guard.key().fj()?;
+                    after_now += 1;
+                }
+            }
+        }
+        Ok((stored, later + after_now))
+    }
+
+    fn age_low_water(&self, dest: &str) -> u64 {
+        self.age_low_water
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(dest)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn set_age_low_water(&self, dest: &str, ms: u64) {
+        self.age_low_water
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(dest.to_owned(), ms);
     }
 
     /// Queues a request for the writer.
@@ -212,11 +334,11 @@ impl Drop for FjallStore {
     }
 }
 
-/// Reads the format version, recording it in a directory that has none
-/// (new, or written before versions were recorded: both are version 1).
-/// A newer version than this build knows is refused: reading it with the
-/// old layout could corrupt it.
-fn check_format(dir: &Path, db: &fjall::Database, ks: &Keyspaces) -> Result<(), StoreError> {
+/// Reads the format version. A directory without one is format 1: new, or
+/// written before versions were recorded (upgrading an empty directory is
+/// instant). A newer version than this build knows is refused: reading it
+/// with the old layout could corrupt it.
+fn read_format(dir: &Path, ks: &Keyspaces) -> Result<u32, StoreError> {
     let found = match ks.meta.get(keys::FORMAT).fj()? {
         Some(v) => {
             let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
@@ -225,13 +347,7 @@ fn check_format(dir: &Path, db: &fjall::Database, ks: &Keyspaces) -> Result<(), 
             })?;
             u32::from_be_bytes(bytes)
         }
-        None => {
-            ks.meta
-                .insert(keys::FORMAT, FORMAT_VERSION.to_be_bytes())
-                .fj()?;
-            db.persist(fjall::PersistMode::SyncAll).fj()?;
-            FORMAT_VERSION
-        }
+        None => 1,
     };
     if found > FORMAT_VERSION {
         return Err(StoreError::UnsupportedFormat {
@@ -240,7 +356,7 @@ fn check_format(dir: &Path, db: &fjall::Database, ks: &Keyspaces) -> Result<(), 
             supported: FORMAT_VERSION,
         });
     }
-    Ok(())
+    Ok(found)
 }
 
 impl SchemaStore for FjallStore {

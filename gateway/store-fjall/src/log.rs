@@ -119,6 +119,7 @@ impl EventLog for FjallStore {
     async fn route(&self, routed: Vec<Routed>) -> Result<(), StoreError> {
         let now = now_ms();
         let mut ops = Vec::new();
+        let mut deltas = Vec::new();
         let mut queued = Vec::new();
         for r in routed {
             for e in r.entries {
@@ -140,11 +141,7 @@ impl EventLog for FjallStore {
                         last_error: None,
                     }),
                 ));
-                ops.push(Op::Put(
-                    Ks::Queue,
-                    keys::queue_entry(&e),
-                    codec::to_json(&e),
-                ));
+                crate::queues::add_entry(&mut ops, &mut deltas, &e);
                 queued.push(e);
             }
             if let Some(t) = &r.transformed {
@@ -163,9 +160,8 @@ impl EventLog for FjallStore {
             }
             ops.push(Op::Del(Ks::PendingRoute, keys::event(r.event_id).to_vec()));
         }
-        self.write(ops, false).await?;
-        self.push_all(queued);
-        Ok(())
+        self.write_counted(ops, deltas, false).await?;
+        self.push_all(queued)
     }
 
     async fn list_events(

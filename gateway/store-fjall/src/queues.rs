@@ -1,18 +1,30 @@
 //! Destination queues and dead-letter queues on fjall.
 //!
-//! Each open queue is a [`MemQueue`] (the order: bands, aging, due times,
-//! FIFO keys, leases) over the entries of its destination in the `queue`
-//! keyspace. Every change is written first, then applied to the order, so
-//! what the store says is what a restart resumes from. "In flight" is never
-//! written: after a crash such an entry is simply due again. Leases are
-//! written (the entry's key moves to the lease's end, its nonce in the
-//! value), so they survive a restart.
+//! Each open queue is a [`Window`] (the order: bands, aging, due times, FIFO
+//! keys, leases) over the entries of its destination in the `queue`
+//! keyspace, with at most a bounded number of them in memory; the indexes
+//! beside it answer what the window does not hold:
+//!
+//! - `qkeys`: every pending entry with a FIFO key, by destination, key and
+//!   id, so a key's next head is found when its head moves on;
+//! - `qage`: every pending entry by the time it was queued, for the age of
+//!   the oldest;
+//! - `leases`: the live pull leases, read at open;
+//! - `qstat`: per destination, the number of stored entries and how many
+//!   fall due in each second (the writer keeps them, in the same batch as
+//!   the entries), so depth and "delayed" are exact without a count.
+//!
+//! Every change is written first, then applied to the window, so what the
+//! store says is what a restart resumes from. "In flight" is never written:
+//! after a crash such an entry is simply due again. Leases are written (the
+//! entry's key moves to the lease's end, its nonce in the value), so they
+//! survive a restart.
 
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use switchyard_core::{EventId, now_ms};
-use switchyard_store::order::MemQueue;
 use switchyard_store::{
     DeadLetters, DeliveryState, DeliveryStatus, DlqEntry, DlqOwner, Hold, Lease, LeaseCheck,
     QueueEntry, QueuePolicy, QueueStats, Queues, Settle, Settlement, StoreError,
@@ -20,23 +32,168 @@ use switchyard_store::{
 use tokio::sync::Notify;
 use ulid::Ulid;
 
-use crate::writer::{Ks, Op};
-use crate::{Fj, FjallStore, codec, keys};
+use crate::window::{Head, Source, Window};
+use crate::writer::{Delta, Ks, Op};
+use crate::{Fj, FjallStore, Keyspaces, codec, keys};
 
 /// One open queue.
 pub(crate) struct Queue {
     policy: QueuePolicy,
-    order: Mutex<MemQueue>,
+    window: Mutex<Window>,
     /// Rung when an entry may have become takeable.
     wake: Arc<Notify>,
 }
 
+/// The window's view of one destination's keys in the store.
+struct Disk<'a> {
+    ks: &'a Keyspaces,
+    dest: &'a str,
+}
+
+impl Source for Disk<'_> {
+    fn band_after(
+        &self,
+        band: u8,
+        after: Option<(u64, Ulid)>,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        let start = match after {
+            Some((due, id)) => Bound::Excluded(keys::queue_at(self.dest, band, due, id)),
+            None => Bound::Included(keys::queue_at(self.dest, band, 0, Ulid::nil())),
+        };
+        let end = Bound::Excluded(keys::after_band(self.dest, band));
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for guard in self.ks.queue.range((start, end)).take(limit) {
+            let (_, v) = guard.into_inner().fj()?;
+            out.push(codec::from_json("queue", &v)?);
+        }
+        Ok(out)
+    }
+
+    fn key_after(&self, key: &str, after: Ulid) -> Result<Option<Head>, StoreError> {
+        let prefix = keys::fifo_prefix(self.dest, key);
+        let start = Bound::Excluded(keys::fifo(self.dest, key, after));
+        let end = Bound::Excluded(keys::successor(&prefix));
+        let Some(guard) = self.ks.qkeys.range((start, end)).next() else {
+            return Ok(None);
+        };
+        let (k, v) = guard.into_inner().fj()?;
+        fifo_head(self.dest, &k, &v).map(Some)
+    }
+
+    fn entry(&self, band: u8, due_ms: u64, id: Ulid) -> Result<Option<QueueEntry>, StoreError> {
+        match self
+            .ks
+            .queue
+            .get(keys::queue_at(self.dest, band, due_ms, id))
+            .fj()?
+        {
+            Some(v) => Ok(Some(codec::from_json("queue", &v)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+fn fifo_head(dest: &str, k: &[u8], v: &[u8]) -> Result<Head, StoreError> {
+    let corrupt = || StoreError::Corrupt {
+        keyspace: "qkeys",
+        message: format!("a key of destination {dest:?} does not read back"),
+    };
+    let (_, id) = keys::decode_fifo(dest, k).ok_or_else(corrupt)?;
+    let (band, due_ms) = keys::decode_fifo_value(v).ok_or_else(corrupt)?;
+    Ok(Head { id, band, due_ms })
+}
+
+fn band_of(e: &QueueEntry) -> u8 {
+    9 - e.priority.min(9)
+}
+
+fn second(ms: u64) -> u64 {
+    ms / 1000
+}
+
+/// The ops and counter changes that store a new pending entry.
+pub(crate) fn add_entry(ops: &mut Vec<Op>, deltas: &mut Vec<Delta>, e: &QueueEntry) {
+    ops.push(Op::Put(Ks::Queue, keys::queue_entry(e), codec::to_json(e)));
+    ops.push(Op::Put(
+        Ks::QAge,
+        keys::age(&e.destination, e.enqueued_at_ms, e.event_id),
+        Vec::new(),
+    ));
+    if let Some(k) = &e.ordering_key {
+        ops.push(Op::Put(
+            Ks::QKeys,
+            keys::fifo(&e.destination, k, e.event_id),
+            keys::fifo_value(band_of(e), e.due_ms),
+        ));
+    }
+    deltas.push(Delta::count(&e.destination, 1));
+    deltas.push(Delta::due(&e.destination, second(e.due_ms), 1));
+}
+
+/// The ops and counter changes that remove a stored entry for good.
+fn remove_entry(ops: &mut Vec<Op>, deltas: &mut Vec<Delta>, e: &QueueEntry) {
+    ops.push(Op::Del(Ks::Queue, keys::queue_entry(e)));
+    ops.push(Op::Del(
+        Ks::QAge,
+        keys::age(&e.destination, e.enqueued_at_ms, e.event_id),
+    ));
+    if let Some(k) = &e.ordering_key {
+        ops.push(Op::Del(
+            Ks::QKeys,
+            keys::fifo(&e.destination, k, e.event_id),
+        ));
+    }
+    if e.lease.is_some() {
+        ops.push(Op::Del(Ks::Leases, keys::lease(&e.destination, e.event_id)));
+    }
+    deltas.push(Delta::count(&e.destination, -1));
+    deltas.push(Delta::due(&e.destination, second(e.due_ms), -1));
+}
+
+/// The ops and counter changes that rewrite a stored entry as `new` (a
+/// lease taken, extended or given back, a retry): same event, new key.
+fn move_entry(ops: &mut Vec<Op>, deltas: &mut Vec<Delta>, old: &QueueEntry, new: &QueueEntry) {
+    let (old_key, new_key) = (keys::queue_entry(old), keys::queue_entry(new));
+    // Same key (same band, due time and id): one write overwrites it
+    // rather than delete and insert one key in one batch.
+    if old_key != new_key {
+        ops.push(Op::Del(Ks::Queue, old_key));
+    }
+    ops.push(Op::Put(Ks::Queue, new_key, codec::to_json(new)));
+    if let Some(k) = &new.ordering_key {
+        ops.push(Op::Put(
+            Ks::QKeys,
+            keys::fifo(&new.destination, k, new.event_id),
+            keys::fifo_value(band_of(new), new.due_ms),
+        ));
+    }
+    match new.lease {
+        Some(_) => ops.push(Op::Put(
+            Ks::Leases,
+            keys::lease(&new.destination, new.event_id),
+            codec::to_json(new),
+        )),
+        None if old.lease.is_some() => {
+            ops.push(Op::Del(
+                Ks::Leases,
+                keys::lease(&new.destination, new.event_id),
+            ));
+        }
+        None => {}
+    }
+    if second(old.due_ms) != second(new.due_ms) {
+        deltas.push(Delta::due(&new.destination, second(old.due_ms), -1));
+        deltas.push(Delta::due(&new.destination, second(new.due_ms), 1));
+    }
+}
+
 impl Queue {
-    fn order(&self) -> MutexGuard<'_, MemQueue> {
-        // A panic while holding this lock would be a bug in MemQueue; the
-        // data is still consistent enough to keep delivering, so don't
-        // cascade it.
-        self.order.lock().unwrap_or_else(|p| p.into_inner())
+    fn window(&self) -> MutexGuard<'_, Window> {
+        // A panic while holding this lock would be a bug in the window; the
+        // data is on disk, and what memory holds is consistent enough to
+        // keep delivering, so don't cascade it.
+        self.window.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -50,19 +207,25 @@ impl FjallStore {
             .ok_or_else(|| StoreError::UnknownQueue(dest.to_owned()))
     }
 
+    fn disk<'a>(&'a self, dest: &'a str) -> Disk<'a> {
+        Disk { ks: &self.ks, dest }
+    }
+
     /// Hands entries just written to their queues (those that are open).
-    pub(crate) fn push_all(&self, entries: Vec<QueueEntry>) {
+    pub(crate) fn push_all(&self, entries: Vec<QueueEntry>) -> Result<(), StoreError> {
         for e in entries {
-            if let Ok(q) = self.queue(&e.destination)
-                && q.order().push(e)
-            {
-                q.wake.notify_one();
-            }
+            let Ok(q) = self.queue(&e.destination) else {
+                continue;
+            };
+            let dest = e.destination.clone();
+            q.window().push(e, &self.disk(&dest))?;
+            q.wake.notify_one();
         }
+        Ok(())
     }
 
     pub(crate) fn is_in_flight(&self, dest: &str, id: Ulid) -> bool {
-        self.queue(dest).is_ok_and(|q| q.order().is_in_flight(id))
+        self.queue(dest).is_ok_and(|q| q.window().is_in_flight(id))
     }
 
     fn dlq_ks(owner: DlqOwner<'_>) -> Ks {
@@ -73,17 +236,11 @@ impl FjallStore {
     }
 
     /// The ops that record one attempt and its consequence.
-    fn settle_ops(ops: &mut Vec<Op>, s: &Settlement) {
+    fn settle_ops(ops: &mut Vec<Op>, deltas: &mut Vec<Delta>, s: &Settlement) {
         let (entry, attempt) = (&s.entry, &s.attempt);
         let id = entry.event_id;
         let dest = &entry.destination;
         let now = now_ms();
-        let old_key = keys::queue_entry(entry);
-        // A retry due at the same instant keeps its key: overwrite it
-        // rather than delete and insert one key in one batch.
-        if !matches!(&s.outcome, Settle::Retry { next } if keys::queue_entry(next) == old_key) {
-            ops.push(Op::Del(Ks::Queue, old_key));
-        }
         ops.push(Op::Put(
             Ks::Attempts,
             keys::attempt(id, dest, attempt.attempt),
@@ -94,16 +251,16 @@ impl FjallStore {
             .clone()
             .or_else(|| attempt.status.map(|s| format!("HTTP {s}")));
         let (status, last_error) = match &s.outcome {
-            Settle::Delivered => (DeliveryStatus::Delivered, None),
+            Settle::Delivered => {
+                remove_entry(ops, deltas, entry);
+                (DeliveryStatus::Delivered, None)
+            }
             Settle::Retry { next } => {
-                ops.push(Op::Put(
-                    Ks::Queue,
-                    keys::queue_entry(next),
-                    codec::to_json(next),
-                ));
+                move_entry(ops, deltas, entry, next);
                 (DeliveryStatus::Pending, last_error)
             }
             Settle::DeadLetter { error } => {
+                remove_entry(ops, deltas, entry);
                 ops.push(Op::Put(
                     Ks::Dlq,
                     keys::dlq(dest, id),
@@ -131,57 +288,111 @@ impl FjallStore {
         ));
     }
 
-    /// Entries rewritten in place (a lease taken, extended or given back):
-    /// each old key removed and the new version written, atomically.
+    /// Entries rewritten in place: see [`move_entry`].
     async fn move_entries(&self, moves: &[(QueueEntry, QueueEntry)]) -> Result<(), StoreError> {
-        let mut ops = Vec::with_capacity(moves.len() * 2);
+        let mut ops = Vec::with_capacity(moves.len() * 3);
+        let mut deltas = Vec::new();
         for (old, new) in moves {
-            let (old_key, new_key) = (keys::queue_entry(old), keys::queue_entry(new));
-            // Same key (same band, due time and id): one write overwrites it.
-            if old_key != new_key {
-                ops.push(Op::Del(Ks::Queue, old_key));
-            }
-            ops.push(Op::Put(Ks::Queue, new_key, codec::to_json(new)));
+            move_entry(&mut ops, &mut deltas, old, new);
         }
-        self.write(ops, false).await
+        self.write_counted(ops, deltas, false).await
+    }
+
+    /// Whether event `id` has a stored entry at `dest`: its delivery state
+    /// is pending exactly while it has one (in flight or not).
+    fn stored_pending(&self, dest: &str, id: Ulid) -> Result<bool, StoreError> {
+        match self.ks.dstate.get(keys::dstate(id, dest)).fj()? {
+            Some(v) => {
+                let st: DeliveryState = codec::from_json("dstate", &v)?;
+                Ok(st.status == DeliveryStatus::Pending)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The oldest pending (not in flight) entry's enqueue time: the first
+    /// `qage` key that is not in flight, read on from where the last look
+    /// stopped (every key before it was removed).
+    fn oldest_pending(&self, dest: &str, q: &Queue) -> Result<Option<u64>, StoreError> {
+        let prefix = keys::name_prefix(dest);
+        let from = self.age_low_water(dest);
+        let start = keys::age(dest, from, Ulid::nil());
+        let window = q.window();
+        for guard in self.ks.qage.range(start..keys::successor(&prefix)) {
+            let k = guard.key().fj()?;
+            let Some((ms, id)) = keys::decode_age(dest, &k) else {
+                continue;
+            };
+            if window.is_in_flight(id) {
+                continue;
+            }
+            self.set_age_low_water(dest, ms);
+            return Ok(Some(ms));
+        }
+        Ok(None)
     }
 }
 
 #[async_trait]
 impl Queues for FjallStore {
     async fn open_queue(&self, dest: &str, policy: QueuePolicy) -> Result<(), StoreError> {
-        let mut order = MemQueue::new(policy);
+        let mut window = Window::new(policy, self.window_size);
+        let disk = self.disk(dest);
         let now = now_ms();
-        for guard in self.ks.queue.prefix(keys::name_prefix(dest)) {
+        // Live leases first: their entries are in flight, not heads.
+        for guard in self.ks.leases.prefix(keys::name_prefix(dest)) {
             let (_, v) = guard.into_inner().fj()?;
-            let e: QueueEntry = codec::from_json("queue", &v)?;
-            match e.lease {
-                // A lease from before the restart still holds until it ends.
-                Some(nonce) if e.due_ms > now => {
-                    let lease = Lease {
-                        nonce,
-                        until_ms: e.due_ms,
-                    };
-                    order.insert_leased(e, lease);
+            let e: QueueEntry = codec::from_json("leases", &v)?;
+            if let Some(nonce) = e.lease
+                && e.due_ms > now
+            {
+                let lease = Lease {
+                    nonce,
+                    until_ms: e.due_ms,
+                };
+                window.insert_leased(e, lease);
+            }
+        }
+        if policy.ordered {
+            // Each key's head: its first entry not in flight. One seek per
+            // key: skip over the rest of each key's entries.
+            let prefix = keys::name_prefix(dest);
+            let end = keys::successor(&prefix);
+            let mut from = prefix.clone();
+            loop {
+                let Some(guard) = self.ks.qkeys.range(from.clone()..end.clone()).next() else {
+                    break;
+                };
+                let (k, v) = guard.into_inner().fj()?;
+                let Some((key, _)) = keys::decode_fifo(dest, &k) else {
+                    break;
+                };
+                let first = fifo_head(dest, &k, &v)?;
+                let head = if window.is_in_flight(first.id) {
+                    disk.key_after(&key, first.id)?
+                } else {
+                    Some(first)
+                };
+                if let Some(h) = head {
+                    window.set_head(&key, h);
                 }
-                _ => {
-                    order.push(e);
+                from = keys::successor(&keys::fifo_prefix(dest, &key));
+            }
+            // Keys held by dead letters survive a restart: hold them again.
+            if policy.hold_dead_letters {
+                for guard in self.ks.dlq.prefix(keys::name_prefix(dest)) {
+                    let (_, v) = guard.into_inner().fj()?;
+                    let e: DlqEntry = codec::from_json("dlq", &v)?;
+                    if let Some(k) = &e.ordering_key {
+                        window.block(k, e.event_id);
+                    }
                 }
             }
         }
-        // Keys held by dead letters survive a restart: hold them again.
-        if policy.ordered && policy.hold_dead_letters {
-            for guard in self.ks.dlq.prefix(keys::name_prefix(dest)) {
-                let (_, v) = guard.into_inner().fj()?;
-                let e: DlqEntry = codec::from_json("dlq", &v)?;
-                if let Some(k) = &e.ordering_key {
-                    order.block(k, e.event_id);
-                }
-            }
-        }
+        window.open(&disk)?;
         let queue = Arc::new(Queue {
             policy,
-            order: Mutex::new(order),
+            window: Mutex::new(window),
             wake: Arc::new(Notify::new()),
         });
         self.queues
@@ -228,10 +439,11 @@ impl Queues for FjallStore {
         hold: Hold,
     ) -> Result<Vec<QueueEntry>, StoreError> {
         let q = self.queue(dest)?;
+        let disk = self.disk(dest);
         let now = now_ms();
         let mut taken = Vec::new();
         {
-            let mut order = q.order();
+            let mut window = q.window();
             while taken.len() < max {
                 let lease = match hold {
                     Hold::InFlight => None,
@@ -240,7 +452,7 @@ impl Queues for FjallStore {
                         until_ms,
                     }),
                 };
-                match order.take_due(now, lease) {
+                match window.take_due(now, lease, &disk)? {
                     Some(e) => taken.push((e, lease)),
                     None => break,
                 }
@@ -267,14 +479,14 @@ impl Queues for FjallStore {
             .collect();
         if let Err(err) = self.move_entries(&moves).await {
             // Not leased after all: put them back as they were.
-            let mut order = q.order();
+            let mut window = q.window();
             for (old, _) in moves {
-                order.requeue(old);
+                window.requeue(old, &disk)?;
             }
             q.wake.notify_one();
             return Err(err);
         }
-        let mut order = q.order();
+        let mut window = q.window();
         Ok(moves
             .into_iter()
             .map(|(_, leased)| {
@@ -282,42 +494,45 @@ impl Queues for FjallStore {
                     nonce: leased.lease.unwrap_or_default(),
                     until_ms: leased.due_ms,
                 };
-                order.set_lease(leased.event_id, lease, leased.clone());
+                window.set_lease(leased.event_id, lease, leased.clone());
                 leased
             })
             .collect())
     }
 
     fn next_due(&self, dest: &str) -> Option<u64> {
-        self.queue(dest).ok()?.order().next_due()
+        self.queue(dest).ok()?.window().next_due(now_ms())
     }
 
     async fn settle(&self, settled: Vec<Settlement>) -> Result<(), StoreError> {
         if settled.is_empty() {
             return Ok(());
         }
-        let mut ops = Vec::with_capacity(settled.len() * 4);
+        let mut ops = Vec::with_capacity(settled.len() * 6);
+        let mut deltas = Vec::new();
         for s in &settled {
-            Self::settle_ops(&mut ops, s);
+            Self::settle_ops(&mut ops, &mut deltas, s);
         }
-        self.write(ops, false).await?;
+        self.write_counted(ops, deltas, false).await?;
         for s in settled {
-            let Ok(q) = self.queue(&s.entry.destination) else {
+            let dest = s.entry.destination.clone();
+            let Ok(q) = self.queue(&dest) else {
                 continue;
             };
+            let disk = self.disk(&dest);
             {
-                let mut order = q.order();
+                let mut window = q.window();
                 let id = s.entry.event_id;
                 match s.outcome {
                     Settle::Delivered => {
-                        order.finish(id);
+                        window.finish(id, &disk)?;
                     }
-                    Settle::Retry { next } => order.requeue(next),
+                    Settle::Retry { next } => window.requeue(next, &disk)?,
                     Settle::DeadLetter { .. } if q.policy.hold_dead_letters => {
-                        order.finish_blocking(id)
+                        window.finish_blocking(id)
                     }
                     Settle::DeadLetter { .. } => {
-                        order.finish(id);
+                        window.finish(id, &disk)?;
                     }
                 }
             }
@@ -348,8 +563,9 @@ impl Queues for FjallStore {
             .collect();
         self.move_entries(&moves).await?;
         for (_, back) in moves {
-            if let Ok(q) = self.queue(&back.destination) {
-                q.order().requeue(back);
+            let dest = back.destination.clone();
+            if let Ok(q) = self.queue(&dest) {
+                q.window().requeue(back, &self.disk(&dest))?;
                 q.wake.notify_one();
             }
         }
@@ -368,7 +584,7 @@ impl Queues for FjallStore {
             until_ms,
         };
         self.queue(&entry.destination)?
-            .order()
+            .window()
             .set_lease(longer.event_id, lease, longer.clone());
         Ok(longer)
     }
@@ -377,14 +593,22 @@ impl Queues for FjallStore {
         let Ok(q) = self.queue(dest) else {
             return LeaseCheck::Unknown;
         };
-        let order = q.order();
-        match order.taken(id) {
+        let window = q.window();
+        match window.taken(id) {
             Some(t) if t.lease.is_some_and(|l| l.nonce == nonce) => {
                 LeaseCheck::Current(t.entry.clone())
             }
             Some(_) => LeaseCheck::Superseded,
-            None if order.contains(id) => LeaseCheck::Visible,
-            None => LeaseCheck::Unknown,
+            None => {
+                drop(window);
+                // Visible again (pending) exactly while its delivery state
+                // is pending.
+                if self.stored_pending(dest, id).unwrap_or(false) {
+                    LeaseCheck::Visible
+                } else {
+                    LeaseCheck::Unknown
+                }
+            }
         }
     }
 
@@ -392,14 +616,18 @@ impl Queues for FjallStore {
         let Ok(q) = self.queue(dest) else {
             return 0;
         };
+        let disk = self.disk(dest);
         let n = {
-            let mut order = q.order();
-            let expired = order.expired_leases(now);
+            let mut window = q.window();
+            let expired = window.expired_leases(now);
             let n = expired.len();
             // The store already has them due at the lease's end: a
             // memory-only move.
             for e in expired {
-                order.requeue(QueueEntry { lease: None, ..e });
+                if let Err(err) = window.requeue(QueueEntry { lease: None, ..e }, &disk) {
+                    tracing::error!(destination = %dest, error = %err,
+                        "Cannot return an expired lease to its queue.");
+                }
             }
             n
         };
@@ -411,13 +639,16 @@ impl Queues for FjallStore {
 
     async fn requeue(&self, entries: Vec<QueueEntry>, from_dlq: bool) -> Result<usize, StoreError> {
         let now = now_ms();
-        let fresh: Vec<QueueEntry> = entries
-            .into_iter()
-            .filter(|e| !self.contains(&e.destination, e.event_id))
-            .collect();
+        let mut fresh = Vec::with_capacity(entries.len());
+        for e in entries {
+            if !self.contains(&e.destination, e.event_id) {
+                fresh.push(e);
+            }
+        }
         let mut ops = Vec::new();
+        let mut deltas = Vec::new();
         for e in &fresh {
-            ops.push(Op::Put(Ks::Queue, keys::queue_entry(e), codec::to_json(e)));
+            add_entry(&mut ops, &mut deltas, e);
             ops.push(Op::Put(
                 Ks::DState,
                 keys::dstate(e.event_id, &e.destination),
@@ -432,34 +663,49 @@ impl Queues for FjallStore {
                 ops.push(Op::Del(Ks::Dlq, keys::dlq(&e.destination, e.event_id)));
             }
         }
-        self.write(ops, true).await?;
+        self.write_counted(ops, deltas, true).await?;
         let n = fresh.len();
-        self.push_all(fresh);
+        self.push_all(fresh)?;
         Ok(n)
     }
 
     fn contains(&self, dest: &str, id: EventId) -> bool {
-        self.queue(dest).is_ok_and(|q| q.order().contains(id))
+        self.is_in_flight(dest, id) || self.stored_pending(dest, id).unwrap_or(false)
     }
 
     fn queue_stats(&self, dest: &str, now: u64) -> Result<QueueStats, StoreError> {
         let q = self.queue(dest)?;
-        let order = q.order();
+        let (stored, due_later) = self.counted(dest, now)?;
+        let (in_flight, leased_later, blocked_keys) = {
+            let w = q.window();
+            (
+                w.in_flight() as u64,
+                w.in_flight_due_after(now),
+                w.blocked_keys(now),
+            )
+        };
         Ok(QueueStats {
-            depth: order.depth() as u64,
-            in_flight: order.in_flight() as u64,
-            delayed: order.delayed(now) as u64,
-            oldest_enqueued_ms: order.oldest_enqueued_ms(),
-            blocked_keys: order.blocked_keys(now) as u64,
+            depth: stored.saturating_sub(in_flight),
+            in_flight,
+            delayed: due_later.saturating_sub(leased_later),
+            oldest_enqueued_ms: self.oldest_pending(dest, &q)?,
+            blocked_keys,
         })
     }
 
     fn backlog(&self) -> u64 {
-        self.queues
+        let open: Vec<(String, Arc<Queue>)> = self
+            .queues
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(|q| q.order().depth() as u64)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        open.iter()
+            .map(|(dest, q)| {
+                self.stored(dest)
+                    .saturating_sub(q.window().in_flight() as u64)
+            })
             .sum()
     }
 
@@ -546,11 +792,13 @@ impl DeadLetters for FjallStore {
         if let DlqOwner::Destination(dest) = owner
             && let Ok(q) = self.queue(dest)
         {
-            let mut order = q.order();
-            for id in ids {
-                order.unblock(*id);
+            let disk = self.disk(dest);
+            {
+                let mut window = q.window();
+                for id in ids {
+                    window.unblock(*id, &disk)?;
+                }
             }
-            drop(order);
             q.wake.notify_one();
         }
         Ok(())

@@ -9,9 +9,9 @@
 //! Deduplication on idempotency keys happens here too: the writer sees every
 //! append in order, so two concurrent duplicates can never both be accepted.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchyard_core::{NewEvent, now_ms};
@@ -41,6 +41,10 @@ pub enum Ks {
     Idem,
     IdemExpiry,
     Meta,
+    QKeys,
+    QAge,
+    Leases,
+    QStat,
 }
 
 /// One key write.
@@ -62,10 +66,83 @@ pub(crate) enum Request {
     Append(AppendRequest),
     Write {
         ops: Vec<Op>,
+        /// Changes to the queue counters that `ops` make.
+        deltas: Vec<Delta>,
         /// fsync before answering, whatever the configured durability.
         sync: bool,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+}
+
+/// A change to a destination's queue counters (`qstat`), written by the
+/// writer in the same batch as the entries that cause it: the writer sees
+/// every write in order, so its totals never race.
+#[derive(Debug, Clone)]
+pub(crate) enum Delta {
+    /// Stored entries of the destination.
+    Count { dest: String, by: i64 },
+    /// Stored entries due in `second`.
+    Due { dest: String, second: u64, by: i64 },
+}
+
+impl Delta {
+    pub fn count(dest: &str, by: i64) -> Self {
+        Delta::Count {
+            dest: dest.to_owned(),
+            by,
+        }
+    }
+
+    pub fn due(dest: &str, second: u64, by: i64) -> Self {
+        Delta::Due {
+            dest: dest.to_owned(),
+            second,
+            by,
+        }
+    }
+}
+
+/// One destination's queue counters.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counts {
+    /// Stored entries (pending and in flight).
+    pub count: u64,
+    /// Stored entries by the second they fall due.
+    pub due: BTreeMap<u64, u64>,
+}
+
+/// Every destination's counters, as last committed.
+pub(crate) type Counters = Arc<Mutex<HashMap<String, Counts>>>;
+
+/// Counter values a group changes, published once it is committed.
+#[derive(Debug, Default)]
+pub(crate) struct Staged {
+    count: HashMap<String, u64>,
+    due: HashMap<(String, u64), u64>,
+}
+
+impl Staged {
+    fn is_empty(&self) -> bool {
+        self.count.is_empty() && self.due.is_empty()
+    }
+
+    fn publish(self, all: &mut HashMap<String, Counts>) {
+        for (dest, n) in self.count {
+            all.entry(dest).or_default().count = n;
+        }
+        for ((dest, second), n) in self.due {
+            let c = all.entry(dest).or_default();
+            if n == 0 {
+                c.due.remove(&second);
+            } else {
+                c.due.insert(second, n);
+            }
+        }
+    }
+}
+
+fn add(v: u64, by: i64) -> u64 {
+    (i128::from(v) + i128::from(by)).clamp(0, i128::from(u64::MAX)) as u64
 }
 
 /// Numbers the writer reports, for metrics.
@@ -105,6 +182,7 @@ pub(crate) struct Writer {
     pub durability: Durability,
     pub rx: mpsc::Receiver<Request>,
     pub stats: Arc<WriterStats>,
+    pub counters: Counters,
 }
 
 impl Writer {
@@ -135,6 +213,7 @@ impl Writer {
         let mut fresh: HashMap<Vec<u8>, Vec<Ulid>> = HashMap::new();
         let mut answers: Vec<(Request, Result<Appended, StoreError>)> =
             Vec::with_capacity(group.len());
+        let mut group_deltas: Vec<Delta> = Vec::new();
 
         for req in group {
             match &req {
@@ -142,7 +221,12 @@ impl Writer {
                     let outcome = self.stage_append(&mut batch, a, now, ids, &mut fresh);
                     answers.push((req, outcome));
                 }
-                Request::Write { ops, sync: s, .. } => {
+                Request::Write {
+                    ops,
+                    deltas,
+                    sync: s,
+                    ..
+                } => {
                     sync |= *s;
                     for op in ops {
                         match op {
@@ -152,11 +236,13 @@ impl Writer {
                             Op::Del(k, key) => batch.remove(self.ks.get(*k), key.as_slice()),
                         }
                     }
+                    group_deltas.extend(deltas.iter().cloned());
                     answers.push((req, Ok(Appended::Duplicate { ids: Vec::new() })));
                 }
             }
         }
 
+        let counted = self.stage_counters(&mut batch, &group_deltas);
         let mode = if sync {
             fjall::PersistMode::SyncData
         } else {
@@ -187,6 +273,9 @@ impl Writer {
             );
         }
         let failed = result.err().map(|e| e.to_string());
+        if failed.is_none() && !counted.is_empty() {
+            counted.publish(&mut self.counters.lock().unwrap_or_else(|p| p.into_inner()));
+        }
         if let Some(e) = &failed {
             tracing::error!(error = %e, "A group commit failed; its requests are answered with an error.");
         }
@@ -204,6 +293,50 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Adds the counter keys that `deltas` change to the batch; the new
+    /// values, to publish once the batch is committed.
+    fn stage_counters(&self, batch: &mut fjall::OwnedWriteBatch, deltas: &[Delta]) -> Staged {
+        let mut staged = Staged::default();
+        if deltas.is_empty() {
+            return staged;
+        }
+        let all = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        for d in deltas {
+            match d {
+                Delta::Count { dest, by } => {
+                    let base = staged
+                        .count
+                        .get(dest)
+                        .copied()
+                        .unwrap_or_else(|| all.get(dest).map_or(0, |c| c.count));
+                    staged.count.insert(dest.clone(), add(base, *by));
+                }
+                Delta::Due { dest, second, by } => {
+                    let key = (dest.clone(), *second);
+                    let base = staged.due.get(&key).copied().unwrap_or_else(|| {
+                        all.get(dest)
+                            .and_then(|c| c.due.get(second).copied())
+                            .unwrap_or(0)
+                    });
+                    staged.due.insert(key, add(base, *by));
+                }
+            }
+        }
+        drop(all);
+        let qstat = self.ks.get(Ks::QStat);
+        for (dest, n) in &staged.count {
+            batch.insert(qstat, keys::stat_count(dest), n.to_be_bytes());
+        }
+        for ((dest, second), n) in &staged.due {
+            if *n == 0 {
+                batch.remove(qstat, keys::stat_due(dest, *second));
+            } else {
+                batch.insert(qstat, keys::stat_due(dest, *second), n.to_be_bytes());
+            }
+        }
+        staged
     }
 
     fn stage_append(
