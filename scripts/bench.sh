@@ -5,6 +5,9 @@
 #   bash scripts/bench.sh core       # only the four core scenarios (0-3)
 #   bash scripts/bench.sh telemetry  # only the tracing overhead comparison
 #   bash scripts/bench.sh plugins    # only the one-plugin vs no-plugin comparison
+#   bash scripts/bench.sh stalls     # 5,000/s for 60 s: the write path's tail
+#   bash scripts/bench.sh nginx      # wrk on nginx's static 202 and on ingest
+#   bash scripts/bench.sh backlog    # a 10-million backlog: RSS, restart, drain
 #
 # Builds release binaries, starts the real gateway on a fresh data dir with
 # durability = "sync" (every 202 is after fdatasync via the group commit),
@@ -178,6 +181,7 @@ fi
 # sampling to a local OTLP/HTTP sink (inside loadgen), and configured but
 # sampled out. Each mode runs twice, interleaved, to even out drift; the
 # ratios go in BENCHMARKS.md under "Telemetry".
+if [ "$only" = all ] || [ "$only" = telemetry ]; then
 otlp_port=${BENCH_OTLP_PORT:-18482}
 telemetry_run() {
   local label=$1 extra=$2
@@ -200,3 +204,121 @@ sample_ratio = 1.0"
   telemetry_run "round $round: configured, sampled out (ratio 0)" "$traced
 sample_ratio = 0.0"
 done
+[ "$only" = telemetry ] && exit 0
+fi
+
+# ---------------------------------------------------------------------------
+# The write path's tail (issue 13): a fixed 5,000 events/s of 1 KB for 60 s,
+# on a topic with no routes and through the full pipeline, with an fdatasync
+# probe on the same disk running all along, so a slow group commit can be
+# told from a slow disk. Reports loadgen's percentiles, the gateway's group
+# commits over 25 ms (from /metrics), and the probe's fdatasync times.
+# `bash scripts/bench.sh stalls`.
+if [ "$only" = all ] || [ "$only" = stalls ]; then
+commits_over_25ms() {
+  # Commits slower than 25 ms: all commits minus those in the buckets up
+  # to 25.6 ms (the histogram's bucket just above 25 ms).
+  curl -s "http://127.0.0.1:$port/metrics" | awk '
+    /^switchyard_store_commit_duration_seconds_count/ { total = $2 }
+    /^switchyard_store_commit_duration_seconds_bucket\{le="0.0256"\}/ { fast = $2 }
+    END { printf "%d of %d group commits over 25 ms", total - fast, total }'
+}
+stall_run() {
+  local label=$1 topic=$2 extra=$3
+  echo "-- $label"
+  run_gateway ""
+  probe_out=$(mktemp)
+  python3 - "$(dirname "$(mktemp -u)")" 62 > "$probe_out" <<'PY' &
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe-%d" % os.getpid())
+fd = os.open(path, os.O_CREAT | os.O_WRONLY)
+ts, end = [], time.time() + float(sys.argv[2])
+while time.time() < end:
+    os.write(fd, b"x" * 1024)
+    t = time.perf_counter(); os.fdatasync(fd); ts.append(time.perf_counter() - t)
+    time.sleep(0.001)
+os.close(fd); os.unlink(path); ts.sort()
+q = lambda p: ts[min(len(ts) - 1, int(p * len(ts)))] * 1e3
+print("fdatasync probe: %d calls, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms, over 25 ms: %d"
+      % (len(ts), q(0.5), q(0.99), q(0.999), ts[-1] * 1e3, sum(1 for t in ts if t > 0.025)))
+PY
+  probe_pid=$!
+  # shellcheck disable=SC2086
+  "$lg" --url "http://127.0.0.1:$port/v1/topics/$topic/events" --connections 64 --duration 60s \
+    --rate 5000 --gateway-pid "$gw_pid" $extra
+  echo "gateway: $(commits_over_25ms)"
+  wait "$probe_pid" || true
+  cat "$probe_out"; rm -f "$probe_out"
+  stop_gateway
+}
+echo
+echo "== L. The write path's tail: 5,000 events/s of 1 KB for 60 s (durability sync)"
+stall_run "ingest only (a topic with no routes)" ingest-only ""
+stall_run "full pipeline (delivery to a local sink)" bench "--sink 127.0.0.1:$sink_port"
+[ "$only" = stalls ] && exit 0
+fi
+
+# ---------------------------------------------------------------------------
+# Against nginx (issue 13): the same wrk load (-t2 -c64 -d8s, a 1 KB JSON
+# body) on nginx answering a static 202 and on durable ingest (a topic with
+# no routes), alternating, twice; the ratio is the figure. nginx and wrk
+# come from Debian's packages (installed here if missing).
+# `bash scripts/bench.sh nginx`.
+if [ "$only" = all ] || [ "$only" = nginx ]; then
+for tool in wrk nginx; do
+  if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
+    echo "installing $tool (Debian package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null
+  fi
+done
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+nginx_port=${BENCH_NGINX_PORT:-18483}
+ndir=$(mktemp -d)
+cat > "$ndir/nginx.conf" <<NGINX
+worker_processes auto;
+pid $ndir/nginx.pid;
+error_log $ndir/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_buffer_size 16k;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / { return 202 '{"id":"01HZX3K9Q8W7E6R5T4Y3U2I1O0"}'; }
+  }
+}
+NGINX
+python3 -c "
+import json
+body = json.dumps({'type': 'order.created', 'account': 'acct_42', 'pad': 'x' * 970})
+print('wrk.method = \"POST\"')
+print('wrk.headers[\"Content-Type\"] = \"application/json\"')
+print('wrk.body = ' + json.dumps(body))
+" > "$ndir/post.lua"
+echo
+echo "== N. wrk -t2 -c64 -d8s, 1 KB JSON: nginx static 202 / durable ingest (no routes)"
+for round in 1 2; do
+  echo "-- round $round: nginx"
+  "$nginx_bin" -p "$ndir" -c "$ndir/nginx.conf" -g 'daemon off;' &
+  nginx_pid=$!
+  sleep 0.5
+  wrk -t2 -c64 -d8s --latency -s "$ndir/post.lua" "http://127.0.0.1:$nginx_port/" | grep -E 'Requests/sec|Latency|99%|Non-2xx'
+  kill -QUIT "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true
+  echo "-- round $round: switchyard, durable ingest"
+  run_gateway ""
+  wrk -t2 -c64 -d8s --latency -s "$ndir/post.lua" "http://127.0.0.1:$port/v1/topics/ingest-only/events" | grep -E 'Requests/sec|Latency|99%|Non-2xx'
+  stop_gateway
+done
+rm -rf "$ndir"
+[ "$only" = nginx ] && exit 0
+fi
+
+# ---------------------------------------------------------------------------
+# A big backlog (issue 13): a paused destination fills with events through
+# the batch endpoint, then: RSS, restart-to-ready time, drain rate. Needs
+# about 0.7 GB of disk per million events. `bash scripts/bench.sh backlog`
+# (BACKLOG_EVENTS=10000000 by default).
+if [ "$only" = backlog ]; then
+  "$(dirname "$lg")/backlog" --gateway "$gw" --events "${BACKLOG_EVENTS:-10000000}" --size 256 --drain-for 30s
+  exit 0
+fi

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchyard_core::{NewEvent, now_ms};
-use switchyard_store::{Appended, StoreError};
+use switchyard_store::{Appended, Routing, StoreError};
 use tokio::sync::oneshot;
 use ulid::{Generator, Ulid};
 
@@ -59,6 +59,7 @@ pub(crate) struct AppendRequest {
     pub idempotency_key: Option<String>,
     pub window: Duration,
     pub events: Vec<NewEvent>,
+    pub routing: Routing,
     pub reply: oneshot::Sender<Result<Appended, StoreError>>,
 }
 
@@ -368,7 +369,9 @@ impl Writer {
             let id = ids.generate().unwrap_or_else(|_| Ulid::new());
             let value = codec::encode_event(&a.topic, now, &ev.meta, &ev.payload);
             batch.insert(&self.ks.events, keys::event(id), value);
-            batch.insert(&self.ks.pending_route, keys::event(id), a.topic.as_bytes());
+            if a.routing == Routing::Pending {
+                batch.insert(&self.ks.pending_route, keys::event(id), a.topic.as_bytes());
+            }
             new_ids.push(id);
         }
         if let (Some(ik), Some(k)) = (idem_key, &a.idempotency_key) {

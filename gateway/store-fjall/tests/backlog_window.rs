@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use switchyard_core::{EventId, EventMeta, NewEvent, now_ms};
 use switchyard_store::{
-    Appended, AttemptRecord, DlqOwner, Hold, QueueEntry, QueuePolicy, Routed, Settle, Settlement,
-    SharedStore,
+    Appended, AttemptRecord, DlqOwner, Hold, QueueEntry, QueuePolicy, Routed, Routing, Settle,
+    Settlement, SharedStore,
 };
 use switchyard_store_fjall::{Durability, FjallStore, WindowSize};
 
@@ -40,7 +40,7 @@ async fn fill(
         })
         .collect();
     let Appended::New { ids, .. } = store
-        .append("t", None, Duration::ZERO, events)
+        .append("t", None, Duration::ZERO, events, Routing::Pending)
         .await
         .unwrap()
     else {

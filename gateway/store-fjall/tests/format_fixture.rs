@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use switchyard_core::{EventId, EventMeta, NewEvent, now_ms};
 use switchyard_store::{
-    Appended, DeliveryStatus, DlqOwner, Hold, QueuePolicy, SharedStore, StoreError,
+    Appended, DeliveryStatus, DlqOwner, Hold, QueuePolicy, Routing, SharedStore, StoreError,
 };
 use switchyard_store_fjall::{Durability, FORMAT_VERSION, FjallStore};
 
@@ -141,6 +141,7 @@ async fn a_format_1_data_dir_opens_with_its_events_queues_dlqs_and_schemas() {
                 meta: EventMeta::default(),
                 payload: "{}".into(),
             }],
+            Routing::Pending,
         )
         .await
         .unwrap();

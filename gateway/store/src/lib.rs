@@ -70,6 +70,17 @@ pub enum StoreError {
     UnknownQueue(String),
 }
 
+/// Whether appended events wait for the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// The topic has routes or plugins: the events are marked pending
+    /// routing, and the router decides where they go.
+    Pending,
+    /// The topic routes nowhere: the events are stored, and no routing
+    /// (a mark written, read back, decided and removed) is spent on them.
+    Nowhere,
+}
+
 /// What `append` did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Appended {
@@ -213,6 +224,7 @@ pub trait EventLog: Send + Sync {
         idempotency_key: Option<String>,
         window: Duration,
         events: Vec<NewEvent>,
+        routing: Routing,
     ) -> Result<Appended, StoreError>;
 
     /// Reads one event.

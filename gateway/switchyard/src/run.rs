@@ -69,6 +69,13 @@ pub(crate) struct Assembled {
 pub(crate) async fn assemble(config: Arc<Config>) -> Result<Assembled, Error> {
     let dir = config.server.data_dir.clone();
     std::fs::create_dir_all(&dir)?;
+    let started = std::time::Instant::now();
+    let mut steps: Vec<(&str, Duration)> = Vec::new();
+    let mut lap = std::time::Instant::now();
+    let mut step = |name: &'static str| {
+        steps.push((name, lap.elapsed()));
+        lap = std::time::Instant::now();
+    };
 
     // 1. The store.
     let store = {
@@ -81,6 +88,7 @@ pub(crate) async fn assemble(config: Arc<Config>) -> Result<Assembled, Error> {
             })?
     };
     let store = Arc::new(store);
+    step("store");
     // 2. Telemetry, with the store's own metrics in its registry.
     let mut telemetry = Telemetry::start(config.telemetry.as_ref())?;
     switchyard_store::Maintenance::register_metrics(&*store, telemetry.metrics.registry_mut());
@@ -91,6 +99,7 @@ pub(crate) async fn assemble(config: Arc<Config>) -> Result<Assembled, Error> {
         let schemas = store.clone();
         blocking(move || Registry::open(schemas)).await??
     };
+    step("registry");
     // 4. The plugin host. Compiling takes a while the first time (the
     // cache makes restarts fast): keep it off the async workers.
     let plugins = if config.plugins.is_empty() {
@@ -99,6 +108,7 @@ pub(crate) async fn assemble(config: Arc<Config>) -> Result<Assembled, Error> {
         let (configs, cache) = (config.plugins.clone(), dir.join("plugin-cache"));
         Some(blocking(move || PluginHost::start(&configs, &cache)).await??)
     };
+    step("plugins");
     // 5. Delivery, given the registry: queues open, nothing sent yet.
     let delivery = Delivery::new(
         &config.destinations,
@@ -108,6 +118,7 @@ pub(crate) async fn assemble(config: Arc<Config>) -> Result<Assembled, Error> {
         telemetry.clone(),
     )
     .await?;
+    step("queues");
     // 6. The router and the HTTP state.
     let handoff = Handoff::default();
     let router = Router::new(
@@ -134,6 +145,16 @@ pub(crate) async fn assemble(config: Arc<Config>) -> Result<Assembled, Error> {
         auth,
         topic_limits: crate::ingest::limits::TopicLimits::new(&config),
     }));
+    step("http");
+    tracing::info!(
+        took_ms = started.elapsed().as_millis() as u64,
+        steps = %steps
+            .iter()
+            .map(|(n, d)| format!("{n} {}ms", d.as_millis()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        "Gateway assembled."
+    );
     Ok(Assembled { app, router })
 }
 

@@ -405,6 +405,10 @@ async fn a_memory_bomb_and_a_panicking_plugin_follow_on_error_while_another_topi
             .plugin(
                 Plugin::new("bomb", &wasm("memory_bomb.wasm"))
                     .set("max_memory", quoted("16MiB"))
+                    // Generous time, so the memory limit is what stops it
+                    // even on a loaded machine (filling 16 MiB can take
+                    // longer than the 50 ms default there).
+                    .set("timeout", quoted("10s"))
                     .set("on_error", quoted("dead-letter")),
             )
             .plugin(

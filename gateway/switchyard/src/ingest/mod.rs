@@ -17,7 +17,7 @@ use serde_json::json;
 
 use switchyard_core::{EventMeta, NewEvent};
 use switchyard_signatures::Verifier;
-use switchyard_store::Appended;
+use switchyard_store::{Appended, Routing};
 
 use crate::config::TopicConfig;
 use crate::http::{ApiError, App};
@@ -72,6 +72,7 @@ pub async fn publish(
             key,
             t.idempotency_window,
             vec![NewEvent { meta, payload }],
+            routing(t),
         )
         .await?;
     handed_over(&app, &t.name, &outcome);
@@ -138,7 +139,7 @@ pub async fn publish_batch(
         .collect();
     let outcome = app
         .store
-        .append(&t.name, key, t.idempotency_window, events)
+        .append(&t.name, key, t.idempotency_window, events, routing(t))
         .await?;
     handed_over(&app, &t.name, &outcome);
     Ok(match outcome {
@@ -155,6 +156,16 @@ pub async fn publish_batch(
                 .into_response()
         }
     })
+}
+
+/// A topic with neither routes nor plugins has nothing for the router to
+/// decide: its events are stored and finished.
+fn routing(t: &TopicConfig) -> Routing {
+    if t.routes.is_empty() && t.plugins.is_empty() {
+        Routing::Nowhere
+    } else {
+        Routing::Pending
+    }
 }
 
 /// The event(s) are stored: hand them to the router, and count them.
