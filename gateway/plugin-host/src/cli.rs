@@ -8,8 +8,13 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::engine::{PluginEngine, PoolSize, check_contract};
-use super::{ChainOutcome, PluginConfig, PluginError, PluginEvent, PluginHost, Verdict};
+use std::sync::Arc;
+
+use super::config::MAX_BATCH_LIMIT;
+use super::engine::{LogCapture, PluginEngine, PoolSize, check_contract};
+use super::{
+    ChainOutcome, PluginConfig, PluginError, PluginEvent, PluginHost, PluginStatus, Verdict,
+};
 
 /// What `plugin check` found.
 #[derive(Debug, Clone)]
@@ -61,7 +66,7 @@ fn check_blocking(path: &Path) -> Result<CheckReport, PluginError> {
     let engine = PluginEngine::new(
         PoolSize {
             instances: 8,
-            max_memory: super::config::default_max_memory().as_u64(),
+            max_memory: super::limits::INTERPRETED_MAX_MEMORY,
         },
         None,
     )?;
@@ -101,31 +106,104 @@ fn check_blocking(path: &Path) -> Result<CheckReport, PluginError> {
     }
 }
 
-/// Runs one plugin over `events` as one batch (with the usual trap
-/// bisection), with `config` as its config and no destination check. One
-/// result per event: its verdict, or the error that failed it.
+/// How `plugin test` runs a plugin: the limits a `[[plugins]]` entry would
+/// set (unset: the gateway's defaults for the component's language), and
+/// where compiled components are cached between runs.
+#[derive(Debug, Clone, Default)]
+pub struct TestOptions {
+    pub config: BTreeMap<String, String>,
+    pub timeout: Option<std::time::Duration>,
+    pub max_memory: Option<u64>,
+    pub max_batch: Option<usize>,
+    /// `None`: compile every time.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// What `plugin test` saw.
+#[derive(Debug, Clone)]
+pub struct TestReport {
+    /// One per event, in order: its verdict, or the error that failed it.
+    pub results: Vec<Result<Verdict, String>>,
+    /// The plugin's log lines and stdout/stderr, in order.
+    pub logs: Vec<String>,
+    /// One per router batch: how many events and how long the chain took.
+    pub batches: Vec<BatchTiming>,
+    /// The plugin's status afterwards: limits in force, calls, retries, timeouts.
+    pub status: PluginStatus,
+}
+
+/// One router batch of `plugin test`.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchTiming {
+    pub events: usize,
+    pub elapsed: std::time::Duration,
+}
+
+/// The default `--cache-dir`: `$XDG_CACHE_HOME/switchyard/plugin-cache`,
+/// else `~/.cache/switchyard/plugin-cache`; `None` without either.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("switchyard").join("plugin-cache"))
+}
+
+/// Runs one plugin over `events` as the gateway would: in router batches of
+/// at most 512 events, each split into calls of the plugin's `max_batch`,
+/// with the gateway's limits (or `options`'), the usual re-run of a failed
+/// batch one event at a time, and no destination check.
 pub async fn test_plugin(
     path: &Path,
-    config: BTreeMap<String, String>,
+    options: TestOptions,
     events: Vec<PluginEvent>,
-) -> Result<Vec<Result<Verdict, String>>, PluginError> {
+) -> Result<TestReport, PluginError> {
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().replace('_', "-"))
         .unwrap_or_else(|| "plugin".to_owned());
     let mut pc = PluginConfig::new(name.clone(), path);
-    pc.config = config;
-    let host = tokio::task::spawn_blocking(move || PluginHost::start_with(&[pc], None, false))
-        .await
-        .map_err(|e| PluginError::Engine(format!("load task failed: {e}")))??;
-    let outcomes = host.run(&[name], None, events).await;
-    Ok(outcomes
-        .into_iter()
-        .map(|o| match o {
+    pc.config = options.config;
+    pc.timeout = options.timeout;
+    pc.max_memory = options.max_memory.map(bytesize::ByteSize::b);
+    pc.max_batch = options.max_batch;
+    pc.validate()
+        .map_err(|e| PluginError::Event(format!("--{}: {}", e.key, e.message)))?;
+    let capture = Arc::new(LogCapture::default());
+    let cache = options.cache_dir;
+    let cap = capture.clone();
+    let host =
+        tokio::task::spawn_blocking(move || PluginHost::start_with(&[pc], cache, false, Some(cap)))
+            .await
+            .map_err(|e| PluginError::Engine(format!("load task failed: {e}")))??;
+    let chain = [name];
+    let mut results = Vec::with_capacity(events.len());
+    let mut batches = Vec::new();
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        let batch: Vec<PluginEvent> = events.by_ref().take(MAX_BATCH_LIMIT).collect();
+        let n = batch.len();
+        let started = std::time::Instant::now();
+        let outcomes = host.run(&chain, None, batch).await;
+        batches.push(BatchTiming {
+            events: n,
+            elapsed: started.elapsed(),
+        });
+        results.extend(outcomes.into_iter().map(|o| match o {
             ChainOutcome::Done(v) => Ok(v),
             ChainOutcome::Failed { error, .. } => Err(error),
-        })
-        .collect())
+        }));
+    }
+    let status = host
+        .statuses()
+        .pop()
+        .ok_or_else(|| PluginError::Engine("the plugin vanished from its host".to_owned()))?;
+    Ok(TestReport {
+        results,
+        logs: capture.take(),
+        batches,
+        status,
+    })
 }
 
 /// One event in an event file. Everything is optional except a body.

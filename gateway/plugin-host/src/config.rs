@@ -23,13 +23,19 @@ pub struct PluginConfig {
     #[serde(default, deserialize_with = "scalar_map")]
     pub config: BTreeMap<String, String>,
     /// Memory one instance may grow to: a plugin that allocates without
-    /// bound traps here instead of taking the gateway's memory.
-    #[serde(default = "default_max_memory")]
-    pub max_memory: ByteSize,
+    /// bound traps here instead of taking the gateway's memory. Unset: the
+    /// default for the component's language (see `limits.rs`).
+    #[serde(default)]
+    pub max_memory: Option<ByteSize>,
     /// Time allowed for one batch (epoch interruption): a plugin that loops
-    /// is cut here instead of stalling its topic.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
+    /// is cut here instead of stalling its topic. Unset: the default for the
+    /// component's language.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Events handed to one call at most: the router's batches are split to
+    /// fit, so a slow plugin can keep a batch inside its `timeout`.
+    #[serde(default)]
+    pub max_batch: Option<usize>,
     /// What the router does with an event this plugin fails on.
     #[serde(default)]
     pub on_error: OnError,
@@ -41,11 +47,21 @@ impl PluginConfig {
     /// config aggregate's cross-checks.)
     pub fn validate(&self) -> Result<(), Invalid> {
         check_name(&self.name).map_err(|m| Invalid::new("name", m))?;
-        if self.timeout.is_zero() {
+        if self.timeout.is_some_and(|t| t.is_zero()) {
             return Err(Invalid::new("timeout", "must be above zero"));
         }
-        if self.max_memory.as_u64() < 1024 * 1024 {
+        if self.max_memory.is_some_and(|m| m.as_u64() < 1024 * 1024) {
             return Err(Invalid::new("max_memory", "must be at least 1MiB"));
+        }
+        if let Some(b) = self.max_batch
+            && !(1..=MAX_BATCH_LIMIT).contains(&b)
+        {
+            return Err(Invalid::new(
+                "max_batch",
+                format!(
+                    "must be 1-{MAX_BATCH_LIMIT} (the router hands plugins at most {MAX_BATCH_LIMIT} events at once), not {b}"
+                ),
+            ));
         }
         Ok(())
     }
@@ -56,8 +72,9 @@ impl PluginConfig {
             name: name.into(),
             path: path.into(),
             config: BTreeMap::new(),
-            max_memory: default_max_memory(),
-            timeout: default_timeout(),
+            max_memory: None,
+            timeout: None,
+            max_batch: None,
             on_error: OnError::default(),
         }
     }
@@ -86,6 +103,15 @@ pub fn default_max_memory() -> ByteSize {
 /// The default time per batch.
 pub fn default_timeout() -> Duration {
     Duration::from_millis(50)
+}
+
+/// The router's batch: the most events a plugin call can get, and so the
+/// default and the ceiling of `max_batch` (switchyard's `router.rs`).
+pub const MAX_BATCH_LIMIT: usize = 512;
+
+/// The default events per call: the router's whole batch.
+pub fn default_max_batch() -> usize {
+    MAX_BATCH_LIMIT
 }
 
 /// A TOML scalar, as a plugin config value.
@@ -130,8 +156,10 @@ mod tests {
         assert_eq!(c.config["n"], "3");
         assert_eq!(c.config["f"], "1.5");
         assert_eq!(c.config["b"], "true");
-        assert_eq!(c.max_memory, ByteSize::mib(16));
-        assert_eq!(c.timeout, Duration::from_millis(50));
+        // Unset limits are resolved per language once the component is read.
+        assert_eq!(c.max_memory, None);
+        assert_eq!(c.timeout, None);
+        assert_eq!(c.max_batch, None);
         assert_eq!(c.on_error, OnError::DeadLetter);
     }
 
@@ -142,7 +170,8 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.on_error, OnError::DefaultRoutes);
-        assert_eq!(c.timeout, Duration::from_millis(10));
+        assert_eq!(c.timeout, Some(Duration::from_millis(10)));
+        assert_eq!(c.max_memory, Some(ByteSize::mib(4)));
         assert!(
             toml::from_str::<PluginConfig>("name = \"p\"\npath = \"p\"\ntimout = \"1s\"\n")
                 .is_err()
@@ -151,5 +180,17 @@ mod tests {
             toml::from_str::<PluginConfig>("name = \"p\"\npath = \"p\"\nconfig = { a = [1] }\n")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn max_batch_must_fit_the_routers_batch() {
+        let mut c = PluginConfig::new("p", "p.wasm");
+        for (b, ok) in [(1, true), (512, true), (0, false), (513, false)] {
+            c.max_batch = Some(b);
+            assert_eq!(c.validate().is_ok(), ok, "{b}");
+        }
+        c.max_batch = Some(0);
+        let err = c.validate().expect_err("zero");
+        assert!(format!("{err:?}").contains("1-512"), "{err:?}");
     }
 }

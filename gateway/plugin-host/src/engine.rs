@@ -28,6 +28,7 @@ use super::PluginError;
 use super::bindings::{
     self, CONTRACT_VERSION, HANDLER_EXPORT, HANDLER_INTERFACE, LogLevel, Plugin, PluginPre,
 };
+use super::limits::Language;
 
 /// How often the ticker advances the engine's epoch: how often a running
 /// plugin yields to the executor and its deadline is checked, so this is the
@@ -38,13 +39,47 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 /// a chatty plugin cannot flood the gateway's log.
 const LOG_LINES_PER_SECOND: u32 = 50;
 
+/// What a trap message keeps of the call's stderr, at most: a Python
+/// traceback or a JavaScript exception with its stack, whole, but not a
+/// plugin that prints megabytes before it dies.
+pub const TRAP_STDERR_LIMIT: usize = 4096;
+
+/// A line of stdout or stderr longer than this is logged in pieces, so an
+/// output without newlines cannot grow a buffer without bound.
+const LINE_LIMIT: usize = 4096;
+
 /// Compiles components and makes instances. Cheap to clone.
 #[derive(Clone)]
 pub struct PluginEngine {
     pub engine: Engine,
     linker: Arc<Linker<HostState>>,
-    /// Where compiled artefacts are kept; `None` compiles every time (CLI).
+    /// Where compiled artefacts are kept; `None` compiles every time.
     cache_dir: Option<PathBuf>,
+    /// `plugin test` collects the plugins' log lines here to print them
+    /// with the results; the gateway leaves it unset (they go to tracing).
+    capture: Option<Arc<LogCapture>>,
+}
+
+/// Log lines collected for `plugin test`, in order.
+#[derive(Default)]
+pub struct LogCapture {
+    lines: Mutex<Vec<String>>,
+}
+
+impl LogCapture {
+    fn push(&self, line: String) {
+        if let Ok(mut l) = self.lines.lock() {
+            l.push(line);
+        }
+    }
+
+    /// The lines collected since the last call.
+    pub fn take(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
 }
 
 /// A compiled, checked component, ready to instantiate.
@@ -54,6 +89,8 @@ pub struct Compiled {
     pub version: String,
     /// The contract version the component exports.
     pub contract: String,
+    /// What it was written in, which picks its default limits.
+    pub language: Language,
     pub loaded_at: SystemTime,
 }
 
@@ -68,6 +105,15 @@ pub struct PoolSize {
 impl PluginEngine {
     /// An engine with epoch interruption and the pooling allocator.
     pub fn new(pool: PoolSize, cache_dir: Option<PathBuf>) -> Result<Self, PluginError> {
+        Self::with_capture(pool, cache_dir, None)
+    }
+
+    /// An engine whose plugins' log lines go to `capture` instead of the log.
+    pub fn with_capture(
+        pool: PoolSize,
+        cache_dir: Option<PathBuf>,
+        capture: Option<Arc<LogCapture>>,
+    ) -> Result<Self, PluginError> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         // Epochs, not fuel: a deadline check costs a load and a compare at
@@ -98,17 +144,13 @@ impl PluginEngine {
         Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(format!("cannot link the log import: {e:#}")))?;
         if let Some(dir) = &cache_dir {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                PluginError::Engine(format!(
-                    "cannot create the plugin cache {}: {e}",
-                    dir.display()
-                ))
-            })?;
+            prepare_cache_dir(dir)?;
         }
         Ok(Self {
             engine,
             linker: Arc::new(linker),
             cache_dir,
+            capture,
         })
     }
 
@@ -121,6 +163,7 @@ impl PluginEngine {
         let bytes = std::fs::read(path)
             .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
         let version = hex::encode(Sha256::digest(&bytes));
+        let language = super::limits::detect(&bytes);
         let component = self.component(&bytes, &version).map_err(fail)?;
         let contract = check_contract(&self.engine, &component).map_err(fail)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
@@ -134,6 +177,7 @@ impl PluginEngine {
             pre,
             version,
             contract,
+            language,
             loaded_at: SystemTime::now(),
         })
     }
@@ -171,7 +215,7 @@ impl PluginEngine {
             // turns into an abort whose cause is lost.
             .trap_on_grow_failure(true)
             .build();
-        let log = Arc::new(PluginLog::new(name.clone()));
+        let log = Arc::new(PluginLog::new(name.clone(), self.capture.clone()));
         let wasi = WasiCtxBuilder::new()
             // No preopened dirs, env or args (the builder's defaults); no
             // network either: a plugin can compute and log, nothing else.
@@ -237,11 +281,38 @@ fn wasmparser_is_core_module(bytes: &[u8]) -> bool {
 #[allow(unsafe_code)]
 fn load_cached(engine: &Engine, file: &Path) -> Result<Component, String> {
     // SAFETY: `deserialize_file` trusts the file to be wasmtime's own output
-    // for this engine. Artefacts are only ever read from the cache dir under
-    // the gateway's own `data_dir`, written there by `store_cached` below
+    // for this engine. Artefacts are only ever read from a cache dir that
+    // only our user may write (the gateway's under its own `data_dir`, the
+    // CLI's made mode 0700 and refused if others may write it: see
+    // `prepare_cache_dir`), written there by `store_cached` below
     // (atomically, by rename), and named after the engine's compatibility
     // hash, so a file from another wasmtime version or config is never read.
     unsafe { Component::deserialize_file(engine, file) }.map_err(|e| format!("{e:#}"))
+}
+
+/// Creates the cache dir (mode 0700, parents too) or checks the one there:
+/// loading an artefact runs it as native code, so a dir that another user
+/// may write into is refused rather than trusted.
+fn prepare_cache_dir(dir: &Path) -> Result<(), PluginError> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let fail =
+        |what: String| PluginError::Engine(format!("plugin cache {}: {what}", dir.display()));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| fail(format!("cannot create it: {e}")))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| fail(format!("cannot read it: {e}")))?
+        .permissions()
+        .mode();
+    if mode & 0o022 != 0 {
+        return Err(fail(format!(
+            "is writable by other users (mode {:o}); `chmod 700` it or pick another --cache-dir",
+            mode & 0o777
+        )));
+    }
+    Ok(())
 }
 
 /// Writes a compiled artefact atomically: a reader never sees half a file.
@@ -330,13 +401,16 @@ impl Instance {
 
 /// Sets the deadline of the call about to start. The epoch callback (see
 /// [`PluginEngine::store`]) runs at the next tick and every tick after.
+/// The stderr a trap reports is this call's only.
 fn arm(store: &mut Store<HostState>, timeout: Duration) {
     store.data_mut().deadline = Instant::now() + timeout;
+    store.data().log.new_call();
     store.set_epoch_deadline(1);
 }
 
-/// A trap, in words an operator can act on, with the plugin's last stderr
-/// line (a Rust guest prints its panic message there before aborting).
+/// A trap, in words an operator can act on, with what the plugin wrote to
+/// stderr during the call, up to [`TRAP_STDERR_LIMIT`] (a Rust guest prints
+/// its panic message there before aborting, CPython its traceback).
 fn describe_trap(
     e: &wasmtime::Error,
     store: &Store<HostState>,
@@ -360,9 +434,9 @@ fn describe_trap(
     } else {
         format!("trapped: {full}")
     };
-    if let Some(line) = store.data().log.last_stderr() {
+    if let Some(text) = store.data().log.call_stderr() {
         message.push_str(": ");
-        message.push_str(&line);
+        message.push_str(&text);
     }
     message
 }
@@ -395,12 +469,19 @@ impl bindings::LogHost for HostState {
     }
 }
 
-/// A plugin's log lines: into tracing, tagged and rate-limited.
+/// A plugin's log lines: into tracing (or a [`LogCapture`]), tagged and
+/// rate-limited.
 struct PluginLog {
     plugin: Arc<str>,
+    capture: Option<Arc<LogCapture>>,
     window: Mutex<LogWindow>,
-    last_stderr: Mutex<Option<String>>,
-    /// Set once a stderr line was kept, so the happy path never locks.
+    /// Output since the last newline, per stream: guests write in pieces
+    /// (CPython a traceback in several), and a line is logged whole.
+    partial: Mutex<[Vec<u8>; 2]>,
+    /// What the current call wrote to stderr, the last [`TRAP_STDERR_LIMIT`]
+    /// bytes, for the trap message.
+    call_stderr: Mutex<Vec<u8>>,
+    /// Set once the current call wrote to stderr, so the happy path never locks.
     has_stderr: AtomicBool,
 }
 
@@ -411,15 +492,17 @@ struct LogWindow {
 }
 
 impl PluginLog {
-    fn new(plugin: Arc<str>) -> Self {
+    fn new(plugin: Arc<str>, capture: Option<Arc<LogCapture>>) -> Self {
         Self {
             plugin,
+            capture,
             window: Mutex::new(LogWindow {
                 started: Instant::now(),
                 lines: 0,
                 dropped: 0,
             }),
-            last_stderr: Mutex::new(None),
+            partial: Mutex::new([Vec::new(), Vec::new()]),
+            call_stderr: Mutex::new(Vec::new()),
             has_stderr: AtomicBool::new(false),
         }
     }
@@ -460,6 +543,18 @@ impl PluginLog {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
+        if let Some(capture) = &self.capture {
+            let level = match level {
+                LogLevel::Trace => "trace",
+                LogLevel::Debug => "debug",
+                LogLevel::Info => "info",
+                LogLevel::Warn => "warn",
+                LogLevel::Error => "error",
+            };
+            let sep = if fields.is_empty() { "" } else { " " };
+            capture.push(format!("[{level}] {message}{sep}{fields}"));
+            return;
+        }
         match level {
             LogLevel::Trace => tracing::trace!(plugin, fields, "{message}"),
             LogLevel::Debug => tracing::debug!(plugin, fields, "{message}"),
@@ -470,33 +565,90 @@ impl PluginLog {
     }
 
     fn output(&self, stream: &'static str, bytes: &[u8]) {
-        let text = String::from_utf8_lossy(bytes);
-        for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
-            if stream == "stderr"
-                && let Ok(mut last) = self.last_stderr.lock()
-            {
-                *last = Some(line.chars().take(512).collect());
-                self.has_stderr.store(true, Ordering::Relaxed);
-            }
-            if let Some(dropped) = self.admit() {
-                let plugin = &*self.plugin;
-                if dropped > 0 {
-                    tracing::warn!(
-                        plugin,
-                        dropped,
-                        "Plugin log lines dropped by the rate limit."
-                    );
+        if stream == "stderr" {
+            if let Ok(mut kept) = self.call_stderr.lock() {
+                kept.extend_from_slice(bytes);
+                if kept.len() > 2 * TRAP_STDERR_LIMIT {
+                    let cut = kept.len() - TRAP_STDERR_LIMIT;
+                    kept.drain(..cut);
                 }
-                tracing::info!(plugin, stream, "{line}");
             }
+            self.has_stderr.store(true, Ordering::Relaxed);
+        }
+        let lines = {
+            let Ok(mut partial) = self.partial.lock() else {
+                return;
+            };
+            let buf = &mut partial[usize::from(stream == "stderr")];
+            buf.extend_from_slice(bytes);
+            let mut lines = Vec::new();
+            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                lines.push(line);
+            }
+            if buf.len() > LINE_LIMIT {
+                lines.push(std::mem::take(buf));
+            }
+            lines
+        };
+        for line in lines {
+            let text = String::from_utf8_lossy(&line);
+            let line = text.trim_end();
+            if line.is_empty() {
+                continue;
+            }
+            self.output_line(stream, line);
         }
     }
 
-    fn last_stderr(&self) -> Option<String> {
+    fn output_line(&self, stream: &'static str, line: &str) {
+        let Some(dropped) = self.admit() else { return };
+        if let Some(capture) = &self.capture {
+            capture.push(format!("[{stream}] {line}"));
+            return;
+        }
+        let plugin = &*self.plugin;
+        if dropped > 0 {
+            tracing::warn!(
+                plugin,
+                dropped,
+                "Plugin log lines dropped by the rate limit."
+            );
+        }
+        tracing::info!(plugin, stream, "{line}");
+    }
+
+    /// Forgets the previous call's stderr.
+    fn new_call(&self) {
+        if self.has_stderr.swap(false, Ordering::Relaxed)
+            && let Ok(mut kept) = self.call_stderr.lock()
+        {
+            kept.clear();
+        }
+    }
+
+    /// What the current call wrote to stderr, whitespace trimmed, the last
+    /// [`TRAP_STDERR_LIMIT`] bytes of it (marked `...` when cut).
+    fn call_stderr(&self) -> Option<String> {
         if !self.has_stderr.load(Ordering::Relaxed) {
             return None;
         }
-        self.last_stderr.lock().ok().and_then(|mut l| l.take())
+        let kept = self.call_stderr.lock().ok()?;
+        let (cut, tail) = if kept.len() > TRAP_STDERR_LIMIT {
+            (true, &kept[kept.len() - TRAP_STDERR_LIMIT..])
+        } else {
+            (false, &kept[..])
+        };
+        let text = String::from_utf8_lossy(tail);
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        Some(if cut {
+            format!("...{text}")
+        } else {
+            text.to_owned()
+        })
     }
 }
 

@@ -20,7 +20,8 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::bindings::{WitBatch, WitVerdict, encode_batch};
-use super::engine::{Compiled, EPOCH_TICK, Instance, PluginEngine, PoolSize};
+use super::engine::{Compiled, EPOCH_TICK, Instance, LogCapture, PluginEngine, PoolSize};
+use super::limits::{Language, Limits, LimitsStatus};
 use super::{ChainOutcome, OnError, PluginConfig, PluginError, PluginEvent, Verdict};
 
 /// Consecutive failed calls (traps, timeouts, failed instantiation) after
@@ -30,6 +31,9 @@ pub const QUARANTINE_AFTER: u32 = 5;
 /// The first quarantine; each one that follows a failed probe doubles it.
 const QUARANTINE_FIRST: Duration = Duration::from_secs(1);
 const QUARANTINE_MAX: Duration = Duration::from_secs(60);
+
+/// How a timeout's trap message starts (`engine::describe_trap`).
+const TIMED_OUT: &str = "timed out";
 
 /// Instances of one plugin alive at once: calls beyond it wait for one to be
 /// returned. The router runs one chain at a time; the rest is headroom for
@@ -70,6 +74,9 @@ pub(crate) struct Slot {
 
 struct Loaded {
     compiled: Compiled,
+    /// Resolved against this version's language: a reload from Rust to
+    /// Python moves an unset limit to Python's default.
+    limits: Limits,
     /// Bumped by every reload; an idle instance that is older is dropped.
     generation: u64,
 }
@@ -83,6 +90,12 @@ struct Stats {
     busy_nanos: AtomicU64,
     timed_events: AtomicU64,
     reloads: AtomicU64,
+    /// Batches (calls of more than one event) that failed and were re-run
+    /// one event at a time.
+    batch_retries: AtomicU64,
+    /// Calls that ran out of `timeout`.
+    timeouts: AtomicU64,
+    last_timeout: Mutex<Option<String>>,
     last_error: Mutex<Option<String>>,
     reload_error: Mutex<Option<String>>,
 }
@@ -107,6 +120,11 @@ pub struct PluginStatus {
     pub version: String,
     /// The contract version it implements.
     pub contract: String,
+    /// What the component was written in (`rust`, `python`, `javascript`,
+    /// `unknown`), which picks the limits it gets by default.
+    pub language: Language,
+    /// The limits in force, each with where it came from.
+    pub limits: LimitsStatus,
     /// When the running version was loaded (RFC 3339).
     pub loaded_at: String,
     /// Events handed to the plugin.
@@ -128,6 +146,12 @@ pub struct PluginStatus {
     pub consecutive_failures: u32,
     /// Hot reloads that went live.
     pub reloads: u64,
+    /// Batches that failed (trap, timeout) and were re-run one event at a time.
+    pub batch_retries: u64,
+    /// Calls that ran out of time.
+    pub timeouts: u64,
+    /// The last call that ran out of time, and what to change.
+    pub last_timeout: Option<String>,
     pub last_error: Option<String>,
     /// Why the last replacement file was refused (the old version runs on);
     /// cleared by the next successful reload.
@@ -144,32 +168,30 @@ impl PluginHost {
         configs: &[PluginConfig],
         cache_dir: &Path,
     ) -> Result<Arc<PluginHost>, PluginError> {
-        Self::start_with(configs, Some(cache_dir.to_owned()), true)
+        Self::start_with(configs, Some(cache_dir.to_owned()), true, None)
     }
 
     pub(crate) fn start_with(
         configs: &[PluginConfig],
         cache_dir: Option<PathBuf>,
         watch: bool,
+        capture: Option<Arc<LogCapture>>,
     ) -> Result<Arc<PluginHost>, PluginError> {
         let pool = PoolSize {
             // Each plugin's instances, plus one being test-initialised by a
             // reload.
             instances: u32::try_from(configs.len() * (INSTANCES_PER_PLUGIN + 1) + 4)
                 .unwrap_or(u32::MAX),
-            max_memory: configs
-                .iter()
-                .map(|c| c.max_memory.as_u64())
-                .max()
-                .unwrap_or(0)
-                .max(super::config::default_max_memory().as_u64()),
+            max_memory: super::limits::pool_max_memory(configs),
         };
-        let engine = PluginEngine::new(pool, cache_dir)?;
+        let engine = PluginEngine::with_capture(pool, cache_dir, capture)?;
         let slots = on_side_runtime(|| async {
             let mut slots = HashMap::new();
             for c in configs {
                 let slot = Slot::load(&engine, c).await?;
-                tracing::info!(plugin = %c.name, version = %short(&slot.current().compiled.version), path = %c.path.display(), "Plugin loaded.");
+                let loaded = slot.current();
+                let l = loaded.limits;
+                tracing::info!(plugin = %c.name, version = %short(&loaded.compiled.version), path = %c.path.display(), language = %l.language, max_memory = %bytesize::ByteSize::b(l.max_memory), timeout = %humantime::format_duration(l.timeout), max_batch = l.max_batch, "Plugin loaded.");
                 slots.insert(c.name.clone(), Arc::new(slot));
             }
             Ok::<_, PluginError>(slots)
@@ -290,6 +312,7 @@ impl Slot {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let compiled = engine.compile(&config.name, &config.path)?;
+        let limits = Limits::resolve(config, compiled.language);
         // Initialise once now so a bad config fails the start, with the
         // plugin's own message, instead of every batch later.
         Instance::new(
@@ -297,8 +320,8 @@ impl Slot {
             &compiled,
             &name,
             &config_pairs,
-            config.max_memory.as_u64(),
-            config.timeout,
+            limits.max_memory,
+            limits.timeout,
         )
         .await
         .map_err(|message| PluginError::Init {
@@ -311,6 +334,7 @@ impl Slot {
             config_pairs,
             current: RwLock::new(Arc::new(Loaded {
                 compiled,
+                limits,
                 generation: 0,
             })),
             health: Mutex::new(Health {
@@ -357,14 +381,15 @@ impl Slot {
         let result = engine
             .compile(&self.config.name, path)
             .and_then(|compiled| {
+                let limits = Limits::resolve(&self.config, compiled.language);
                 on_side_runtime(|| {
                     Instance::new(
                         engine,
                         &compiled,
                         &self.name,
                         &self.config_pairs,
-                        self.config.max_memory.as_u64(),
-                        self.config.timeout,
+                        limits.max_memory,
+                        limits.timeout,
                     )
                 })
                 .map_err(PluginError::Engine)?
@@ -372,13 +397,14 @@ impl Slot {
                     plugin: self.config.name.clone(),
                     message,
                 })?;
-                Ok(compiled)
+                Ok((compiled, limits))
             });
         match result {
-            Ok(compiled) => {
+            Ok((compiled, limits)) => {
                 let version = compiled.version.clone();
                 let next = Arc::new(Loaded {
                     compiled,
+                    limits,
                     generation: old.generation + 1,
                 });
                 match self.current.write() {
@@ -478,6 +504,28 @@ impl Slot {
         }
     }
 
+    /// Counts a call cut by its timeout, and says what to change: a batch
+    /// that needs more time than it has fails every time and is re-run one
+    /// event at a time, which is slow and silent unless someone says so.
+    fn timed_out(&self, events: usize, limits: &Limits) {
+        self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+        let timeout = humantime::format_duration(limits.timeout);
+        let advice = if events > 1 {
+            format!(
+                "a call of {events} events ran out of its timeout of {timeout}: raise `timeout` \
+                 or lower `max_batch` (now {}) in the plugin's [[plugins]] entry",
+                limits.max_batch
+            )
+        } else {
+            format!(
+                "a call of one event ran out of its timeout of {timeout}: raise `timeout` \
+                 in the plugin's [[plugins]] entry, or look for a loop"
+            )
+        };
+        tracing::warn!(plugin = %self.name, events, timeout = %timeout, max_batch = limits.max_batch, "Plugin call timed out; raise the plugin's timeout or lower its max_batch.");
+        set(&self.stats.last_timeout, Some(advice));
+    }
+
     fn status(&self) -> PluginStatus {
         let loaded = self.current();
         let s = &self.stats;
@@ -492,6 +540,8 @@ impl Slot {
             path: self.config.path.display().to_string(),
             version: loaded.compiled.version.clone(),
             contract: loaded.compiled.contract.clone(),
+            language: loaded.limits.language,
+            limits: loaded.limits.status(),
             loaded_at: humantime::format_rfc3339_millis(loaded.compiled.loaded_at).to_string(),
             invocations: s.invocations.load(Ordering::Relaxed),
             calls: s.calls.load(Ordering::Relaxed),
@@ -508,6 +558,9 @@ impl Slot {
             quarantines,
             consecutive_failures: consecutive,
             reloads: s.reloads.load(Ordering::Relaxed),
+            batch_retries: s.batch_retries.load(Ordering::Relaxed),
+            timeouts: s.timeouts.load(Ordering::Relaxed),
+            last_timeout: s.last_timeout.lock().ok().and_then(|g| g.clone()),
             last_error: s.last_error.lock().ok().and_then(|g| g.clone()),
             reload_error: s.reload_error.lock().ok().and_then(|g| g.clone()),
         }
@@ -623,10 +676,25 @@ async fn run_on(
         .collect()
 }
 
-/// One plugin over a batch: one result per event. A trap fails the batch;
-/// its events are then re-run one at a time so only the event that traps
-/// again fails.
+/// One plugin over the router's batch, in calls of at most its
+/// `max_batch` events: one result per event.
 async fn call(
+    shared: &Shared,
+    slot: &Arc<Slot>,
+    events: &[PluginEvent],
+    idx: &[usize],
+) -> Vec<Result<WitVerdict, String>> {
+    let max_batch = slot.current().limits.max_batch.max(1);
+    let mut out = Vec::with_capacity(idx.len());
+    for chunk in idx.chunks(max_batch) {
+        out.extend(call_batch(shared, slot, events, chunk).await);
+    }
+    out
+}
+
+/// One call over `idx`. A trap fails the batch; its events are then re-run
+/// one at a time so only the event that traps again fails.
+async fn call_batch(
     shared: &Shared,
     slot: &Arc<Slot>,
     events: &[PluginEvent],
@@ -644,6 +712,7 @@ async fn call(
         Ok(results) => results,
         Err(error) if n == 1 => vec![Err(error)],
         Err(error) => {
+            slot.stats.batch_retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(plugin = %slot.name, events = n, %error, "Plugin batch failed; retrying its events one by one.");
             let mut out = Vec::with_capacity(n);
             for i in idx {
@@ -678,6 +747,7 @@ async fn invoke(
         .await
         .map_err(|_| "the plugin host has stopped".to_owned())?;
     let loaded = slot.current();
+    let limits = loaded.limits;
     let mut inst = match slot.take_idle(loaded.generation) {
         Some(inst) => inst,
         None => match Instance::new(
@@ -685,8 +755,8 @@ async fn invoke(
             &loaded.compiled,
             &slot.name,
             &slot.config_pairs,
-            slot.config.max_memory.as_u64(),
-            slot.config.timeout,
+            limits.max_memory,
+            limits.timeout,
         )
         .await
         {
@@ -700,9 +770,7 @@ async fn invoke(
     };
     slot.stats.calls.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-    let result = inst
-        .handle(batch, slot.config.timeout, slot.config.max_memory.as_u64())
-        .await;
+    let result = inst.handle(batch, limits.timeout, limits.max_memory).await;
     match result {
         Ok(results) if results.len() == n => {
             let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -728,7 +796,11 @@ async fn invoke(
             // The store may be half-way through anything: never reuse it.
             drop(inst);
             slot.stats.traps.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(plugin = %slot.name, %error, "Plugin trapped; its instance is replaced.");
+            if error.starts_with(TIMED_OUT) {
+                slot.timed_out(n, &limits);
+            } else {
+                tracing::warn!(plugin = %slot.name, %error, "Plugin trapped; its instance is replaced.");
+            }
             slot.failed(&error);
             Err(error)
         }

@@ -24,7 +24,9 @@
 //!
 //! Files: `config.rs` (the `[[plugins]]` table, which validates itself), `bindings.rs` (the one
 //! `bindgen!`), `engine.rs` (wasmtime: compile, cache, sandbox, instances),
-//! `host.rs` (instances, chains, traps, quarantine, statistics), `reload.rs`
+//! `host.rs` (instances, chains, traps, quarantine, statistics), `limits.rs`
+//! (the component's language, and the limits in force and where they came
+//! from), `reload.rs`
 //! (hot reload), `cli.rs` (check, test, event files).
 
 mod bindings;
@@ -32,6 +34,7 @@ mod cli;
 mod config;
 mod engine;
 mod host;
+mod limits;
 mod reload;
 #[cfg(test)]
 mod tests;
@@ -40,9 +43,13 @@ use bytes::Bytes;
 use serde::Serialize;
 
 pub use bindings::CONTRACT_VERSION;
-pub use cli::{CheckReport, check_plugin, events_from_json, test_plugin};
+pub use cli::{
+    BatchTiming, CheckReport, TestOptions, TestReport, check_plugin, default_cache_dir,
+    events_from_json, test_plugin,
+};
 pub use config::{OnError, PluginConfig};
 pub use host::{PluginHost, PluginStatus, QUARANTINE_AFTER};
+pub use limits::{INTERPRETED_MAX_MEMORY, INTERPRETED_TIMEOUT, Language, Limit, LimitsStatus};
 
 /// Everything that can go wrong loading or running plugins outside a batch.
 /// (Failures inside a batch are [`ChainOutcome::Failed`], per event.)

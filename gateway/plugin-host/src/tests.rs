@@ -229,7 +229,7 @@ async fn route_one_order(host: &PluginHost) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loop_forever_is_cut_at_its_timeout_while_another_plugin_proceeds() {
     let mut looper = plugin("looper", "loop_forever", &[]);
-    looper.timeout = Duration::from_millis(100);
+    looper.timeout = Some(Duration::from_millis(100));
     let host = start(&[looper, rbf()]);
     let started = Instant::now();
     let h = host.clone();
@@ -272,7 +272,7 @@ async fn loop_forever_is_cut_at_its_timeout_while_another_plugin_proceeds() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_looping_plugin_yields_its_worker_to_other_tasks() {
     let mut looper = plugin("looper", "loop_forever", &[]);
-    looper.timeout = Duration::from_secs(1);
+    looper.timeout = Some(Duration::from_secs(1));
     let host = start(&[looper, rbf()]);
     let h = host.clone();
     let slow = tokio::spawn(async move {
@@ -313,8 +313,8 @@ async fn a_looping_plugin_yields_its_worker_to_other_tasks() {
 #[tokio::test]
 async fn memory_bomb_hits_its_limit() {
     let mut bomb = plugin("bomb", "memory_bomb", &[]);
-    bomb.max_memory = bytesize::ByteSize::mib(8);
-    bomb.timeout = Duration::from_secs(5);
+    bomb.max_memory = Some(bytesize::ByteSize::mib(8));
+    bomb.timeout = Some(Duration::from_secs(5));
     let host = start(&[bomb]);
     let out = host
         .run_chain(&chain(&["bomb"]), &dests(&[]), vec![event("1", "bomb")])
@@ -350,7 +350,7 @@ async fn a_trap_fails_only_the_guilty_event() {
 #[tokio::test]
 async fn a_plugin_that_keeps_failing_is_quarantined() {
     let mut looper = plugin("looper", "loop_forever", &[]);
-    looper.timeout = Duration::from_millis(10);
+    looper.timeout = Some(Duration::from_millis(10));
     let host = start(&[looper]);
     let events = (0..8).map(|i| event(&i.to_string(), "loop")).collect();
     let started = Instant::now();
@@ -518,6 +518,79 @@ async fn compiled_plugins_are_cached_on_disk() {
 }
 
 #[tokio::test]
+async fn plugin_test_splits_batches_as_the_gateway_and_reports_a_timed_out_batch() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dir = cache.path().join("cache");
+    // 600 events: one router batch of 512 in calls of 100, then one of 88.
+    let events: Vec<PluginEvent> = (0..600)
+        .map(|i| PluginEvent {
+            id: format!("e{i}"),
+            topic: "t".to_owned(),
+            payload: Bytes::from_static(b"{}"),
+            ..PluginEvent::default()
+        })
+        .collect();
+    let options = TestOptions {
+        max_batch: Some(100),
+        cache_dir: Some(dir.clone()),
+        ..TestOptions::default()
+    };
+    // The fixture spins on any payload containing "loop".
+    let spinning: Vec<PluginEvent> = events[..2]
+        .iter()
+        .map(|e| PluginEvent {
+            payload: Bytes::from_static(br#"{"loop":true}"#),
+            ..e.clone()
+        })
+        .collect();
+    let report = test_plugin(
+        &wasm("loop_forever"),
+        TestOptions {
+            timeout: Some(Duration::from_millis(20)),
+            max_batch: Some(2),
+            ..options.clone()
+        },
+        spinning,
+    )
+    .await
+    .expect("runs");
+    // The batch of two timed out and was re-run one by one; both fail.
+    assert_eq!(report.status.batch_retries, 1, "{:?}", report.status);
+    assert!(report.status.timeouts >= 1);
+    let advice = report.status.last_timeout.clone().unwrap_or_default();
+    assert!(advice.contains("raise `timeout`"), "{advice}");
+    assert!(report.results.iter().all(|r| r.is_err()));
+    assert_eq!(report.status.limits.timeout_ms.value, 20);
+    let report = test_plugin(
+        &wasm("route_by_field"),
+        TestOptions {
+            config: BTreeMap::from([
+                ("pointer".to_owned(), "/type".to_owned()),
+                ("routes".to_owned(), "a=b".to_owned()),
+            ]),
+            ..options
+        },
+        events,
+    )
+    .await
+    .expect("runs");
+    assert_eq!(
+        report.batches.iter().map(|b| b.events).collect::<Vec<_>>(),
+        [512, 88]
+    );
+    assert_eq!(report.status.calls, 7, "6 calls for 512, 1 for 88");
+    assert_eq!(report.status.batch_retries, 0);
+    // The compiled components were cached, in a dir only we may enter.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&dir)
+        .expect("cache dir")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert!(std::fs::read_dir(&dir).expect("list").count() >= 2);
+}
+
+#[tokio::test]
 async fn the_cli_helpers_run_a_plugin_on_an_event_file() {
     let events = events_from_json(
         r#"[{"topic":"orders","headers":{"X-Kind":"a"},"body":{"type":"refund"}},
@@ -533,9 +606,16 @@ async fn the_cli_helpers_run_a_plugin_on_an_event_file() {
         ("pointer".to_owned(), "/type".to_owned()),
         ("routes".to_owned(), "refund=refunds".to_owned()),
     ]);
-    let out = test_plugin(&wasm("route_by_field"), config, events)
+    let options = TestOptions {
+        config,
+        ..TestOptions::default()
+    };
+    let report = test_plugin(&wasm("route_by_field"), options, events)
         .await
         .expect("runs");
+    assert_eq!(report.status.language, crate::Language::Rust);
+    assert_eq!(report.batches.len(), 1);
+    let out = report.results;
     let v = out[0].as_ref().expect("verdict");
     assert_eq!(routes(v), ["refunds"]);
     assert_eq!(out[1], Ok(Verdict::default()));

@@ -822,3 +822,57 @@ async fn github_router_sends_webhooks_to_sinks_by_event_kind_and_branch() {
     assert_eq!(archived, expected);
     gw.stop();
 }
+
+/// The Python example (built with the Python SDK by scripts/build-plugins.sh)
+/// passes `plugin check`, routes through a real gateway like the Rust one,
+/// and gets Python's default limits, shown with their source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_plugin_built_with_the_sdk_routes_with_pythons_default_limits() {
+    let py = wasm("route_by_field_py.wasm");
+    let out = std::process::Command::new(switchyard_tests::bin())
+        .args(["plugin", "check"])
+        .arg(&py)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let billing = Sink::start().await;
+    let audit = Sink::start().await;
+    let cfg = Config::new()
+        .plugin(Plugin::new("py-route", &py).config([
+            ("pointer", "/type"),
+            ("routes", "order=billing"),
+            ("default", "audit"),
+            ("priorities", "order=8"),
+        ]))
+        .destination(Destination::http("billing", &billing.url))
+        .destination(Destination::http("audit", &audit.url))
+        .topic(Topic::new("orders").plugins(["py-route"]))
+        .build();
+    let gw = Gateway::start(&cfg).await;
+    assert_eq!(publish(&gw, "orders", r#"{"type":"order"}"#).await.0, 202);
+    assert_eq!(publish(&gw, "orders", r#"{"type":"x"}"#).await.0, 202);
+    let b = billing.wait_for(1, WAIT).await;
+    assert!(String::from_utf8_lossy(&b[0].body).contains("order"));
+    audit.wait_for(1, WAIT).await;
+    let plugins: Value = client()
+        .get(gw.url("/v1/plugins"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let p = &plugins["plugins"][0];
+    assert_eq!(p["language"], "python", "{p}");
+    assert_eq!(p["limits"]["max_memory"]["value"], 64 * 1024 * 1024, "{p}");
+    assert_eq!(p["limits"]["max_memory"]["source"], "python default", "{p}");
+    assert_eq!(p["limits"]["timeout_ms"]["value"], 500, "{p}");
+    assert_eq!(p["limits"]["max_batch"]["source"], "default", "{p}");
+    assert_eq!(p["errors"], 0, "{p}");
+    assert_eq!(p["batch_retries"], 0, "{p}");
+    gw.stop().await;
+}
