@@ -14,6 +14,8 @@ use std::sync::Arc;
 use switchyard_registry::{Registry, ValidationError};
 use switchyard_store_fjall::{Durability, FjallStore};
 
+mod json_schema;
+
 /// A registry on a fresh store under `dir`.
 fn open(dir: &std::path::Path) -> Registry {
     let store = FjallStore::open(dir, Durability::Sync).unwrap();
@@ -217,7 +219,7 @@ async fn register_is_idempotent_and_ids_are_shared_across_subjects() {
     );
     assert_eq!(
         call(&f.app, "GET", "/schemas/types", None).await.body,
-        json!(["AVRO"])
+        json!(["JSON", "AVRO"])
     );
     assert_eq!(
         call(
@@ -316,7 +318,7 @@ async fn malformed_requests_get_confluent_error_codes() {
         Some(json!({"schema": "syntax = \"proto3\";", "schemaType": "PROTOBUF"})),
     )
     .await;
-    assert!(proto.body["message"].as_str().unwrap().contains("AVRO"));
+    assert!(proto.body["message"].as_str().unwrap().contains("PROTOBUF"));
 
     // Not JSON at all: 400; JSON of the wrong shape: 422.
     let raw = Request::post("/subjects/s/versions")
