@@ -156,3 +156,86 @@ async fn payloads_are_validated_against_the_registered_schema() {
     );
     gw.stop().await;
 }
+
+/// A JSON Schema topic: a bad payload is a 422 naming the path, what was
+/// expected and the keyword that failed; good ones, as JSON or in
+/// Confluent's JSON wire format, are kept and delivered; `format = "json"`
+/// delivers the framed one without its header.
+#[tokio::test]
+async fn json_schema_topics_refuse_with_path_expected_and_keyword() {
+    let sink = Sink::start().await;
+    let cfg = Config::new()
+        .destination(Destination::http("billing", &sink.url).format("json"))
+        .topic(
+            Topic::new("orders")
+                .routes(["billing"])
+                .schema("orders-value"),
+        )
+        .build();
+    let gw = Gateway::start(&cfg).await;
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "status": {"enum": ["new", "paid"]},
+            "ship_to": {"type": "object", "properties": {"zip": {"type": "string", "pattern": "^[0-9]{5}$"}}}
+        },
+        "required": ["id"]
+    });
+    let (s, v) = post(
+        &gw,
+        "/registry/subjects/orders-value/versions",
+        "application/vnd.schemaregistry.v1+json",
+        json!({ "schema": schema.to_string(), "schemaType": "JSON" })
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let schema_id = v["id"].as_u64().unwrap() as u32;
+
+    let bad = br#"{"id": 1, "ship_to": {"zip": "ABC"}}"#.to_vec();
+    let (s, v) = post(&gw, "/v1/topics/orders/events", "application/json", bad).await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["code"], "schema_mismatch");
+    assert_eq!(v["error"]["path"], "/ship_to/zip");
+    assert_eq!(v["error"]["keyword"], "pattern");
+    assert!(
+        v["error"]["expected"]
+            .as_str()
+            .unwrap()
+            .contains("^[0-9]{5}$"),
+        "{v}"
+    );
+
+    let (s, v) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/json",
+        br#"{"id": 1, "status": "new"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&schema_id.to_be_bytes());
+    framed.extend_from_slice(br#"{"id":2}"#);
+    let (s, v) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/octet-stream",
+        framed,
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let got = sink.wait_for(2, Duration::from_secs(10)).await;
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert!(bodies.contains(&json!({"id": 2})), "{bodies:?}");
+    assert!(
+        bodies.contains(&json!({"id": 1, "status": "new"})),
+        "{bodies:?}"
+    );
+    gw.stop().await;
+}
