@@ -162,7 +162,8 @@ def main():
     expect_error(40402, fresh.get_version, SUBJECT, 4242)
     expect_error(40403, fresh.lookup_schema, SUBJECT, avro_schema({"type": "enum", "name": "X", "symbols": ["A"]}))
     expect_error(42201, fresh.register_schema, SUBJECT, Schema('{"type": "record", "name": "Broken"}', "AVRO"))
-    expect_error(42201, fresh.register_schema, SUBJECT, Schema('{"type": "object"}', "JSON"))
+    # A JSON schema under an Avro subject is a change of type: incompatible, as in Confluent.
+    expect_error(409, fresh.register_schema, SUBJECT, Schema('{"type": "object"}', "JSON"))
     expect_error(42203, fresh.set_compatibility, SUBJECT, "SIDEWAYS")
 
     if INGEST:

@@ -68,6 +68,13 @@ pub struct DestinationConfig {
     /// schema-validated topics at delivery.
     #[serde(default)]
     pub format: DeliveryFormat,
+    /// The contract of what leaves: `schema = { subject = "billing-v2" }`.
+    /// Each payload about to be delivered (after plugins and `format`) is
+    /// validated against it; one that does not conform is dead-lettered at
+    /// once, never sent. It may differ from the topic's schema: a plugin
+    /// may translate between the two.
+    #[serde(default)]
+    pub schema: Option<switchyard_registry::SchemaRef>,
 }
 
 fn default_timeout() -> Duration {

@@ -50,17 +50,26 @@ pub fn convert(
                  (give its topic `schema = {{ subject = ... }}`)"
             )
         })?;
-    let avro = registry::is_avro(content_type).ok_or_else(|| {
-        format!("can't deliver as {wanted}: content type {content_type:?} is neither JSON nor Avro")
-    })?;
-    match (format, avro) {
-        (DeliveryFormat::Json, true) => registry
-            .avro_to_json(id, body)
-            .map(|b| Some(("application/json".to_string(), Bytes::from(b)))),
-        (DeliveryFormat::Avro, false) => registry
-            .json_to_avro(id, body)
-            .map(|b| Some((AVRO_CONTENT_TYPE.to_string(), Bytes::from(b)))),
-        _ => Ok(None),
+    match format {
+        DeliveryFormat::Json => registry
+            .to_json(id, content_type, body)
+            .map(|b| b.map(|b| ("application/json".to_string(), Bytes::from(b)))),
+        DeliveryFormat::Avro => {
+            let avro = registry::is_avro(content_type).ok_or_else(|| {
+                format!(
+                    "can't deliver as {wanted}: content type {content_type:?} is neither JSON \
+                     nor Confluent's wire format"
+                )
+            })?;
+            if avro {
+                Ok(None)
+            } else {
+                registry
+                    .json_to_avro(id, body)
+                    .map(|b| Some((AVRO_CONTENT_TYPE.to_string(), Bytes::from(b))))
+            }
+        }
+        DeliveryFormat::AsReceived => Ok(None),
     }
     .map_err(|e| format!("can't deliver as {wanted}: {e}"))
 }

@@ -464,6 +464,18 @@ impl Delivery {
             Some((ct, b)) => (ct.as_str(), b.clone()),
             None => (content_type, body),
         };
+        if let Err(reason) = egress_check(
+            &self.registry,
+            d,
+            &event.topic,
+            transformed.is_some(),
+            content_type,
+            &body,
+        ) {
+            tracing::warn!(event_id = %id, destination = %name, reason = %reason,
+                "Delivery dead-lettered: the payload breaks the destination's schema.");
+            return self.dead_letter_now(entry, reason).await;
+        }
         let n_budget = entry.attempt + 1;
         let n_history = entry.history_base + n_budget;
         let at_ms = now_ms();
@@ -594,4 +606,44 @@ impl Delivery {
             }])
             .await
     }
+}
+
+/// Checks a payload about to leave against the destination's `schema`, if
+/// it has one. The reason names the failing path and keyword, and says
+/// when a plugin's rewrite produced the payload (the usual culprit).
+pub(crate) fn egress_check(
+    registry: &Registry,
+    d: &Destination,
+    topic: &str,
+    rewritten: bool,
+    content_type: &str,
+    body: &[u8],
+) -> Result<(), String> {
+    let Some(schema) = &d.config.schema else {
+        return Ok(());
+    };
+    registry
+        .validate(&schema.subject, schema.version, content_type, body)
+        .map(|_| ())
+        .map_err(|e| {
+            let at = match &e {
+                switchyard_registry::ValidationError::Mismatch { path, keyword, .. } => format!(
+                    " (path {path:?}{})",
+                    keyword
+                        .as_ref()
+                        .map(|k| format!(", keyword {k:?}"))
+                        .unwrap_or_default()
+                ),
+                _ => String::new(),
+            };
+            let by = if rewritten {
+                format!("; the payload was rewritten by the plugin chain of topic {topic:?}")
+            } else {
+                String::new()
+            };
+            format!(
+                "payload breaks the destination's schema {:?}{at}: {e}{by}",
+                schema.subject
+            )
+        })
 }

@@ -189,7 +189,9 @@ impl Delivery {
                     .await?;
                 continue;
             };
-            let (content_type, headers, body) = match self.store.transformed(id).await? {
+            let transformed = self.store.transformed(id).await?;
+            let rewritten = transformed.is_some();
+            let (content_type, headers, body) = match transformed {
                 Some(t) => (t.content_type, t.headers, t.payload),
                 None => (
                     event.meta.content_type.clone(),
@@ -214,6 +216,35 @@ impl Delivery {
                     (content_type, body)
                 }
             };
+            if let Err(reason) = super::egress_check(
+                &self.registry,
+                d,
+                &event.topic,
+                rewritten,
+                &content_type,
+                &body,
+            ) {
+                // Never handed over: dead-lettered as a push would be.
+                tracing::warn!(event_id = %id, destination = %d.config.name, reason = %reason,
+                    "Pull delivery dead-lettered: the payload breaks the destination's schema.");
+                let record = AttemptRecord {
+                    attempt: leased.history_base + leased.attempt,
+                    at_ms: now,
+                    status: None,
+                    error: Some(reason.clone()),
+                    latency_ms: 0,
+                    response_excerpt: None,
+                    delay_before_ms: 0,
+                };
+                self.store
+                    .settle(vec![Settlement {
+                        entry: leased,
+                        attempt: record,
+                        outcome: Settle::DeadLetter { error: reason },
+                    }])
+                    .await?;
+                continue;
+            }
             let span = self
                 .telemetry
                 .receive_span(&event, d.name(), leased.attempt, started);

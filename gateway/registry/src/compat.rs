@@ -21,6 +21,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::kinds::Parsed;
 use super::schema::{Kind, NamedDef, Schema};
 
 /// A compatibility level, as Confluent spells it.
@@ -106,7 +107,45 @@ pub fn check(
     new: &Schema,
     previous: &[(u32, &Schema)],
 ) -> Vec<(u32, Incompatibility)> {
-    let against: &[(u32, &Schema)] = if level.transitive() {
+    check_by(level, new, previous, |w, r| {
+        can_read(w, r).err().into_iter().collect()
+    })
+}
+
+/// [`check`] for schemas of any type: JSON Schema and Protobuf by their own
+/// rules, and a change of type is always a problem.
+pub fn check_parsed(
+    level: Level,
+    new: &Parsed,
+    previous: &[(u32, &Parsed)],
+) -> Vec<(u32, Incompatibility)> {
+    check_by(level, new, previous, read_problems)
+}
+
+/// Every way `reader` fails to read what `writer` wrote.
+pub fn read_problems(writer: &Parsed, reader: &Parsed) -> Vec<Incompatibility> {
+    match (writer, reader) {
+        (Parsed::Avro(w), Parsed::Avro(r)) => can_read(w, r).err().into_iter().collect(),
+        (Parsed::Json(w), Parsed::Json(r)) => crate::json_schema::compat::can_read(w, r),
+        (w, r) => vec![Incompatibility {
+            kind: "SCHEMA_TYPE_CHANGED",
+            path: "/".into(),
+            message: format!(
+                "a {} schema can't read data written with a {} schema",
+                r.schema_type().as_str(),
+                w.schema_type().as_str()
+            ),
+        }],
+    }
+}
+
+fn check_by<T: ?Sized>(
+    level: Level,
+    new: &T,
+    previous: &[(u32, &T)],
+    problems_of: impl Fn(&T, &T) -> Vec<Incompatibility>,
+) -> Vec<(u32, Incompatibility)> {
+    let against: &[(u32, &T)] = if level.transitive() {
         previous
     } else {
         match previous.last() {
@@ -116,15 +155,11 @@ pub fn check(
     };
     let mut problems = Vec::new();
     for (version, old) in against {
-        if level.backward()
-            && let Err(e) = can_read(old, new)
-        {
-            problems.push((*version, e));
+        if level.backward() {
+            problems.extend(problems_of(old, new).into_iter().map(|e| (*version, e)));
         }
-        if level.forward()
-            && let Err(e) = can_read(new, old)
-        {
-            problems.push((*version, e));
+        if level.forward() {
+            problems.extend(problems_of(new, old).into_iter().map(|e| (*version, e)));
         }
     }
     problems

@@ -81,10 +81,16 @@ pub(super) fn avro_to_json(
 
 /// Natural JSON to Confluent's wire format with schema `id`.
 pub(super) fn json_to_avro(core: &Core, id: u32, body: &[u8]) -> Result<Vec<u8>, String> {
-    let schema = schema(core, id)?;
+    let stored = schema(core, id)?;
+    let schema = stored.parsed.avro().ok_or_else(|| {
+        format!(
+            "schema {id} is a {} schema: only an Avro schema encodes to Avro",
+            stored.schema_type().as_str()
+        )
+    })?;
     let json: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("payload is not JSON: {e}"))?;
-    json::validate(&schema.parsed, &json).map_err(|m| {
+    json::validate(schema, &json).map_err(|m| {
         format!(
             "JSON payload does not fit schema {id} at {:?}: {}",
             m.path, m.message
@@ -93,7 +99,7 @@ pub(super) fn json_to_avro(core: &Core, id: u32, body: &[u8]) -> Result<Vec<u8>,
     let mut out = Vec::with_capacity(body.len() / 2 + 5);
     out.push(0u8);
     out.extend_from_slice(&id.to_be_bytes());
-    json::encode(&schema.parsed, &json, &mut out)
+    json::encode(schema, &json, &mut out)
         .map_err(|e| format!("can't encode as schema {id}: {e}"))?;
     Ok(out)
 }

@@ -122,6 +122,18 @@ impl ApiError {
         e(422, 42201, message)
     }
 
+    /// Confluent refuses to delete a version another schema refers to.
+    pub fn referenced(subject: &str, version: u32) -> Self {
+        e(
+            422,
+            42206,
+            format!(
+                "One or more references exist to the schema {{subject={subject},version={version}}}: \
+                 delete the referring schemas first"
+            ),
+        )
+    }
+
     pub fn invalid_version(raw: &str) -> Self {
         e(
             422,

@@ -10,7 +10,10 @@
 //! - [`config`]: [`SchemaRef`], a topic's `schema = { subject, version }`.
 //! - [`state`]: subjects, versions and ids in memory, written through to the store.
 //! - [`error`]: Confluent's error codes, built in one place.
-//! - [`json`]: natural-JSON validation with JSON Pointer paths.
+//! - [`json`]: natural-JSON validation against Avro, with JSON Pointer paths.
+//! - [`json_schema`]: JSON Schema: compiled validators, Confluent's
+//!   compatibility rules.
+//! - [`kinds`]: schema types, references, the parsed form, the stored form.
 //! - [`schema`]: our parsed model of Avro schemas; schema identity.
 //! - `convert`: JSON <-> Avro for destinations with a `format`.
 
@@ -22,6 +25,8 @@ pub mod config;
 mod convert;
 pub mod error;
 pub mod json;
+pub mod json_schema;
+pub mod kinds;
 pub mod schema;
 pub mod state;
 
@@ -30,6 +35,7 @@ use std::sync::Arc;
 pub use config::SchemaRef;
 pub use convert::conversion_schema;
 pub use error::ApiError;
+pub use kinds::{Parsed, SchemaType};
 
 use switchyard_store::{SchemaStore, StoreError};
 
@@ -55,19 +61,21 @@ pub enum ValidationError {
         version: Option<u32>,
     },
     /// The payload doesn't match: `path` is a JSON Pointer to the first bad
-    /// value ("" for the whole body), `expected` the type wanted there.
+    /// value ("" for the whole body), `expected` what was wanted there, and
+    /// for JSON Schema, `keyword` the keyword that failed.
     #[error("payload does not match the schema at {path:?}: expected {expected}: {message}")]
     Mismatch {
         path: String,
         expected: String,
         message: String,
+        keyword: Option<String>,
     },
     #[error(
-        "content type {0:?} can't be validated: send application/json, or Avro in Confluent's wire format as application/vnd.apache.avro+binary or application/octet-stream"
+        "content type {0:?} can't be validated against this schema: send application/json, or Confluent's wire format as application/octet-stream (or application/vnd.apache.avro+binary for an Avro schema)"
     )]
     UnsupportedMediaType(String),
     /// The wire-format header names an id the registry doesn't hold.
-    #[error("schema id {0} in the Avro payload is not registered")]
+    #[error("schema id {0} in the wire-format header is not registered")]
     UnknownSchemaId(u32),
     /// Not JSON, or not a valid Avro datum.
     #[error("payload can't be decoded: {0}")]
@@ -81,9 +89,9 @@ pub struct Validated {
     pub schema_id: u32,
     pub subject: String,
     pub version: u32,
-    /// For Avro payloads, the id in the wire-format header (the writer's),
-    /// which may differ from `schema_id` when the producer uses an older or
-    /// newer compatible schema. `None` for JSON.
+    /// For payloads in Confluent's wire format, the id in its header (the
+    /// writer's), which may differ from `schema_id` when the producer uses
+    /// an older or newer compatible schema. `None` for JSON bodies.
     pub writer_schema_id: Option<u32>,
 }
 
@@ -95,9 +103,14 @@ pub struct Registry {
 }
 
 /// How a payload's content type says it is encoded.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Encoding {
     Json,
-    AvroFramed,
+    /// `application/vnd.apache.avro+binary`: Avro only.
+    AvroBinary,
+    /// `application/octet-stream`: Confluent's wire format, whatever the
+    /// schema's type.
+    Framed,
 }
 
 fn encoding(content_type: &str) -> Option<Encoding> {
@@ -111,8 +124,10 @@ fn encoding(content_type: &str) -> Option<Encoding> {
             .is_some_and(|s| s.eq_ignore_ascii_case("+json"))
     {
         Some(Encoding::Json)
-    } else if is("application/vnd.apache.avro+binary") || is("application/octet-stream") {
-        Some(Encoding::AvroFramed)
+    } else if is("application/vnd.apache.avro+binary") {
+        Some(Encoding::AvroBinary)
+    } else if is("application/octet-stream") {
+        Some(Encoding::Framed)
     } else {
         None
     }
@@ -121,7 +136,23 @@ fn encoding(content_type: &str) -> Option<Encoding> {
 /// Whether a content type is Avro wire format (`Some(true)`), JSON
 /// (`Some(false)`), or neither.
 pub fn is_avro(content_type: &str) -> Option<bool> {
-    encoding(content_type).map(|e| matches!(e, Encoding::AvroFramed))
+    encoding(content_type).map(|e| e != Encoding::Json)
+}
+
+/// Splits Confluent's wire format, with an error that says what is wrong.
+fn frame(body: &[u8]) -> Result<(u32, &[u8]), ValidationError> {
+    binary::split_frame(body).map_err(|e| {
+        ValidationError::Undecodable(match e {
+            binary::WireError::Truncated => format!(
+                "{} bytes is too short for Confluent's wire format (magic byte 0 \
+                 and a 4-byte schema id come first)",
+                body.len()
+            ),
+            binary::WireError::BadMagic(m) => {
+                format!("magic byte is {m}, not 0: not Confluent's wire format")
+            }
+        })
+    })
 }
 
 impl Registry {
@@ -138,6 +169,36 @@ impl Registry {
     /// The registry's state and operations, for its REST API.
     pub fn core(&self) -> &Arc<state::Core> {
         &self.core
+    }
+
+    /// The type of schema `id`, if it is registered.
+    pub fn schema_type(&self, id: u32) -> Option<SchemaType> {
+        self.core.writer_schema(id).map(|s| s.schema_type())
+    }
+
+    /// A payload validated against schema `id` as JSON: `Ok(None)` when it
+    /// is JSON already. Avro is decoded (to the natural JSON of `id`), JSON
+    /// in Confluent's wire format loses its header.
+    pub fn to_json(
+        &self,
+        id: u32,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Option<Vec<u8>>, String> {
+        let enc = encoding(content_type).ok_or_else(|| {
+            format!("content type {content_type:?} is neither JSON nor Confluent's wire format")
+        })?;
+        if enc == Encoding::Json {
+            return Ok(None);
+        }
+        match self.schema_type(id) {
+            None => Err(format!("schema {id} is no longer registered")),
+            Some(SchemaType::Json) => {
+                let (_, rest) = frame(body).map_err(|e| e.to_string())?;
+                Ok(Some(rest.to_vec()))
+            }
+            Some(_) => self.avro_to_json(id, body).map(Some),
+        }
     }
 
     /// Converts an Avro wire-format payload to the natural JSON of schema
@@ -175,55 +236,89 @@ impl Registry {
             version: reader_version,
             writer_schema_id: None,
         };
-        match encoding(content_type) {
-            Some(Encoding::Json) => {
-                let value: serde_json::Value = serde_json::from_slice(body)
-                    .map_err(|e| ValidationError::Undecodable(format!("body is not JSON: {e}")))?;
-                json::validate(&reader.parsed, &value).map_err(|m| ValidationError::Mismatch {
-                    path: m.path,
-                    expected: m.expected,
-                    message: m.message,
-                })?;
-            }
-            Some(Encoding::AvroFramed) => {
-                let (id, datum) = binary::split_frame(body).map_err(|e| {
-                    ValidationError::Undecodable(match e {
-                        binary::WireError::Truncated => format!(
-                            "{} bytes is too short for Confluent's wire format (magic byte 0 \
-                             and a 4-byte schema id come first)",
-                            body.len()
-                        ),
-                        binary::WireError::BadMagic(m) => {
-                            format!("magic byte is {m}, not 0: not Confluent's wire format")
+        let enc = encoding(content_type)
+            .ok_or_else(|| ValidationError::UnsupportedMediaType(content_type.to_string()))?;
+        match &reader.parsed {
+            Parsed::Avro(schema) => {
+                if enc == Encoding::Json {
+                    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+                        ValidationError::Undecodable(format!("body is not JSON: {e}"))
+                    })?;
+                    json::validate(schema, &value).map_err(|m| ValidationError::Mismatch {
+                        path: m.path,
+                        expected: m.expected,
+                        message: m.message,
+                        keyword: None,
+                    })?;
+                } else {
+                    let (id, datum) = frame(body)?;
+                    let writer = self
+                        .core
+                        .writer_schema(id)
+                        .ok_or(ValidationError::UnknownSchemaId(id))?;
+                    let Some(writer_avro) = writer.parsed.avro() else {
+                        return Err(ValidationError::Undecodable(format!(
+                            "schema {id} in the wire-format header is a {} schema, not Avro",
+                            writer.schema_type().as_str()
+                        )));
+                    };
+                    binary::validate_datum(writer_avro, datum).map_err(|e| {
+                        ValidationError::Undecodable(format!(
+                            "not a valid Avro datum of schema {id}: {e}"
+                        ))
+                    })?;
+                    self.core.resolvable(&writer, &reader).map_err(|inc| {
+                        ValidationError::Mismatch {
+                            path: inc.path,
+                            expected: format!(
+                                "data readable as subject {subject:?} version {reader_version} \
+                                 (schema {})",
+                                reader.id
+                            ),
+                            message: format!(
+                                "writer schema {id} does not resolve: {}",
+                                inc.message
+                            ),
+                            keyword: None,
                         }
-                    })
-                })?;
-                let writer = self
-                    .core
-                    .writer_schema(id)
-                    .ok_or(ValidationError::UnknownSchemaId(id))?;
-                binary::validate_datum(&writer.parsed, datum).map_err(|e| {
-                    ValidationError::Undecodable(format!(
-                        "not a valid Avro datum of schema {id}: {e}"
-                    ))
-                })?;
-                self.core.resolvable(&writer, &reader).map_err(|inc| {
-                    ValidationError::Mismatch {
-                        path: inc.path,
-                        expected: format!(
-                            "data readable as subject {subject:?} version {reader_version} \
-                             (schema {})",
-                            reader.id
-                        ),
-                        message: format!("writer schema {id} does not resolve: {}", inc.message),
-                    }
-                })?;
-                ok.writer_schema_id = Some(id);
+                    })?;
+                    ok.writer_schema_id = Some(id);
+                }
             }
-            None => {
-                return Err(ValidationError::UnsupportedMediaType(
-                    content_type.to_string(),
-                ));
+            Parsed::Json(schema) => {
+                let json_body = match enc {
+                    Encoding::Json => body,
+                    Encoding::AvroBinary => {
+                        return Err(ValidationError::UnsupportedMediaType(
+                            content_type.to_string(),
+                        ));
+                    }
+                    Encoding::Framed => {
+                        let (id, rest) = frame(body)?;
+                        let writer = self
+                            .core
+                            .writer_schema(id)
+                            .ok_or(ValidationError::UnknownSchemaId(id))?;
+                        if writer.schema_type() != SchemaType::Json {
+                            return Err(ValidationError::Undecodable(format!(
+                                "schema {id} in the wire-format header is a {} schema, not JSON",
+                                writer.schema_type().as_str()
+                            )));
+                        }
+                        ok.writer_schema_id = Some(id);
+                        rest
+                    }
+                };
+                let value: serde_json::Value = serde_json::from_slice(json_body)
+                    .map_err(|e| ValidationError::Undecodable(format!("body is not JSON: {e}")))?;
+                schema
+                    .validate(&value)
+                    .map_err(|m| ValidationError::Mismatch {
+                        path: m.path,
+                        expected: m.expected,
+                        message: m.message,
+                        keyword: Some(m.keyword),
+                    })?;
             }
         }
         Ok(ok)

@@ -14,6 +14,8 @@ use serde_json::Value;
 
 use super::compat::{self, Level};
 use super::error::ApiError;
+use super::json_schema::JsonSchema;
+use super::kinds::{Parsed, Reference, SchemaType, decode_stored, encode_stored};
 use super::schema::{Schema, normalized_text};
 use switchyard_store::{RegistryWrite, SchemaRecord, SchemaStore, VersionRecord};
 
@@ -23,9 +25,17 @@ pub struct StoredSchema {
     pub id: u32,
     /// As first registered; clients get it back verbatim.
     pub text: String,
-    /// Decides identity (see `schema::normalized_text`).
+    /// Decides identity: the type, the references and the normalized text
+    /// (see `schema::normalized_text` for Avro).
     pub normalized: String,
-    pub parsed: Schema,
+    pub references: Vec<Reference>,
+    pub parsed: Parsed,
+}
+
+impl StoredSchema {
+    pub fn schema_type(&self) -> SchemaType {
+        self.parsed.schema_type()
+    }
 }
 
 /// A schema submitted by a client, checked and parsed, not yet stored.
@@ -33,7 +43,23 @@ pub struct StoredSchema {
 pub struct Submission {
     pub text: String,
     pub normalized: String,
-    pub parsed: Schema,
+    pub references: Vec<Reference>,
+    pub parsed: Parsed,
+}
+
+/// A reference as a client sends it: the version may be `-1`, the latest.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RawReference {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default = "latest_version")]
+    pub version: i64,
+}
+
+fn latest_version() -> i64 {
+    -1
 }
 
 /// A version as asked for in a URL.
@@ -153,41 +179,90 @@ pub struct Core {
     resolvable: RwLock<HashMap<(u32, u32), Result<(), compat::Incompatibility>>>,
 }
 
-/// Checks a submitted schema: type, references, JSON, then apache-avro's
-/// parser (the reference for validity), then ours.
+/// Checks a submitted schema that has no references: type, then the
+/// type's own parser.
 pub fn parse_submission(
     text: &str,
     schema_type: Option<&str>,
     has_references: bool,
 ) -> Result<Submission, ApiError> {
-    if let Some(t) = schema_type
-        && !t.eq_ignore_ascii_case("AVRO")
-    {
-        return Err(ApiError::invalid_schema(format!(
-            "Schema type {t} is not supported: Switchyard's registry accepts AVRO schemas only"
-        )));
-    }
+    let ty = SchemaType::parse(schema_type)?;
     if has_references {
         return Err(ApiError::invalid_schema(
-            "Schema references are not supported by Switchyard's registry: inline the \
-             referenced types"
+            "This schema's references can't be resolved here: register it through the \
+             registry's API"
                 .into(),
         ));
     }
+    parse_typed(text, ty, Vec::new(), &[])
+}
+
+/// Parses `text` as a schema of type `ty`, whose references are resolved
+/// to `resolved` (the same order as `references`).
+fn parse_typed(
+    text: &str,
+    ty: SchemaType,
+    references: Vec<Reference>,
+    resolved: &[Arc<StoredSchema>],
+) -> Result<Submission, ApiError> {
     if text.trim().is_empty() {
         return Err(ApiError::invalid_schema("Empty schema".into()));
     }
-    let json: Value = serde_json::from_str(text)
-        .map_err(|e| ApiError::invalid_schema(format!("Invalid schema: not JSON: {e}")))?;
-    apache_avro::Schema::parse(&json)
-        .map_err(|e| ApiError::invalid_schema(format!("Invalid schema: {e}")))?;
-    let parsed = Schema::parse(&json)
-        .map_err(|e| ApiError::invalid_schema(format!("Invalid schema: {e}")))?;
-    Ok(Submission {
-        text: text.to_string(),
-        normalized: normalized_text(&json),
-        parsed,
-    })
+    let refs_key = serde_json::to_string(&references).unwrap_or_default();
+    match ty {
+        SchemaType::Avro => {
+            if !references.is_empty() {
+                return Err(ApiError::invalid_schema(
+                    "Avro schema references are not supported by Switchyard's registry: \
+                     inline the referenced types (JSON and PROTOBUF schemas may have references)"
+                        .into(),
+                ));
+            }
+            let json: Value = serde_json::from_str(text)
+                .map_err(|e| ApiError::invalid_schema(format!("Invalid schema: not JSON: {e}")))?;
+            apache_avro::Schema::parse(&json)
+                .map_err(|e| ApiError::invalid_schema(format!("Invalid schema: {e}")))?;
+            let parsed = Schema::parse(&json)
+                .map_err(|e| ApiError::invalid_schema(format!("Invalid schema: {e}")))?;
+            Ok(Submission {
+                text: text.to_string(),
+                normalized: normalized_text(&json),
+                references,
+                parsed: Parsed::Avro(parsed),
+            })
+        }
+        SchemaType::Json => {
+            let mut refs = HashMap::new();
+            for (r, s) in references.iter().zip(resolved) {
+                let Parsed::Json(j) = &s.parsed else {
+                    return Err(ApiError::invalid_schema(format!(
+                        "Invalid schema: reference {:?} (subject {:?} version {}) is a {} \
+                         schema, not JSON",
+                        r.name,
+                        r.subject,
+                        r.version,
+                        s.schema_type().as_str()
+                    )));
+                };
+                for (name, v) in j.refs.iter() {
+                    refs.insert(name.clone(), v.clone());
+                }
+                refs.insert(r.name.clone(), j.root.clone());
+            }
+            let parsed = JsonSchema::parse(text, refs)
+                .map_err(|e| ApiError::invalid_schema(format!("Invalid JSON schema: {e}")))?;
+            let normalized = format!("JSON\n{refs_key}\n{}", parsed.root);
+            Ok(Submission {
+                text: text.to_string(),
+                normalized,
+                references,
+                parsed: Parsed::Json(parsed),
+            })
+        }
+        SchemaType::Protobuf => Err(ApiError::invalid_schema(
+            "Schema type PROTOBUF is not supported yet".into(),
+        )),
+    }
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -209,13 +284,37 @@ impl Core {
             global_level: snap.global_level.as_deref().and_then(Level::parse),
             ..State::default()
         };
-        for rec in snap.schemas {
-            let sub = parse_submission(&rec.schema, None, false).map_err(|e| {
-                super::RegistryError::CorruptSchema {
-                    id: rec.id,
-                    message: e.message,
-                }
-            })?;
+        // Versions first: references name (subject, version), and a
+        // referenced schema always has a smaller id than one referring to it,
+        // so parsing in id order finds every reference already parsed.
+        let version_ids: HashMap<(String, u32), u32> = snap
+            .versions
+            .iter()
+            .map(|v| ((v.subject.clone(), v.version), v.schema_id))
+            .collect();
+        let mut records = snap.schemas;
+        records.sort_by_key(|r| r.id);
+        for rec in records {
+            let corrupt = |message: String| super::RegistryError::CorruptSchema {
+                id: rec.id,
+                message,
+            };
+            let (ty, references, text) = decode_stored(&rec.schema).map_err(corrupt)?;
+            let mut resolved = Vec::with_capacity(references.len());
+            for r in &references {
+                let s = version_ids
+                    .get(&(r.subject.clone(), r.version))
+                    .and_then(|id| state.schemas.get(id))
+                    .ok_or_else(|| {
+                        corrupt(format!(
+                            "reference {:?} names subject {:?} version {}, which is not stored",
+                            r.name, r.subject, r.version
+                        ))
+                    })?;
+                resolved.push(s.clone());
+            }
+            let sub =
+                parse_typed(&text, ty, references, &resolved).map_err(|e| corrupt(e.message))?;
             state.by_normalized.insert(sub.normalized.clone(), rec.id);
             state.schemas.insert(
                 rec.id,
@@ -223,6 +322,7 @@ impl Core {
                     id: rec.id,
                     text: sub.text,
                     normalized: sub.normalized,
+                    references: sub.references,
                     parsed: sub.parsed,
                 }),
             );
@@ -253,6 +353,66 @@ impl Core {
             .map_err(|e| ApiError::store(format!("Error while storing the change: {e}")))
     }
 
+    /// Checks a submitted schema, resolving its references to registered
+    /// versions (`-1` is the latest).
+    pub fn submission(
+        &self,
+        text: &str,
+        schema_type: Option<&str>,
+        references: Vec<RawReference>,
+    ) -> Result<Submission, ApiError> {
+        let ty = SchemaType::parse(schema_type)?;
+        let mut refs = Vec::with_capacity(references.len());
+        let mut resolved = Vec::with_capacity(references.len());
+        {
+            let st = read(&self.state);
+            for r in references {
+                if r.name.is_empty() || r.subject.is_empty() {
+                    return Err(ApiError::invalid_schema(format!(
+                        "Invalid schema: a reference needs a name and a subject (got name {:?}, \
+                         subject {:?})",
+                        r.name, r.subject
+                    )));
+                }
+                let spec = match r.version {
+                    -1 => VersionSpec::Latest,
+                    n => VersionSpec::parse(&n.to_string())?,
+                };
+                let v = st.version(&r.subject, spec, false).map_err(|e| {
+                    ApiError::invalid_schema(format!(
+                        "Invalid schema: reference {:?} can't be resolved: {}",
+                        r.name, e.message
+                    ))
+                })?;
+                resolved.push(st.schema(v.schema_id)?.clone());
+                refs.push(Reference {
+                    name: r.name,
+                    subject: r.subject,
+                    version: v.version,
+                });
+            }
+        }
+        parse_typed(text, ty, refs, &resolved)
+    }
+
+    /// Ids of the schemas whose references name `subject` at `version`.
+    pub fn referenced_by(&self, subject: &str, version: u32) -> Vec<u32> {
+        let st = read(&self.state);
+        let mut ids: Vec<u32> = st
+            .schemas
+            .values()
+            .filter(|s| st.id_in_use(s.id))
+            .filter(|s| {
+                s.references
+                    .iter()
+                    .any(|r| r.subject == subject && r.version == version)
+            })
+            .map(|s| s.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Registers `sub` under `subject`; returns its id.
     pub fn register(&self, subject: &str, sub: Submission) -> Result<u32, ApiError> {
         let _w = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
@@ -265,11 +425,11 @@ impl Core {
                 return Ok(id);
             }
             let level = st.level_for(subject);
-            let previous: Vec<(u32, &Schema)> = st
+            let previous: Vec<(u32, &Parsed)> = st
                 .live(subject)
                 .filter_map(|v| st.schemas.get(&v.schema_id).map(|s| (v.version, &s.parsed)))
                 .collect();
-            let problems = compat::check(level, &sub.parsed, &previous);
+            let problems = compat::check_parsed(level, &sub.parsed, &previous);
             if !problems.is_empty() {
                 return Err(ApiError::incompatible(subject, level, &problems));
             }
@@ -293,7 +453,7 @@ impl Core {
         if new_schema.is_some() {
             writes.push(RegistryWrite::PutSchema(SchemaRecord {
                 id,
-                schema: sub.text.clone(),
+                schema: encode_stored(sub.parsed.schema_type(), &sub.references, &sub.text),
             }));
         }
         writes.push(RegistryWrite::PutVersion(record.clone()));
@@ -308,6 +468,7 @@ impl Core {
                     id,
                     text: sub.text,
                     normalized: sub.normalized,
+                    references: sub.references,
                     parsed: sub.parsed,
                 }),
             );
@@ -419,6 +580,11 @@ impl Core {
         if versions.is_empty() {
             return Err(ApiError::subject_not_found(subject));
         }
+        for v in &versions {
+            if !self.referenced_by(subject, v.version).is_empty() {
+                return Err(ApiError::referenced(subject, v.version));
+            }
+        }
         let live: Vec<&VersionRecord> = versions.iter().filter(|v| !v.deleted).collect();
         if permanent {
             if !live.is_empty() {
@@ -491,6 +657,9 @@ impl Core {
                 .cloned()
                 .ok_or_else(|| ApiError::version_not_found(subject, spec))?
         };
+        if !self.referenced_by(subject, rec.version).is_empty() {
+            return Err(ApiError::referenced(subject, rec.version));
+        }
         if permanent {
             if !rec.deleted {
                 return Err(ApiError::version_not_soft_deleted(subject, rec.version));
@@ -605,7 +774,7 @@ impl Core {
             // versions is compatible (there is nothing to break).
             Some(VersionSpec::Latest) | None => live,
         };
-        let previous: Vec<(u32, &Schema)> = against
+        let previous: Vec<(u32, &Parsed)> = against
             .iter()
             .filter_map(|v| st.schemas.get(&v.schema_id).map(|s| (v.version, &s.parsed)))
             .collect();
@@ -616,7 +785,7 @@ impl Core {
             (None, Level::Full) => Level::FullTransitive,
             (_, l) => l,
         };
-        let problems = compat::check(effective, &sub.parsed, &previous);
+        let problems = compat::check_parsed(effective, &sub.parsed, &previous);
         let mut messages: Vec<String> = problems
             .iter()
             .map(|(v, p)| describe_problem(*v, p))
@@ -662,7 +831,13 @@ impl Core {
         if let Some(r) = read(&self.resolvable).get(&(writer.id, reader.id)) {
             return r.clone();
         }
-        let r = compat::can_read(&writer.parsed, &reader.parsed);
+        let r = match (&writer.parsed, &reader.parsed) {
+            (Parsed::Avro(w), Parsed::Avro(r)) => compat::can_read(w, r),
+            (w, r) => match compat::read_problems(w, r).into_iter().next() {
+                Some(p) => Err(p),
+                None => Ok(()),
+            },
+        };
         write(&self.resolvable).insert((writer.id, reader.id), r.clone());
         r
     }

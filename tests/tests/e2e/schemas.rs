@@ -156,3 +156,156 @@ async fn payloads_are_validated_against_the_registered_schema() {
     );
     gw.stop().await;
 }
+
+/// A JSON Schema topic: a bad payload is a 422 naming the path, what was
+/// expected and the keyword that failed; good ones, as JSON or in
+/// Confluent's JSON wire format, are kept and delivered; `format = "json"`
+/// delivers the framed one without its header.
+#[tokio::test]
+async fn json_schema_topics_refuse_with_path_expected_and_keyword() {
+    let sink = Sink::start().await;
+    let cfg = Config::new()
+        .destination(Destination::http("billing", &sink.url).format("json"))
+        .topic(
+            Topic::new("orders")
+                .routes(["billing"])
+                .schema("orders-value"),
+        )
+        .build();
+    let gw = Gateway::start(&cfg).await;
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "status": {"enum": ["new", "paid"]},
+            "ship_to": {"type": "object", "properties": {"zip": {"type": "string", "pattern": "^[0-9]{5}$"}}}
+        },
+        "required": ["id"]
+    });
+    let (s, v) = post(
+        &gw,
+        "/registry/subjects/orders-value/versions",
+        "application/vnd.schemaregistry.v1+json",
+        json!({ "schema": schema.to_string(), "schemaType": "JSON" })
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let schema_id = v["id"].as_u64().unwrap() as u32;
+
+    let bad = br#"{"id": 1, "ship_to": {"zip": "ABC"}}"#.to_vec();
+    let (s, v) = post(&gw, "/v1/topics/orders/events", "application/json", bad).await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["code"], "schema_mismatch");
+    assert_eq!(v["error"]["path"], "/ship_to/zip");
+    assert_eq!(v["error"]["keyword"], "pattern");
+    assert!(
+        v["error"]["expected"]
+            .as_str()
+            .unwrap()
+            .contains("^[0-9]{5}$"),
+        "{v}"
+    );
+
+    let (s, v) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/json",
+        br#"{"id": 1, "status": "new"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&schema_id.to_be_bytes());
+    framed.extend_from_slice(br#"{"id":2}"#);
+    let (s, v) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/octet-stream",
+        framed,
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let got = sink.wait_for(2, Duration::from_secs(10)).await;
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert!(bodies.contains(&json!({"id": 2})), "{bodies:?}");
+    assert!(
+        bodies.contains(&json!({"id": 1, "status": "new"})),
+        "{bodies:?}"
+    );
+    gw.stop().await;
+}
+
+/// A destination's own contract: what breaks it is never sent, it is
+/// dead-lettered at once with the path and keyword; what keeps it is
+/// delivered. The topic itself validates nothing here.
+#[tokio::test]
+async fn a_destination_schema_dead_letters_what_breaks_it_at_once() {
+    let sink = Sink::start().await;
+    let cfg = Config::new()
+        .destination(
+            Destination::http("billing", &sink.url).set("schema", "{ subject = \"billing-v2\" }"),
+        )
+        .topic(Topic::new("orders").routes(["billing"]))
+        .build();
+    let gw = Gateway::start(&cfg).await;
+    let schema = json!({"type": "object", "properties": {"amount": {"type": "integer"}},
+        "required": ["amount"]});
+    let (s, v) = post(
+        &gw,
+        "/registry/subjects/billing-v2/versions",
+        "application/vnd.schemaregistry.v1+json",
+        json!({ "schema": schema.to_string(), "schemaType": "JSON" })
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/json",
+        br#"{"amount": "12"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let bad_id = v["id"].as_str().unwrap().to_owned();
+    let (s, v) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/json",
+        br#"{"amount": 12}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].body.as_ref(), br#"{"amount": 12}"#);
+    let dlq = eventually(Duration::from_secs(10), "dead-lettered", || async {
+        let dlq: Value = client()
+            .get(gw.url("/v1/destinations/billing/dlq"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (dlq["entries"].as_array().is_some_and(|e| !e.is_empty())).then_some(dlq)
+    })
+    .await;
+    let entry = &dlq["entries"][0];
+    assert_eq!(entry["id"], bad_id.as_str());
+    assert_eq!(entry["attempts"], 1, "{entry}");
+    let text = entry.to_string();
+    assert!(
+        text.contains("billing-v2") && text.contains("/amount") && text.contains("type"),
+        "{text}"
+    );
+    // Only the good one reached the sink.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.received().len(), 1);
+    gw.stop().await;
+}

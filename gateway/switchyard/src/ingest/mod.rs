@@ -218,10 +218,19 @@ impl Refused {
                 "unsupported_media_type",
                 message,
             ),
-            V::Mismatch { path, expected, .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "schema_mismatch", message)
+            V::Mismatch {
+                path,
+                expected,
+                keyword,
+                ..
+            } => {
+                let e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "schema_mismatch", message)
                     .with("path", path.clone())
-                    .with("expected", expected.clone())
+                    .with("expected", expected.clone());
+                match keyword {
+                    Some(k) => e.with("keyword", k.clone()),
+                    None => e,
+                }
             }
             _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "schema_mismatch", message),
         };

@@ -27,8 +27,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use switchyard_registry::ApiError;
+use switchyard_registry::SchemaType;
 use switchyard_registry::compat::Level;
-use switchyard_registry::state::{Core, Submission, VersionSpec, VersionView, parse_submission};
+use switchyard_registry::state::{
+    Core, RawReference, StoredSchema, Submission, VersionSpec, VersionView,
+};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -91,7 +94,10 @@ pub fn router(core: Arc<Core>) -> Router {
             "/subjects/{subject}/versions/{version}/referencedby",
             get(referenced_by),
         )
-        .route("/schemas/types", get(|| async { Json(json!(["AVRO"])) }))
+        .route(
+            "/schemas/types",
+            get(|| async { Json(json!(["JSON", "AVRO"])) }),
+        )
         .route("/schemas/ids/{id}", get(schema_by_id))
         .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
         .route("/schemas/ids/{id}/subjects", get(subjects_by_id))
@@ -233,25 +239,37 @@ struct SchemaBody {
     #[serde(default, rename = "schemaType")]
     schema_type: Option<String>,
     #[serde(default)]
-    references: Option<Vec<Value>>,
+    references: Option<Vec<RawReference>>,
 }
 
-fn submission(body: &[u8]) -> Result<Submission, ApiError> {
+fn submission(core: &Core, body: &[u8]) -> Result<Submission, ApiError> {
     let b: SchemaBody = parse_body(body)?;
-    parse_submission(
+    core.submission(
         b.schema.as_deref().unwrap_or(""),
         b.schema_type.as_deref(),
-        b.references.as_ref().is_some_and(|r| !r.is_empty()),
+        b.references.unwrap_or_default(),
     )
 }
 
+/// `schemaType` and `references` as Confluent answers them: left out for
+/// Avro and for none.
+fn describe_schema(s: &StoredSchema, out: &mut serde_json::Map<String, Value>) {
+    if s.schema_type() != SchemaType::Avro {
+        out.insert("schemaType".into(), json!(s.schema_type().as_str()));
+    }
+    if !s.references.is_empty() {
+        out.insert("references".into(), json!(s.references));
+    }
+}
+
 fn version_json(v: &VersionView) -> Value {
-    json!({
-        "subject": v.subject,
-        "version": v.version,
-        "id": v.schema.id,
-        "schema": v.schema.text,
-    })
+    let mut out = serde_json::Map::new();
+    out.insert("subject".into(), json!(v.subject));
+    out.insert("version".into(), json!(v.version));
+    out.insert("id".into(), json!(v.schema.id));
+    describe_schema(&v.schema, &mut out);
+    out.insert("schema".into(), json!(v.schema.text));
+    Value::Object(out)
 }
 
 async fn list_subjects(State(core): Api, Query(q): Flags) -> ApiResult {
@@ -268,7 +286,7 @@ async fn list_versions(
 }
 
 async fn register(State(core): Api, Path(subject): Path<String>, body: Bytes) -> ApiResult {
-    let sub = submission(&body)?;
+    let sub = submission(&core, &body)?;
     let id = blocking(core, move |c| c.register(&subject, sub)).await?;
     ok(json!({ "id": id }))
 }
@@ -279,7 +297,7 @@ async fn lookup(
     Query(q): Flags,
     body: Bytes,
 ) -> ApiResult {
-    let sub = submission(&body)?;
+    let sub = submission(&core, &body)?;
     let v = core.lookup(&subject, &sub, flag(&q, "deleted"))?;
     ok(version_json(&v))
 }
@@ -318,21 +336,26 @@ async fn get_version_schema(
     raw_schema(&v.schema.text)
 }
 
+/// Avro and JSON schemas are JSON and are answered as such; a `.proto` is
+/// text, answered as Confluent does, as a plain body.
 fn raw_schema(text: &str) -> ApiResult {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| ApiError::internal(format!("stored schema is not JSON: {e}")))?;
-    ok(v)
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => ok(v),
+        Err(_) => Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text.to_string(),
+        )
+            .into_response()),
+    }
 }
 
 async fn referenced_by(
     State(core): Api,
     Path((subject, version)): Path<(String, String)>,
 ) -> ApiResult {
-    // References aren't supported, so nothing refers to anything; the
-    // version must still exist.
     let spec = VersionSpec::parse(&version)?;
-    core.version(&subject, spec, false)?;
-    ok(json!([]))
+    let v = core.version(&subject, spec, false)?;
+    ok(json!(core.referenced_by(&subject, v.version)))
 }
 
 async fn delete_version(
@@ -353,8 +376,10 @@ fn schema_id(raw: &str) -> Result<u32, ApiError> {
 
 async fn schema_by_id(State(core): Api, Path(id): Path<String>) -> ApiResult {
     let s = core.schema_by_id(schema_id(&id)?)?;
-    // schemaType is left out for AVRO, as Confluent does.
-    ok(json!({ "schema": s.text }))
+    let mut out = serde_json::Map::new();
+    describe_schema(&s, &mut out);
+    out.insert("schema".into(), json!(s.text));
+    ok(Value::Object(out))
 }
 
 async fn raw_schema_by_id(State(core): Api, Path(id): Path<String>) -> ApiResult {
@@ -407,7 +432,7 @@ fn compat(
     q: &HashMap<String, String>,
     body: &[u8],
 ) -> ApiResult {
-    let sub = submission(body)?;
+    let sub = submission(core, body)?;
     let report = core.test_compatibility(subject, spec, &sub)?;
     if flag(q, "verbose") {
         ok(json!({ "is_compatible": report.is_compatible, "messages": report.messages }))

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use switchyard_registry::{Registry, ValidationError};
 use switchyard_store_fjall::{Durability, FjallStore};
 
+mod json_schema;
+
 /// A registry on a fresh store under `dir`.
 fn open(dir: &std::path::Path) -> Registry {
     let store = FjallStore::open(dir, Durability::Sync).unwrap();
@@ -217,7 +219,7 @@ async fn register_is_idempotent_and_ids_are_shared_across_subjects() {
     );
     assert_eq!(
         call(&f.app, "GET", "/schemas/types", None).await.body,
-        json!(["AVRO"])
+        json!(["JSON", "AVRO"])
     );
     assert_eq!(
         call(
@@ -316,7 +318,7 @@ async fn malformed_requests_get_confluent_error_codes() {
         Some(json!({"schema": "syntax = \"proto3\";", "schemaType": "PROTOBUF"})),
     )
     .await;
-    assert!(proto.body["message"].as_str().unwrap().contains("AVRO"));
+    assert!(proto.body["message"].as_str().unwrap().contains("PROTOBUF"));
 
     // Not JSON at all: 400; JSON of the wrong shape: 422.
     let raw = Request::post("/subjects/s/versions")
@@ -942,6 +944,16 @@ async fn json_and_avro_convert_both_ways_for_bytes_fixed_and_logical_types() {
 /// skipped locally but fails under CI, where skipping would hide a gap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_python_client_works_unchanged() {
+    run_python_client("registry_client_test.py").await;
+}
+
+/// The same harness with JSONSerializer and JSONDeserializer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_python_json_schema_client_works_unchanged() {
+    run_python_client("registry_json_client_test.py").await;
+}
+
+async fn run_python_client(script_name: &str) {
     let Some(python) = std::env::var_os("SWITCHYARD_PYTHON") else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -983,12 +995,12 @@ async fn confluent_python_client_works_unchanged() {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/python/registry_client_test.py"
+    let script = format!(
+        "{}/../../tests/python/{script_name}",
+        env!("CARGO_MANIFEST_DIR")
     );
     let out = tokio::process::Command::new(python)
-        .arg(script)
+        .arg(&script)
         .env("SWITCHYARD_REGISTRY_URL", format!("http://{addr}/registry"))
         .env("SWITCHYARD_INGEST_URL", format!("http://{addr}/v1/topics"))
         .output()
