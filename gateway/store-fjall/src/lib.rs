@@ -120,6 +120,15 @@ const JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 /// Block cache for reads (fjall's default).
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
+/// fjall's background threads (flushes and compactions). One, not one per
+/// core: with two, fjall 3.1's worker 0 hands every compaction message back
+/// to the queue for worker 1, and while worker 1 is busy it does so in a
+/// loop, spinning a core (12% of the gateway's CPU under load in a profile,
+/// `fjall::worker_pool::worker_tick` and `flume::Shared::send`). One worker
+/// costs 7-9% less CPU per event and no group commit went over 25 ms in a
+/// 60 s run at 5,000 events/s (BENCHMARKS.md, "The write path's tail").
+const WORKERS: usize = 1;
+
 impl Keyspaces {
     fn open(db: &fjall::Database) -> Result<Self, StoreError> {
         let open = |name: &str| {
@@ -225,6 +234,7 @@ impl FjallStore {
         window_size: WindowSize,
     ) -> Result<Self, StoreError> {
         let db = fjall::Database::builder(dir)
+            .worker_threads(WORKERS)
             .max_journaling_size(JOURNAL_BYTES)
             .cache_size(CACHE_BYTES)
             .open()
