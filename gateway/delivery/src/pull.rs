@@ -169,23 +169,7 @@ impl Delivery {
             };
             let Some(event) = self.store.event(id).await? else {
                 // Gone (the data dir was edited): settle it away.
-                let record = AttemptRecord {
-                    attempt: leased.history_base + leased.attempt,
-                    at_ms: now,
-                    status: None,
-                    error: Some("event no longer stored".into()),
-                    latency_ms: 0,
-                    response_excerpt: None,
-                    delay_before_ms: 0,
-                };
-                self.store
-                    .settle(vec![Settlement {
-                        entry: leased,
-                        attempt: record,
-                        outcome: Settle::DeadLetter {
-                            error: "event no longer stored".into(),
-                        },
-                    }])
+                self.dead_letter_unsent(leased, now, "event no longer stored".into())
                     .await?;
                 continue;
             };
@@ -227,22 +211,7 @@ impl Delivery {
                 // Never handed over: dead-lettered as a push would be.
                 tracing::warn!(event_id = %id, destination = %d.config.name, reason = %reason,
                     "Pull delivery dead-lettered: the payload breaks the destination's schema.");
-                let record = AttemptRecord {
-                    attempt: leased.history_base + leased.attempt,
-                    at_ms: now,
-                    status: None,
-                    error: Some(reason.clone()),
-                    latency_ms: 0,
-                    response_excerpt: None,
-                    delay_before_ms: 0,
-                };
-                self.store
-                    .settle(vec![Settlement {
-                        entry: leased,
-                        attempt: record,
-                        outcome: Settle::DeadLetter { error: reason },
-                    }])
-                    .await?;
+                self.dead_letter_unsent(leased, now, reason).await?;
                 continue;
             }
             let span = self
@@ -268,6 +237,32 @@ impl Delivery {
 
     /// The `ack`/`nack` span of a settled message, in its event's trace.
     /// Reads the event for its trace context, so only when tracing is on.
+    /// Dead-letters a leased entry that was never handed out, with `error`
+    /// as both its attempt's error and its reason.
+    async fn dead_letter_unsent(
+        &self,
+        entry: QueueEntry,
+        at_ms: u64,
+        error: String,
+    ) -> Result<(), StoreError> {
+        let record = AttemptRecord {
+            attempt: entry.history_base + entry.attempt,
+            at_ms,
+            status: None,
+            error: Some(error.clone()),
+            latency_ms: 0,
+            response_excerpt: None,
+            delay_before_ms: 0,
+        };
+        self.store
+            .settle(vec![Settlement {
+                entry,
+                attempt: record,
+                outcome: Settle::DeadLetter { error },
+            }])
+            .await
+    }
+
     async fn settled_span(&self, d: &Destination, id: EventId, operation: &'static str) {
         if !self.telemetry.tracing() {
             return;
