@@ -392,5 +392,17 @@ impl Maintenance for FjallStore {
             "Group commits written.",
             self.stats.commits.clone(),
         );
+        r.register_with_unit(
+            "store_write_buffer",
+            "Memtable bytes not yet written out to tables (all keyspaces).",
+            Unit::Bytes,
+            self.stats.write_buffer_bytes.clone(),
+        );
+        r.register_with_unit(
+            "store_write_buffer_wait",
+            "Time group commits were held for memtables to be written out (the write buffer was full).",
+            Unit::Seconds,
+            self.stats.write_buffer_wait.clone(),
+        );
     }
 }

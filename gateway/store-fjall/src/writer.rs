@@ -27,6 +27,24 @@ const MAX_GROUP: usize = 4096;
 /// A commit slower than this is logged: it shows directly in ingest latency.
 const SLOW_COMMIT: Duration = Duration::from_millis(20);
 
+/// Most memtable bytes (all keyspaces, active and sealed) the store holds
+/// before the writer waits for fjall's flush to catch up. Without a bound,
+/// a burst faster than the flush (a backlog filled at 200k events/s) leaves
+/// every busy keyspace with an active memtable and four sealed ones, over
+/// 300 MiB in all; fjall's own write buffer limit is not implemented in
+/// 3.1.
+const MAX_WRITE_BUFFER: u64 = 64 * 1024 * 1024;
+
+/// Longest the writer holds one group for the write buffer to shrink: the
+/// bound slows a burst down, it must never stop the store.
+const MAX_WRITE_BUFFER_WAIT: Duration = Duration::from_secs(1);
+
+/// Idle time after which the writer writes out memtables holding more than
+/// [`IDLE_WRITE_BUFFER`]: after a burst, the memory goes back instead of
+/// waiting in half-full memtables for the next one.
+const IDLE_FLUSH_AFTER: Duration = Duration::from_secs(2);
+const IDLE_WRITE_BUFFER: u64 = 16 * 1024 * 1024;
+
 /// Which keyspace an [`Op`] targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ks {
@@ -152,6 +170,14 @@ pub struct WriterStats {
     pub groups: std::sync::atomic::AtomicU64,
     pub group_requests: std::sync::atomic::AtomicU64,
     pub persist_micros: std::sync::atomic::AtomicU64,
+    /// Time groups were held for the memtables to be written out.
+    pub write_buffer_wait_micros: std::sync::atomic::AtomicU64,
+    /// The same, in seconds, for `/metrics`: a store whose disk can't keep
+    /// up with ingest shows here first.
+    pub write_buffer_wait:
+        prometheus_client::metrics::counter::Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Memtable bytes not yet written out, after the last group commit.
+    pub write_buffer_bytes: prometheus_client::metrics::gauge::Gauge,
     /// Requests per group: shows whether group commit is amortising the
     /// fsync (telemetry registers it; a clone shares the buckets).
     pub batch_size: prometheus_client::metrics::histogram::Histogram,
@@ -168,6 +194,9 @@ impl Default for WriterStats {
             groups: Default::default(),
             group_requests: Default::default(),
             persist_micros: Default::default(),
+            write_buffer_wait_micros: Default::default(),
+            write_buffer_wait: Default::default(),
+            write_buffer_bytes: Default::default(),
             // 1 to 4096 requests (MAX_GROUP).
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             // 50 µs to ~1.6 s.
@@ -189,7 +218,18 @@ pub(crate) struct Writer {
 impl Writer {
     pub fn run(self) {
         let mut ids = Generator::new();
-        while let Ok(first) = self.rx.recv() {
+        loop {
+            let first = match self.rx.recv_timeout(IDLE_FLUSH_AFTER) {
+                Ok(r) => r,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.db.write_buffer_size() > IDLE_WRITE_BUFFER {
+                        self.seal_memtables();
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            self.bound_write_buffer();
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
                 match self.rx.try_recv() {
@@ -204,6 +244,45 @@ impl Writer {
         if let Err(e) = self.db.persist(fjall::PersistMode::SyncAll) {
             tracing::error!(error = %e, "Final persist of the store failed.");
         }
+    }
+
+    /// Seals every keyspace's active memtable, so fjall's flush worker
+    /// writes them out (an empty one is left as it is).
+    fn seal_memtables(&self) {
+        for ks in self.ks.all() {
+            if let Err(e) = ks.rotate_memtable() {
+                tracing::warn!(error = %e, "Sealing a memtable failed; it is written out later.");
+            }
+        }
+    }
+
+    /// Holds the next group while the memtables are over
+    /// [`MAX_WRITE_BUFFER`], sealing them first if nothing is waiting to be
+    /// flushed (active memtables are only written out once sealed).
+    fn bound_write_buffer(&self) {
+        if self.db.write_buffer_size() <= MAX_WRITE_BUFFER {
+            return;
+        }
+        if self
+            .ks
+            .all()
+            .iter()
+            .all(|ks| ks.sealed_memtable_count() == 0)
+        {
+            self.seal_memtables();
+        }
+        let started = Instant::now();
+        while self.db.write_buffer_size() > MAX_WRITE_BUFFER
+            && started.elapsed() < MAX_WRITE_BUFFER_WAIT
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let waited = started.elapsed();
+        self.stats.write_buffer_wait_micros.fetch_add(
+            waited.as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.stats.write_buffer_wait.inc_by(waited.as_secs_f64());
     }
 
     fn commit_group(&self, group: Vec<Request>, ids: &mut Generator) {
@@ -265,6 +344,9 @@ impl Writer {
             .fetch_add(elapsed.as_micros() as u64, Relaxed);
         self.stats.batch_size.observe(answers.len() as f64);
         self.stats.commit_seconds.observe(elapsed.as_secs_f64());
+        self.stats
+            .write_buffer_bytes
+            .set(i64::try_from(self.db.write_buffer_size()).unwrap_or(i64::MAX));
 
         if elapsed > SLOW_COMMIT {
             tracing::warn!(
