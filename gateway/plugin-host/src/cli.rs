@@ -128,6 +128,11 @@ pub struct TestReport {
     pub logs: Vec<String>,
     /// One per router batch: how many events and how long the chain took.
     pub batches: Vec<BatchTiming>,
+    /// The first [`PER_EVENT_LIMIT`] events, each run again alone in a call
+    /// of its own: how long each took. A batch's time says what the plugin
+    /// costs on average; this says which event is slow. Each includes the
+    /// fixed cost of one call, which a batch shares among its events.
+    pub per_event: Vec<std::time::Duration>,
     /// The plugin's status afterwards: limits in force, calls, retries, timeouts.
     pub status: PluginStatus,
 }
@@ -138,6 +143,11 @@ pub struct BatchTiming {
     pub events: usize,
     pub elapsed: std::time::Duration,
 }
+
+/// How many events `plugin test` also times one by one: enough for any
+/// hand-written file, bounded for a file of 100,000 (which would otherwise
+/// take a call per event a second time).
+pub const PER_EVENT_LIMIT: usize = 1000;
 
 /// The default `--cache-dir`: `$XDG_CACHE_HOME/switchyard/plugin-cache`,
 /// else `~/.cache/switchyard/plugin-cache`; `None` without either.
@@ -179,6 +189,7 @@ pub async fn test_plugin(
     let chain = [name];
     let mut results = Vec::with_capacity(events.len());
     let mut batches = Vec::new();
+    let alone: Vec<PluginEvent> = events.iter().take(PER_EVENT_LIMIT).cloned().collect();
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
         let batch: Vec<PluginEvent> = events.by_ref().take(MAX_BATCH_LIMIT).collect();
@@ -194,14 +205,25 @@ pub async fn test_plugin(
             ChainOutcome::Failed { error, .. } => Err(error),
         }));
     }
+    // The report's status and logs are the gateway-like run's; the timing
+    // pass below must not add to its calls, retries or log lines.
     let status = host
         .statuses()
         .pop()
         .ok_or_else(|| PluginError::Engine("the plugin vanished from its host".to_owned()))?;
+    let logs = capture.take();
+    let mut per_event = Vec::with_capacity(alone.len());
+    for event in alone {
+        let started = std::time::Instant::now();
+        host.run(&chain, None, vec![event]).await;
+        per_event.push(started.elapsed());
+    }
+    drop(capture.take());
     Ok(TestReport {
         results,
-        logs: capture.take(),
+        logs,
         batches,
+        per_event,
         status,
     })
 }

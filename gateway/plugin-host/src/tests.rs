@@ -615,6 +615,10 @@ async fn the_cli_helpers_run_a_plugin_on_an_event_file() {
         .expect("runs");
     assert_eq!(report.status.language, crate::Language::Rust);
     assert_eq!(report.batches.len(), 1);
+    // Each event was also timed alone, without counting as the run's calls.
+    assert_eq!(report.per_event.len(), 2);
+    assert!(report.per_event.iter().all(|t| !t.is_zero()));
+    assert_eq!(report.status.calls, 1, "{:?}", report.status);
     let out = report.results;
     let v = out[0].as_ref().expect("verdict");
     assert_eq!(routes(v), ["refunds"]);
