@@ -52,23 +52,27 @@ impl fmt::Display for CheckReport {
     }
 }
 
-/// Compiles a component and checks it against the contract. `Err` only when
-/// the engine itself fails; a file that is not a valid plugin is a report
-/// with `implements = false` and the reason.
-pub async fn check_plugin(path: &Path) -> Result<CheckReport, PluginError> {
+/// Compiles a component (through the cache in `cache_dir`, as `plugin
+/// test` does, so checking then testing compiles once) and checks it against
+/// the contract. `Err` only when the engine itself fails; a file that is not
+/// a valid plugin is a report with `implements = false` and the reason.
+pub async fn check_plugin(
+    path: &Path,
+    cache_dir: Option<PathBuf>,
+) -> Result<CheckReport, PluginError> {
     let path = path.to_owned();
-    tokio::task::spawn_blocking(move || check_blocking(&path))
+    tokio::task::spawn_blocking(move || check_blocking(&path, cache_dir))
         .await
         .map_err(|e| PluginError::Engine(format!("check task failed: {e}")))?
 }
 
-fn check_blocking(path: &Path) -> Result<CheckReport, PluginError> {
+fn check_blocking(path: &Path, cache_dir: Option<PathBuf>) -> Result<CheckReport, PluginError> {
     let engine = PluginEngine::new(
         PoolSize {
             instances: 8,
             max_memory: super::limits::INTERPRETED_MAX_MEMORY,
         },
-        None,
+        cache_dir,
     )?;
     let bytes = std::fs::read(path).unwrap_or_default();
     let version = {

@@ -407,10 +407,14 @@ async fn a_wrong_contract_version_is_refused_clearly() {
             && msg.contains(super::CONTRACT_VERSION),
         "{msg}"
     );
-    let report = check_plugin(&wasm("wrong_contract")).await.expect("report");
+    let report = check_plugin(&wasm("wrong_contract"), None)
+        .await
+        .expect("report");
     assert!(!report.implements);
     assert!(report.to_string().contains("9.0.0"), "{report}");
-    let report = check_plugin(&wasm("route_by_field")).await.expect("report");
+    let report = check_plugin(&wasm("route_by_field"), None)
+        .await
+        .expect("report");
     assert!(report.implements, "{report}");
     assert!(
         report.to_string().contains("switchyard:plugin@0.2.0"),

@@ -96,6 +96,10 @@ enum PluginAction {
     Check {
         /// The plugin component (.wasm).
         plugin: PathBuf,
+        /// Where compiled components are kept between runs, shared with
+        /// `plugin test` (default $XDG_CACHE_HOME/switchyard/plugin-cache).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
 }
 
@@ -382,8 +386,10 @@ async fn dlq(action: DlqAction) -> anyhow::Result<()> {
 async fn plugin(action: PluginAction) -> anyhow::Result<()> {
     use switchyard_plugin_host as plugins;
     match action {
-        PluginAction::Check { plugin } => {
-            let report = plugins::check_plugin(&plugin).await?;
+        PluginAction::Check { plugin, cache_dir } => {
+            let report =
+                plugins::check_plugin(&plugin, cache_dir.or_else(plugins::default_cache_dir))
+                    .await?;
             println!("{report}");
             if !report.implements {
                 std::process::exit(1);

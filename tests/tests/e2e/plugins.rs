@@ -832,6 +832,8 @@ async fn a_python_plugin_built_with_the_sdk_routes_with_pythons_default_limits()
     let out = std::process::Command::new(switchyard_tests::bin())
         .args(["plugin", "check"])
         .arg(&py)
+        .arg("--cache-dir")
+        .arg(switchyard_tests::plugin_cache_dir())
         .output()
         .unwrap();
     assert!(
@@ -887,6 +889,8 @@ async fn a_typescript_plugin_built_with_the_sdk_routes_with_javascripts_default_
     let out = std::process::Command::new(switchyard_tests::bin())
         .args(["plugin", "check"])
         .arg(&ts)
+        .arg("--cache-dir")
+        .arg(switchyard_tests::plugin_cache_dir())
         .output()
         .unwrap();
     assert!(
