@@ -73,10 +73,13 @@ impl Default for Config {
 }
 
 impl Config {
-    /// A config with its data in the gateway's temp dir.
+    /// A config with its data in the gateway's temp dir, and compiled
+    /// plugins in the one cache every test gateway shares
+    /// ([`crate::plugin_cache_dir`]).
     pub fn new() -> Self {
         let mut server = Table::default();
         server.set("data_dir", "\"{data_dir}\"");
+        server.set("plugin_cache_dir", path(&crate::plugin_cache_dir()));
         Self {
             server,
             auth: Table::default(),

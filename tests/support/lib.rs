@@ -31,6 +31,23 @@ pub fn workspace() -> PathBuf {
         .to_owned()
 }
 
+/// The compiled-plugin cache every test gateway shares (`plugin_cache_dir`
+/// in [`config::Config::new`]): `target/e2e-plugin-cache`, or
+/// `SWITCHYARD_TEST_PLUGIN_CACHE`. A 12-18 MB Python or JavaScript component
+/// then compiles once per run of the suite (or once until it changes), not
+/// once per test gateway; artefacts are named after the file's sha256 and
+/// the engine's build, so a stale one is never loaded.
+pub fn plugin_cache_dir() -> PathBuf {
+    std::env::var_os("SWITCHYARD_TEST_PLUGIN_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace().join("target"))
+                .join("e2e-plugin-cache")
+        })
+}
+
 /// The `switchyard` binary under test.
 pub fn bin() -> PathBuf {
     let p = std::env::var_os("SWITCHYARD_BIN")

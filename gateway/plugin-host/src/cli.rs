@@ -52,23 +52,27 @@ impl fmt::Display for CheckReport {
     }
 }
 
-/// Compiles a component and checks it against the contract. `Err` only when
-/// the engine itself fails; a file that is not a valid plugin is a report
-/// with `implements = false` and the reason.
-pub async fn check_plugin(path: &Path) -> Result<CheckReport, PluginError> {
+/// Compiles a component (through the cache in `cache_dir`, as `plugin
+/// test` does, so checking then testing compiles once) and checks it against
+/// the contract. `Err` only when the engine itself fails; a file that is not
+/// a valid plugin is a report with `implements = false` and the reason.
+pub async fn check_plugin(
+    path: &Path,
+    cache_dir: Option<PathBuf>,
+) -> Result<CheckReport, PluginError> {
     let path = path.to_owned();
-    tokio::task::spawn_blocking(move || check_blocking(&path))
+    tokio::task::spawn_blocking(move || check_blocking(&path, cache_dir))
         .await
         .map_err(|e| PluginError::Engine(format!("check task failed: {e}")))?
 }
 
-fn check_blocking(path: &Path) -> Result<CheckReport, PluginError> {
+fn check_blocking(path: &Path, cache_dir: Option<PathBuf>) -> Result<CheckReport, PluginError> {
     let engine = PluginEngine::new(
         PoolSize {
             instances: 8,
             max_memory: super::limits::INTERPRETED_MAX_MEMORY,
         },
-        None,
+        cache_dir,
     )?;
     let bytes = std::fs::read(path).unwrap_or_default();
     let version = {
@@ -128,6 +132,11 @@ pub struct TestReport {
     pub logs: Vec<String>,
     /// One per router batch: how many events and how long the chain took.
     pub batches: Vec<BatchTiming>,
+    /// The first [`PER_EVENT_LIMIT`] events, each run again alone in a call
+    /// of its own: how long each took. A batch's time says what the plugin
+    /// costs on average; this says which event is slow. Each includes the
+    /// fixed cost of one call, which a batch shares among its events.
+    pub per_event: Vec<std::time::Duration>,
     /// The plugin's status afterwards: limits in force, calls, retries, timeouts.
     pub status: PluginStatus,
 }
@@ -138,6 +147,11 @@ pub struct BatchTiming {
     pub events: usize,
     pub elapsed: std::time::Duration,
 }
+
+/// How many events `plugin test` also times one by one: enough for any
+/// hand-written file, bounded for a file of 100,000 (which would otherwise
+/// take a call per event a second time).
+pub const PER_EVENT_LIMIT: usize = 1000;
 
 /// The default `--cache-dir`: `$XDG_CACHE_HOME/switchyard/plugin-cache`,
 /// else `~/.cache/switchyard/plugin-cache`; `None` without either.
@@ -179,6 +193,7 @@ pub async fn test_plugin(
     let chain = [name];
     let mut results = Vec::with_capacity(events.len());
     let mut batches = Vec::new();
+    let alone: Vec<PluginEvent> = events.iter().take(PER_EVENT_LIMIT).cloned().collect();
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
         let batch: Vec<PluginEvent> = events.by_ref().take(MAX_BATCH_LIMIT).collect();
@@ -194,14 +209,25 @@ pub async fn test_plugin(
             ChainOutcome::Failed { error, .. } => Err(error),
         }));
     }
+    // The report's status and logs are the gateway-like run's; the timing
+    // pass below must not add to its calls, retries or log lines.
     let status = host
         .statuses()
         .pop()
         .ok_or_else(|| PluginError::Engine("the plugin vanished from its host".to_owned()))?;
+    let logs = capture.take();
+    let mut per_event = Vec::with_capacity(alone.len());
+    for event in alone {
+        let started = std::time::Instant::now();
+        host.run(&chain, None, vec![event]).await;
+        per_event.push(started.elapsed());
+    }
+    drop(capture.take());
     Ok(TestReport {
         results,
-        logs: capture.take(),
+        logs,
         batches,
+        per_event,
         status,
     })
 }

@@ -192,19 +192,39 @@ impl PluginEngine {
         let mut h = DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
         let file = dir.join(format!("{version}-{:016x}.cwasm", h.finish()));
-        if file.exists() {
-            match load_cached(&self.engine, &file) {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    tracing::warn!(file = %file.display(), error = %e, "Cached plugin artefact unusable; recompiling.");
-                }
-            }
+        if let Some(c) = self.cached(&file) {
+            return Ok(c);
+        }
+        // Gateways sharing one cache dir (the e2e tests start dozens) would
+        // each compile the same 12-18 MB component at once: the first takes
+        // a lock beside the artefact, the others wait for it and then load
+        // what it wrote. Without the lock (it cannot be made) each compiles.
+        let lock = lock_beside(&file);
+        if lock.is_some()
+            && let Some(c) = self.cached(&file)
+        {
+            return Ok(c);
         }
         let component = compile_bytes(&self.engine, bytes)?;
         if let Err(e) = store_cached(&component, &file) {
             tracing::warn!(file = %file.display(), error = %e, "Cannot cache the compiled plugin.");
         }
+        drop(lock);
         Ok(component)
+    }
+
+    /// The artefact in `file`, when there is a usable one.
+    fn cached(&self, file: &Path) -> Option<Component> {
+        if !file.exists() {
+            return None;
+        }
+        match load_cached(&self.engine, file) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "Cached plugin artefact unusable; recompiling.");
+                None
+            }
+        }
     }
 
     /// A fresh store with the plugin's limits and a fresh WASI context.
@@ -282,9 +302,9 @@ fn wasmparser_is_core_module(bytes: &[u8]) -> bool {
 fn load_cached(engine: &Engine, file: &Path) -> Result<Component, String> {
     // SAFETY: `deserialize_file` trusts the file to be wasmtime's own output
     // for this engine. Artefacts are only ever read from a cache dir that
-    // only our user may write (the gateway's under its own `data_dir`, the
-    // CLI's made mode 0700 and refused if others may write it: see
-    // `prepare_cache_dir`), written there by `store_cached` below
+    // only our user may write (the gateway's `plugin_cache_dir` or the one
+    // under its `data_dir`, and the CLI's `--cache-dir`, each made mode 0700
+    // and refused if others may write it: see `prepare_cache_dir`), written there by `store_cached` below
     // (atomically, by rename), and named after the engine's compatibility
     // hash, so a file from another wasmtime version or config is never read.
     unsafe { Component::deserialize_file(engine, file) }.map_err(|e| format!("{e:#}"))
@@ -315,10 +335,35 @@ fn prepare_cache_dir(dir: &Path) -> Result<(), PluginError> {
     Ok(())
 }
 
+/// An exclusive lock on `<file>.lock`, held until dropped: one compile of
+/// an artefact at a time, across threads and processes (`flock`).
+fn lock_beside(file: &Path) -> Option<std::fs::File> {
+    let path = file.with_extension("lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            tracing::warn!(file = %path.display(), error = %e, "Cannot open the plugin cache's lock; compiling without it.");
+        })
+        .ok()?;
+    f.lock()
+        .map_err(|e| {
+            tracing::warn!(file = %path.display(), error = %e, "Cannot take the plugin cache's lock; compiling without it.");
+        })
+        .ok()?;
+    Some(f)
+}
+
 /// Writes a compiled artefact atomically: a reader never sees half a file.
 fn store_cached(component: &Component, file: &Path) -> Result<(), String> {
+    // A name of its own per write: two engines of one process writing the
+    // same artefact must not share a temp file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    let tmp = file.with_extension(format!("tmp{}-{n}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
     f.write_all(&bytes).map_err(|e| e.to_string())?;
     f.sync_all().map_err(|e| e.to_string())?;

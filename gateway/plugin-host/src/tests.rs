@@ -407,10 +407,14 @@ async fn a_wrong_contract_version_is_refused_clearly() {
             && msg.contains(super::CONTRACT_VERSION),
         "{msg}"
     );
-    let report = check_plugin(&wasm("wrong_contract")).await.expect("report");
+    let report = check_plugin(&wasm("wrong_contract"), None)
+        .await
+        .expect("report");
     assert!(!report.implements);
     assert!(report.to_string().contains("9.0.0"), "{report}");
-    let report = check_plugin(&wasm("route_by_field")).await.expect("report");
+    let report = check_plugin(&wasm("route_by_field"), None)
+        .await
+        .expect("report");
     assert!(report.implements, "{report}");
     assert!(
         report.to_string().contains("switchyard:plugin@0.2.0"),
@@ -615,6 +619,10 @@ async fn the_cli_helpers_run_a_plugin_on_an_event_file() {
         .expect("runs");
     assert_eq!(report.status.language, crate::Language::Rust);
     assert_eq!(report.batches.len(), 1);
+    // Each event was also timed alone, without counting as the run's calls.
+    assert_eq!(report.per_event.len(), 2);
+    assert!(report.per_event.iter().all(|t| !t.is_zero()));
+    assert_eq!(report.status.calls, 1, "{:?}", report.status);
     let out = report.results;
     let v = out[0].as_ref().expect("verdict");
     assert_eq!(routes(v), ["refunds"]);

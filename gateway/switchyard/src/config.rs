@@ -90,6 +90,13 @@ pub struct ServerConfig {
     /// Where fjall keeps its files.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Where compiled plugins are cached; unset: `<data_dir>/plugin-cache`.
+    /// Several gateways may share one (the e2e tests do): a 12-18 MB
+    /// Python or JavaScript component then compiles once, not once per
+    /// data dir. It must be writable by this user only (0700): artefacts
+    /// are loaded as native code.
+    #[serde(default)]
+    pub plugin_cache_dir: Option<PathBuf>,
     /// `sync` fsyncs (fdatasync) each group commit before the 2xx; `buffered`
     /// hands the write to the OS, which survives a process crash but not a
     /// power cut.
@@ -196,6 +203,7 @@ impl Default for ServerConfig {
         Self {
             listen: default_listen(),
             data_dir: default_data_dir(),
+            plugin_cache_dir: None,
             durability: Durability::default(),
             max_body: default_max_body(),
             retention: default_retention(),
@@ -296,6 +304,11 @@ impl Config {
             base_dir.to_owned()
         };
         config.server.data_dir = config.resolve_path(&config.server.data_dir);
+        config.server.plugin_cache_dir = config
+            .server
+            .plugin_cache_dir
+            .as_ref()
+            .map(|d| config.resolve_path(d));
         let plugin_paths: Vec<PathBuf> = config
             .plugins
             .iter()

@@ -96,6 +96,10 @@ enum PluginAction {
     Check {
         /// The plugin component (.wasm).
         plugin: PathBuf,
+        /// Where compiled components are kept between runs, shared with
+        /// `plugin test` (default $XDG_CACHE_HOME/switchyard/plugin-cache).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
 }
 
@@ -382,8 +386,10 @@ async fn dlq(action: DlqAction) -> anyhow::Result<()> {
 async fn plugin(action: PluginAction) -> anyhow::Result<()> {
     use switchyard_plugin_host as plugins;
     match action {
-        PluginAction::Check { plugin } => {
-            let report = plugins::check_plugin(&plugin).await?;
+        PluginAction::Check { plugin, cache_dir } => {
+            let report =
+                plugins::check_plugin(&plugin, cache_dir.or_else(plugins::default_cache_dir))
+                    .await?;
             println!("{report}");
             if !report.implements {
                 std::process::exit(1);
@@ -448,6 +454,7 @@ async fn plugin(action: PluginAction) -> anyhow::Result<()> {
                     us / b.events.max(1) as f64
                 );
             }
+            print_per_event(&ids, &report.per_event);
             let mut failed = false;
             for (id, r) in ids.iter().zip(report.results) {
                 match r {
@@ -484,6 +491,40 @@ async fn plugin(action: PluginAction) -> anyhow::Result<()> {
 }
 
 /// A size as in the config (`64MiB`, `512KiB`, bytes).
+/// `plugin test`'s per-event timing: each event run alone (a call of its
+/// own, so the call's fixed cost is in every figure), one line per event
+/// for a short file and the spread with the slowest event for any file.
+fn print_per_event(ids: &[String], times: &[std::time::Duration]) {
+    const EACH_UP_TO: usize = 20;
+    if times.is_empty() {
+        return;
+    }
+    let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+    if times.len() <= EACH_UP_TO {
+        for (id, t) in ids.iter().zip(times) {
+            eprintln!("event {id}: {:.1} us alone", us(*t));
+        }
+    }
+    let mut sorted: Vec<std::time::Duration> = times.to_vec();
+    sorted.sort();
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    let (slowest, max) = ids
+        .iter()
+        .zip(times)
+        .max_by_key(|(_, t)| **t)
+        .map(|(id, t)| (id.as_str(), *t))
+        .unwrap_or(("?", std::time::Duration::ZERO));
+    eprintln!(
+        "per event ({} of {}, each alone in a call of its own): min {:.1} us, median {:.1} us, p99 {:.1} us, max {:.1} us ({slowest})",
+        times.len(),
+        ids.len(),
+        us(sorted[0]),
+        us(at(0.5)),
+        us(at(0.99)),
+        us(max),
+    );
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
     s.parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())

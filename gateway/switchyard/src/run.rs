@@ -105,7 +105,12 @@ pub(crate) async fn assemble(config: Arc<Config>) -> Result<Assembled, Error> {
     let plugins = if config.plugins.is_empty() {
         None
     } else {
-        let (configs, cache) = (config.plugins.clone(), dir.join("plugin-cache"));
+        let cache = config
+            .server
+            .plugin_cache_dir
+            .clone()
+            .unwrap_or_else(|| dir.join("plugin-cache"));
+        let configs = config.plugins.clone();
         Some(blocking(move || PluginHost::start(&configs, &cache)).await??)
     };
     step("plugins");

@@ -832,6 +832,8 @@ async fn a_python_plugin_built_with_the_sdk_routes_with_pythons_default_limits()
     let out = std::process::Command::new(switchyard_tests::bin())
         .args(["plugin", "check"])
         .arg(&py)
+        .arg("--cache-dir")
+        .arg(switchyard_tests::plugin_cache_dir())
         .output()
         .unwrap();
     assert!(
@@ -875,4 +877,99 @@ async fn a_python_plugin_built_with_the_sdk_routes_with_pythons_default_limits()
     assert_eq!(p["errors"], 0, "{p}");
     assert_eq!(p["batch_retries"], 0, "{p}");
     gw.stop().await;
+}
+
+/// The TypeScript example (built with the TypeScript SDK and componentize-js
+/// by scripts/build-plugins.sh) passes `plugin check`, routes through a real
+/// gateway like the Rust one, and gets JavaScript's default limits, shown
+/// with their source; a bad config is refused with the SDK's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typescript_plugin_built_with_the_sdk_routes_with_javascripts_default_limits() {
+    let ts = wasm("route_by_field_ts.wasm");
+    let out = std::process::Command::new(switchyard_tests::bin())
+        .args(["plugin", "check"])
+        .arg(&ts)
+        .arg("--cache-dir")
+        .arg(switchyard_tests::plugin_cache_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let billing = Sink::start().await;
+    let audit = Sink::start().await;
+    let cfg = Config::new()
+        .plugin(Plugin::new("ts-route", &ts).config([
+            ("pointer", "/type"),
+            ("routes", "order=billing"),
+            ("default", "audit"),
+            ("priorities", "order=8"),
+        ]))
+        .destination(Destination::http("billing", &billing.url))
+        .destination(Destination::http("audit", &audit.url))
+        .topic(Topic::new("orders").plugins(["ts-route"]))
+        .build();
+    let gw = Gateway::start(&cfg).await;
+    assert_eq!(publish(&gw, "orders", r#"{"type":"order"}"#).await.0, 202);
+    assert_eq!(publish(&gw, "orders", r#"{"type":"x"}"#).await.0, 202);
+    assert_eq!(publish(&gw, "orders", "not json").await.0, 202);
+    let b = billing.wait_for(1, WAIT).await;
+    assert!(String::from_utf8_lossy(&b[0].body).contains("order"));
+    // "x" and the payload that is not JSON take the default.
+    audit.wait_for(2, WAIT).await;
+    let plugins: Value = client()
+        .get(gw.url("/v1/plugins"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let p = &plugins["plugins"][0];
+    assert_eq!(p["language"], "javascript", "{p}");
+    assert_eq!(p["limits"]["max_memory"]["value"], 64 * 1024 * 1024, "{p}");
+    assert_eq!(
+        p["limits"]["max_memory"]["source"], "javascript default",
+        "{p}"
+    );
+    assert_eq!(p["limits"]["timeout_ms"]["value"], 500, "{p}");
+    assert_eq!(p["errors"], 0, "{p}");
+    assert_eq!(p["batch_retries"], 0, "{p}");
+    // Compiled into the cache the suite's gateways share (named after the
+    // file's sha256, the version shown), not into one per data dir.
+    let sha = p["version"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(sha.len(), 64, "{p}");
+    let shared = std::fs::read_dir(switchyard_tests::plugin_cache_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with(&sha));
+    assert!(shared, "no artefact for {sha} in the shared cache");
+    assert!(!gw.dir.path().join("data/plugin-cache").exists());
+    gw.stop().await;
+
+    // The SDK's ConfigError reaches the operator whole.
+    let bad = Config::new()
+        .plugin(Plugin::new("ts-route", &ts).config([("pointer", "type"), ("routes", "a=b")]))
+        .topic(Topic::new("orders").plugins(["ts-route"]))
+        .build();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &file,
+        bad.replace("{data_dir}", &dir.path().join("data").display().to_string()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(switchyard_tests::bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("config key 'pointer': 'type' must start with '/'"),
+        "{stderr}"
+    );
 }
