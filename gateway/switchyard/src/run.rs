@@ -45,10 +45,48 @@ pub enum Error {
     Plugin(#[from] PluginError),
     #[error("cannot load the schema registry: {0}")]
     Registry(#[from] RegistryError),
+    /// A `schema.message` its (registered) Protobuf subject lacks.
+    #[error(
+        "{owner}: schema.message {message:?} is not in subject {subject:?}; its schema declares: {}",
+        available.join(", ")
+    )]
+    SchemaMessage {
+        owner: String,
+        subject: String,
+        message: String,
+        available: Vec<String>,
+    },
     #[error("topic {topic:?}: verify: {message}")]
     Verify { topic: String, message: String },
     #[error(transparent)]
     Telemetry(#[from] TelemetryError),
+}
+
+/// Refuses to start when a topic or destination names a Protobuf message
+/// its subject's registered schema lacks: every payload would be refused.
+/// A subject not registered yet is left to ingest, which refuses until it is.
+fn check_schema_messages(config: &Config, registry: &Registry) -> Result<(), Error> {
+    let topics = config
+        .topics
+        .iter()
+        .map(|t| (format!("topic {:?}", t.name), &t.schema));
+    let destinations = config
+        .destinations
+        .iter()
+        .map(|d| (format!("destination {:?}", d.name), &d.schema));
+    for (owner, schema) in topics.chain(destinations) {
+        let Some(s) = schema else { continue };
+        let Some(message) = &s.message else { continue };
+        if let Some(available) = registry.missing_message(&s.subject, s.version, message) {
+            return Err(Error::SchemaMessage {
+                owner,
+                subject: s.subject.clone(),
+                message: message.clone(),
+                available,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Runs `f` on the blocking pool (opening files, compiling plugins).
@@ -99,6 +137,7 @@ pub(crate) async fn assemble(config: Arc<Config>) -> Result<Assembled, Error> {
         let schemas = store.clone();
         blocking(move || Registry::open(schemas)).await??
     };
+    check_schema_messages(&config, &registry)?;
     step("registry");
     // 4. The plugin host. Compiling takes a while the first time (the
     // cache makes restarts fast): keep it off the async workers.
