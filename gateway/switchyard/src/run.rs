@@ -56,6 +56,18 @@ pub enum Error {
         message: String,
         available: Vec<String>,
     },
+    /// `format = "avro"` behind a topic whose subject is not Avro.
+    #[error(
+        "topic {topic:?} routes to destination {destination:?}, whose format = \"avro\" needs an \
+         Avro schema, but subject {subject:?} holds a {schema_type} schema: use format = \"json\" \
+         or \"as-received\""
+    )]
+    AvroFormatBehindNonAvro {
+        topic: String,
+        destination: String,
+        subject: String,
+        schema_type: &'static str,
+    },
     #[error("topic {topic:?}: verify: {message}")]
     Verify { topic: String, message: String },
     #[error(transparent)]
@@ -63,9 +75,34 @@ pub enum Error {
 }
 
 /// Refuses to start when a topic or destination names a Protobuf message
-/// its subject's registered schema lacks: every payload would be refused.
-/// A subject not registered yet is left to ingest, which refuses until it is.
+/// its subject's registered schema lacks (every payload would be refused),
+/// or a topic whose subject is not Avro routes to a `format = "avro"`
+/// destination (nothing it accepts could be encoded). A subject not
+/// registered yet is left to ingest and delivery, which refuse until it is.
 fn check_schema_messages(config: &Config, registry: &Registry) -> Result<(), Error> {
+    for t in &config.topics {
+        let Some(s) = &t.schema else { continue };
+        let Some((_, stored)) = registry.core().resolve_reader(&s.subject, s.version) else {
+            continue;
+        };
+        let ty = stored.schema_type();
+        if ty == switchyard_registry::SchemaType::Avro {
+            continue;
+        }
+        for r in &t.routes {
+            let avro = config.destinations.iter().any(|d| {
+                &d.name == r && d.format == switchyard_delivery::format::DeliveryFormat::Avro
+            });
+            if avro {
+                return Err(Error::AvroFormatBehindNonAvro {
+                    topic: t.name.clone(),
+                    destination: r.clone(),
+                    subject: s.subject.clone(),
+                    schema_type: ty.as_str(),
+                });
+            }
+        }
+    }
     let topics = config
         .topics
         .iter()

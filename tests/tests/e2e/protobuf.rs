@@ -261,34 +261,49 @@ async fn protobuf_topics_take_framed_bytes_and_json_and_deliver_json() {
     gw.stop().await;
 }
 
-/// A message the subject's schema lacks would refuse every payload: the
+/// A message the subject's schema lacks would refuse every payload, and
+/// `format = "avro"` behind a Protobuf subject could encode nothing: the
 /// gateway refuses to start instead, naming the subject and what it has.
 #[tokio::test]
-async fn an_unknown_message_in_config_stops_start_up_naming_the_subject_and_its_messages() {
+async fn config_that_cannot_fit_the_registered_protobuf_subject_stops_start_up() {
     let plain = Config::new().build();
     let gw = Gateway::start(&plain).await;
     register_orders(&gw).await;
     let dir = gw.stop().await;
 
-    let bad = Config::new()
+    let unknown_message = Config::new()
         .topic(Topic::new("orders").set(
             "schema",
             "{ subject = \"orders-proto\", message = \"shop.Nope\" }",
         ))
-        .build()
-        .replace("{data_dir}", &dir.path().join("data").display().to_string());
-    let path = dir.path().join("bad.toml");
-    std::fs::write(&path, bad).unwrap();
-    let config = switchyard::config::Config::load(&path).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = switchyard::run(config, listener, std::future::pending())
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("orders-proto") && err.contains("shop.Nope") && err.contains("shop.Order"),
-        "{err}"
-    );
+        .build();
+    let avro_behind_protobuf = Config::new()
+        .destination(Destination::log("lake").format("avro"))
+        .topic(Topic::new("orders").routes(["lake"]).schema("orders-proto"))
+        .build();
+    for (cfg, says) in [
+        (
+            unknown_message,
+            vec!["orders-proto", "shop.Nope", "shop.Refund, shop.Order"],
+        ),
+        (
+            avro_behind_protobuf,
+            vec!["orders-proto", "PROTOBUF", "\"lake\""],
+        ),
+    ] {
+        let text = cfg.replace("{data_dir}", &dir.path().join("data").display().to_string());
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = switchyard::config::Config::load(&path).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let err = switchyard::run(config, listener, std::future::pending())
+            .await
+            .unwrap_err()
+            .to_string();
+        for s in says {
+            assert!(err.contains(s), "{s:?} missing from: {err}");
+        }
+    }
 }
 
 /// A destination's Protobuf contract, checked after plugins: a JSON
