@@ -185,7 +185,7 @@ fn message(w: &MessageDescriptor, r: &MessageDescriptor, out: &mut Vec<Incompati
             ),
         }
         let length_delimited = matches!(wk, Kind::String | Kind::Bytes | Kind::Message(_));
-        if wf.is_list() != rf.is_list() && !length_delimited || wf.is_map() != rf.is_map() {
+        if (wf.is_list() != rf.is_list() && !length_delimited) || wf.is_map() != rf.is_map() {
             push(
                 out,
                 "FIELD_NUMERIC_LABEL_CHANGED",
