@@ -55,6 +55,18 @@ pub fn convert(
             .to_json(id, content_type, body)
             .map(|b| b.map(|b| ("application/json".to_string(), Bytes::from(b)))),
         DeliveryFormat::Avro => {
+            // Only an Avro schema encodes to Avro: a JSON Schema or Protobuf
+            // payload would be sent under a label it doesn't match.
+            match registry.schema_type(id) {
+                Some(registry::SchemaType::Avro) | None => {}
+                Some(other) => {
+                    return Err(format!(
+                        "can't deliver as avro: the event was validated against a {} schema \
+                         ({id}), not an Avro one",
+                        other.as_str()
+                    ));
+                }
+            }
             let avro = registry::is_avro(content_type).ok_or_else(|| {
                 format!(
                     "can't deliver as {wanted}: content type {content_type:?} is neither JSON \
@@ -107,6 +119,50 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("not validated against a schema"), "{err}");
+    }
+
+    #[test]
+    fn protobuf_payloads_convert_to_json_and_never_to_avro() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = switchyard_store_fjall::FjallStore::open(
+            dir.path(),
+            switchyard_store_fjall::Durability::Sync,
+        )
+        .unwrap();
+        let registry = Registry::open(std::sync::Arc::new(store)).unwrap();
+        let sub = registry
+            .core()
+            .submission(
+                "syntax = \"proto3\";\nmessage Order { string id = 1; int32 qty = 2; }",
+                Some("PROTOBUF"),
+                vec![],
+            )
+            .unwrap();
+        let id = registry.core().register("orders", sub).unwrap();
+        let attrs = vec![("schema.id".to_string(), id.to_string())];
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&id.to_be_bytes());
+        framed.extend_from_slice(&[0, 0x0a, 0x02, b'o', b'1', 0x10, 0x03]);
+        let (ct, body) = convert(
+            &registry,
+            DeliveryFormat::Json,
+            &attrs,
+            "application/x-protobuf",
+            &framed,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(ct, "application/json");
+        assert_eq!(body.as_ref(), br#"{"id":"o1","qty":3}"#);
+        let err = convert(
+            &registry,
+            DeliveryFormat::Avro,
+            &attrs,
+            "application/x-protobuf",
+            &framed,
+        )
+        .unwrap_err();
+        assert!(err.contains("PROTOBUF schema"), "{err}");
     }
 
     #[test]

@@ -623,7 +623,7 @@ pub(crate) fn egress_check(
         return Ok(());
     };
     registry
-        .validate(&schema.subject, schema.version, content_type, body)
+        .validate_ref(schema, content_type, body)
         .map(|_| ())
         .map_err(|e| {
             let at = match &e {

@@ -127,6 +127,7 @@ pub fn read_problems(writer: &Parsed, reader: &Parsed) -> Vec<Incompatibility> {
     match (writer, reader) {
         (Parsed::Avro(w), Parsed::Avro(r)) => can_read(w, r).err().into_iter().collect(),
         (Parsed::Json(w), Parsed::Json(r)) => crate::json_schema::compat::can_read(w, r),
+        (Parsed::Protobuf(w), Parsed::Protobuf(r)) => crate::protobuf::compat::can_read(w, r),
         (w, r) => vec![Incompatibility {
             kind: "SCHEMA_TYPE_CHANGED",
             path: "/".into(),

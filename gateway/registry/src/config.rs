@@ -13,6 +13,10 @@ pub struct SchemaRef {
     /// applies, so registering a new version changes validation at once.
     #[serde(default)]
     pub version: Option<u32>,
+    /// For a Protobuf subject, the message payloads must be (`pkg.Order`);
+    /// without it, the file's first message. Other schema types ignore it.
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::json_schema::JsonSchema;
+use super::protobuf::ProtoSchema;
 use super::schema::Schema;
 
 /// A schema's type, as Confluent names it in `schemaType`.
@@ -65,6 +66,7 @@ pub struct Reference {
 pub enum Parsed {
     Avro(Schema),
     Json(JsonSchema),
+    Protobuf(ProtoSchema),
 }
 
 impl Parsed {
@@ -72,6 +74,7 @@ impl Parsed {
         match self {
             Parsed::Avro(_) => SchemaType::Avro,
             Parsed::Json(_) => SchemaType::Json,
+            Parsed::Protobuf(_) => SchemaType::Protobuf,
         }
     }
 

@@ -13,6 +13,9 @@
 //! - [`json`]: natural-JSON validation against Avro, with JSON Pointer paths.
 //! - [`json_schema`]: JSON Schema: compiled validators, Confluent's
 //!   compatibility rules.
+//! - [`protobuf`]: Protobuf: `.proto` compiled with protox, dynamic
+//!   messages and the JSON mapping with prost-reflect, Confluent's
+//!   message-index framing and compatibility rules.
 //! - [`kinds`]: schema types, references, the parsed form, the stored form.
 //! - [`schema`]: our parsed model of Avro schemas; schema identity.
 //! - `convert`: JSON <-> Avro for destinations with a `format`.
@@ -27,10 +30,13 @@ pub mod error;
 pub mod json;
 pub mod json_schema;
 pub mod kinds;
+pub mod protobuf;
 pub mod schema;
 pub mod state;
 
 use std::sync::Arc;
+
+use prost_reflect::ReflectMessage as _;
 
 pub use config::SchemaRef;
 pub use convert::conversion_schema;
@@ -71,7 +77,7 @@ pub enum ValidationError {
         keyword: Option<String>,
     },
     #[error(
-        "content type {0:?} can't be validated against this schema: send application/json, or Confluent's wire format as application/octet-stream (or application/vnd.apache.avro+binary for an Avro schema)"
+        "content type {0:?} can't be validated against this schema: send application/json, or Confluent's wire format as application/octet-stream (or application/vnd.apache.avro+binary for an Avro schema, application/x-protobuf or application/vnd.google.protobuf for a Protobuf one)"
     )]
     UnsupportedMediaType(String),
     /// The wire-format header names an id the registry doesn't hold.
@@ -80,6 +86,13 @@ pub enum ValidationError {
     /// Not JSON, or not a valid Avro datum.
     #[error("payload can't be decoded: {0}")]
     Undecodable(String),
+    /// The topic names a Protobuf message its subject's schema lacks.
+    #[error("subject {subject:?} has no message {message:?}; its schema declares: {available}")]
+    NoMessage {
+        subject: String,
+        message: String,
+        available: String,
+    },
 }
 
 /// A payload that passed validation, and what it was validated against.
@@ -111,6 +124,9 @@ enum Encoding {
     /// `application/octet-stream`: Confluent's wire format, whatever the
     /// schema's type.
     Framed,
+    /// `application/x-protobuf`, `application/vnd.google.protobuf`:
+    /// Confluent's wire format of a Protobuf schema.
+    Protobuf,
 }
 
 fn encoding(content_type: &str) -> Option<Encoding> {
@@ -128,6 +144,8 @@ fn encoding(content_type: &str) -> Option<Encoding> {
         Some(Encoding::AvroBinary)
     } else if is("application/octet-stream") {
         Some(Encoding::Framed)
+    } else if is("application/x-protobuf") || is("application/vnd.google.protobuf") {
+        Some(Encoding::Protobuf)
     } else {
         None
     }
@@ -197,6 +215,10 @@ impl Registry {
                 let (_, rest) = frame(body).map_err(|e| e.to_string())?;
                 Ok(Some(rest.to_vec()))
             }
+            Some(SchemaType::Protobuf) => {
+                let (msg, _) = self.decode_protobuf(body).map_err(|e| e.to_string())?;
+                protobuf::to_json(&msg).map(Some)
+            }
             Some(_) => self.avro_to_json(id, body).map(Some),
         }
     }
@@ -213,6 +235,70 @@ impl Registry {
         convert::json_to_avro(&self.core, id, body)
     }
 
+    /// Decodes Confluent-framed Protobuf: the header's schema, the message
+    /// its index array names, the message (every field declared).
+    fn decode_protobuf(
+        &self,
+        body: &[u8],
+    ) -> Result<(prost_reflect::DynamicMessage, Arc<state::StoredSchema>), ValidationError> {
+        let (id, rest) = frame(body)?;
+        let writer = self
+            .core
+            .writer_schema(id)
+            .ok_or(ValidationError::UnknownSchemaId(id))?;
+        let Parsed::Protobuf(w) = &writer.parsed else {
+            return Err(ValidationError::Undecodable(format!(
+                "schema {id} in the wire-format header is a {} schema, not PROTOBUF",
+                writer.schema_type().as_str()
+            )));
+        };
+        let (idx, bytes) = protobuf::split_indexes(rest).map_err(ValidationError::Undecodable)?;
+        let desc = w.message_at(&idx).map_err(ValidationError::Undecodable)?;
+        let msg = protobuf::decode(&desc, bytes).map_err(|m| ValidationError::Mismatch {
+            path: m.path,
+            expected: format!("a {} message of schema {id}", desc.full_name()),
+            message: m.message,
+            keyword: None,
+        })?;
+        Ok((msg, writer))
+    }
+
+    /// Validates one payload against a topic's or a destination's
+    /// `schema = { subject, version, message }`.
+    pub fn validate_ref(
+        &self,
+        schema: &SchemaRef,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Validated, ValidationError> {
+        self.validate_message(
+            &schema.subject,
+            schema.version,
+            schema.message.as_deref(),
+            content_type,
+            body,
+        )
+    }
+
+    /// The messages of `subject`'s Protobuf schema when `message` is not
+    /// among them: a start-up check of a topic's `message`. `None` when the
+    /// message is there, or the subject is not (yet) a Protobuf schema.
+    pub fn missing_message(
+        &self,
+        subject: &str,
+        version: Option<u32>,
+        message: &str,
+    ) -> Option<Vec<String>> {
+        let (_, s) = self.core.resolve_reader(subject, version)?;
+        let Parsed::Protobuf(p) = &s.parsed else {
+            return None;
+        };
+        match p.message(Some(message)) {
+            Ok(_) => None,
+            Err(_) => Some(p.message_names()),
+        }
+    }
+
     /// Validates one payload against `subject` (at `version`, or the latest
     /// live version). Parsed schemas and writer/reader resolutions are
     /// cached, so this does no schema work per call.
@@ -220,6 +306,19 @@ impl Registry {
         &self,
         subject: &str,
         version: Option<u32>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Validated, ValidationError> {
+        self.validate_message(subject, version, None, content_type, body)
+    }
+
+    /// [`Registry::validate`], with the Protobuf message the payload must be
+    /// (`None`: the file's first message). Other types ignore `message`.
+    pub fn validate_message(
+        &self,
+        subject: &str,
+        version: Option<u32>,
+        message: Option<&str>,
         content_type: &str,
         body: &[u8],
     ) -> Result<Validated, ValidationError> {
@@ -239,6 +338,69 @@ impl Registry {
         let enc = encoding(content_type)
             .ok_or_else(|| ValidationError::UnsupportedMediaType(content_type.to_string()))?;
         match &reader.parsed {
+            Parsed::Avro(_) | Parsed::Json(_) if enc == Encoding::Protobuf => {
+                return Err(ValidationError::UnsupportedMediaType(
+                    content_type.to_string(),
+                ));
+            }
+            Parsed::Protobuf(p) => {
+                let want = p.message(message).map_err(|_| ValidationError::NoMessage {
+                    subject: subject.to_string(),
+                    message: message.unwrap_or("").to_string(),
+                    available: p.message_names().join(", "),
+                })?;
+                match enc {
+                    Encoding::Json => {
+                        protobuf::from_json(&want, body).map_err(|m| {
+                            ValidationError::Mismatch {
+                                path: m.path,
+                                expected: format!(
+                                    "the JSON form of {} (protobuf's JSON mapping)",
+                                    want.full_name()
+                                ),
+                                message: m.message,
+                                keyword: None,
+                            }
+                        })?;
+                    }
+                    Encoding::AvroBinary => {
+                        return Err(ValidationError::UnsupportedMediaType(
+                            content_type.to_string(),
+                        ));
+                    }
+                    Encoding::Framed | Encoding::Protobuf => {
+                        let (msg, writer) = self.decode_protobuf(body)?;
+                        let got = msg.descriptor();
+                        if got.full_name() != want.full_name() {
+                            return Err(ValidationError::Mismatch {
+                                path: String::new(),
+                                expected: format!("a {} message", want.full_name()),
+                                message: format!(
+                                    "the message-index array names {}",
+                                    got.full_name()
+                                ),
+                                keyword: None,
+                            });
+                        }
+                        self.core.resolvable(&writer, &reader).map_err(|inc| {
+                            ValidationError::Mismatch {
+                                path: inc.path,
+                                expected: format!(
+                                    "data readable as subject {subject:?} version \
+                                     {reader_version} (schema {})",
+                                    reader.id
+                                ),
+                                message: format!(
+                                    "writer schema {} does not resolve: {}",
+                                    writer.id, inc.message
+                                ),
+                                keyword: None,
+                            }
+                        })?;
+                        ok.writer_schema_id = Some(writer.id);
+                    }
+                }
+            }
             Parsed::Avro(schema) => {
                 if enc == Encoding::Json {
                     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
@@ -293,7 +455,7 @@ impl Registry {
                             content_type.to_string(),
                         ));
                     }
-                    Encoding::Framed => {
+                    Encoding::Framed | Encoding::Protobuf => {
                         let (id, rest) = frame(body)?;
                         let writer = self
                             .core

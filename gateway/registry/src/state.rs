@@ -16,6 +16,7 @@ use super::compat::{self, Level};
 use super::error::ApiError;
 use super::json_schema::JsonSchema;
 use super::kinds::{Parsed, Reference, SchemaType, decode_stored, encode_stored};
+use super::protobuf::ProtoSchema;
 use super::schema::{Schema, normalized_text};
 use switchyard_store::{RegistryWrite, SchemaRecord, SchemaStore, VersionRecord};
 
@@ -259,9 +260,31 @@ fn parse_typed(
                 parsed: Parsed::Json(parsed),
             })
         }
-        SchemaType::Protobuf => Err(ApiError::invalid_schema(
-            "Schema type PROTOBUF is not supported yet".into(),
-        )),
+        SchemaType::Protobuf => {
+            let mut refs = Vec::with_capacity(references.len());
+            for (r, s) in references.iter().zip(resolved) {
+                let Parsed::Protobuf(p) = &s.parsed else {
+                    return Err(ApiError::invalid_schema(format!(
+                        "Invalid schema: reference {:?} (subject {:?} version {}) is a {} \
+                         schema, not PROTOBUF",
+                        r.name,
+                        r.subject,
+                        r.version,
+                        s.schema_type().as_str()
+                    )));
+                };
+                refs.push((r.name.clone(), p));
+            }
+            let parsed = ProtoSchema::parse(text, &refs)
+                .map_err(|e| ApiError::invalid_schema(format!("Invalid schema: {e}")))?;
+            let normalized = format!("PROTOBUF\n{refs_key}\n{}", parsed.canonical);
+            Ok(Submission {
+                text: text.to_string(),
+                normalized,
+                references,
+                parsed: Parsed::Protobuf(parsed),
+            })
+        }
     }
 }
 

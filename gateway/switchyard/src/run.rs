@@ -45,10 +45,85 @@ pub enum Error {
     Plugin(#[from] PluginError),
     #[error("cannot load the schema registry: {0}")]
     Registry(#[from] RegistryError),
+    /// A `schema.message` its (registered) Protobuf subject lacks.
+    #[error(
+        "{owner}: schema.message {message:?} is not in subject {subject:?}; its schema declares: {}",
+        available.join(", ")
+    )]
+    SchemaMessage {
+        owner: String,
+        subject: String,
+        message: String,
+        available: Vec<String>,
+    },
+    /// `format = "avro"` behind a topic whose subject is not Avro.
+    #[error(
+        "topic {topic:?} routes to destination {destination:?}, whose format = \"avro\" needs an \
+         Avro schema, but subject {subject:?} holds a {schema_type} schema: use format = \"json\" \
+         or \"as-received\""
+    )]
+    AvroFormatBehindNonAvro {
+        topic: String,
+        destination: String,
+        subject: String,
+        schema_type: &'static str,
+    },
     #[error("topic {topic:?}: verify: {message}")]
     Verify { topic: String, message: String },
     #[error(transparent)]
     Telemetry(#[from] TelemetryError),
+}
+
+/// Refuses to start when a topic or destination names a Protobuf message
+/// its subject's registered schema lacks (every payload would be refused),
+/// or a topic whose subject is not Avro routes to a `format = "avro"`
+/// destination (nothing it accepts could be encoded). A subject not
+/// registered yet is left to ingest and delivery, which refuse until it is.
+fn check_schema_messages(config: &Config, registry: &Registry) -> Result<(), Error> {
+    for t in &config.topics {
+        let Some(s) = &t.schema else { continue };
+        let Some((_, stored)) = registry.core().resolve_reader(&s.subject, s.version) else {
+            continue;
+        };
+        let ty = stored.schema_type();
+        if ty == switchyard_registry::SchemaType::Avro {
+            continue;
+        }
+        for r in &t.routes {
+            let avro = config.destinations.iter().any(|d| {
+                &d.name == r && d.format == switchyard_delivery::format::DeliveryFormat::Avro
+            });
+            if avro {
+                return Err(Error::AvroFormatBehindNonAvro {
+                    topic: t.name.clone(),
+                    destination: r.clone(),
+                    subject: s.subject.clone(),
+                    schema_type: ty.as_str(),
+                });
+            }
+        }
+    }
+    let topics = config
+        .topics
+        .iter()
+        .map(|t| (format!("topic {:?}", t.name), &t.schema));
+    let destinations = config
+        .destinations
+        .iter()
+        .map(|d| (format!("destination {:?}", d.name), &d.schema));
+    for (owner, schema) in topics.chain(destinations) {
+        let Some(s) = schema else { continue };
+        let Some(message) = &s.message else { continue };
+        if let Some(available) = registry.missing_message(&s.subject, s.version, message) {
+            return Err(Error::SchemaMessage {
+                owner,
+                subject: s.subject.clone(),
+                message: message.clone(),
+                available,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Runs `f` on the blocking pool (opening files, compiling plugins).
@@ -99,6 +174,7 @@ pub(crate) async fn assemble(config: Arc<Config>) -> Result<Assembled, Error> {
         let schemas = store.clone();
         blocking(move || Registry::open(schemas)).await??
     };
+    check_schema_messages(&config, &registry)?;
     step("registry");
     // 4. The plugin host. Compiling takes a while the first time (the
     // cache makes restarts fast): keep it off the async workers.

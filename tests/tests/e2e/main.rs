@@ -17,6 +17,7 @@ mod ingest;
 mod ingest_guards;
 mod outbound;
 mod plugins;
+mod protobuf;
 mod pull;
 mod registry_client;
 mod schemas;

@@ -93,3 +93,44 @@ async fn confluent_client_and_wire_format_payloads_work_through_the_gateway() {
     assert_eq!(ok.status(), 202);
     gw.stop().await;
 }
+
+/// Confluent's ProtobufSerializer against the real gateway: it registers
+/// its file and the file it imports (as base64 descriptors), its framed
+/// bytes are accepted by a Protobuf topic and delivered converted to
+/// protobuf's JSON mapping, and its ProtobufDeserializer reads them back
+/// with the schema fetched from the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_protobuf_serializer_bytes_are_accepted_and_delivered_as_json() {
+    let sink = switchyard_tests::Sink::start().await;
+    let cfg = Config::new()
+        .destination(Destination::http("orders-json", &sink.url).format("json"))
+        .topic(
+            Topic::new("proto-orders")
+                .routes(["orders-json"])
+                .schema("proto-orders-value"),
+        )
+        .build();
+    let gw = Gateway::start(&cfg).await;
+    let out = tokio::process::Command::new(python())
+        .arg(workspace().join("tests/python/registry_protobuf_client_test.py"))
+        .env("SWITCHYARD_REGISTRY_URL", gw.url("/registry"))
+        .env("SWITCHYARD_INGEST_URL", gw.url("/v1/topics"))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("ALL OK"),
+        "the Confluent Protobuf client test failed:\n{stdout}\n{stderr}"
+    );
+    let got = sink.wait_for(2, std::time::Duration::from_secs(10)).await;
+    for r in &got {
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"id": "p1", "qty": 5, "total": {"cents": "250"}, "at": "2023-11-14T22:13:20Z"}),
+        );
+    }
+    gw.stop().await;
+}

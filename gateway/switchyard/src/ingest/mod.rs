@@ -248,7 +248,7 @@ fn validate(
     body: &[u8],
 ) -> Result<switchyard_registry::Validated, Refused> {
     app.registry
-        .validate(&schema.subject, schema.version, content_type, body)
+        .validate_ref(schema, content_type, body)
         .map_err(Refused)
 }
 

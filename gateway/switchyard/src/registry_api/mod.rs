@@ -27,11 +27,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use switchyard_registry::ApiError;
-use switchyard_registry::SchemaType;
 use switchyard_registry::compat::Level;
 use switchyard_registry::state::{
     Core, RawReference, StoredSchema, Submission, VersionSpec, VersionView,
 };
+use switchyard_registry::{Parsed, SchemaType};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -96,7 +96,7 @@ pub fn router(core: Arc<Core>) -> Router {
         )
         .route(
             "/schemas/types",
-            get(|| async { Json(json!(["JSON", "AVRO"])) }),
+            get(|| async { Json(json!(["JSON", "PROTOBUF", "AVRO"])) }),
         )
         .route("/schemas/ids/{id}", get(schema_by_id))
         .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
@@ -262,13 +262,24 @@ fn describe_schema(s: &StoredSchema, out: &mut serde_json::Map<String, Value>) {
     }
 }
 
-fn version_json(v: &VersionView) -> Value {
+/// The schema's text as a client asked for it: `format=serialized` is a
+/// Protobuf schema as a base64 `FileDescriptorProto` (what Python's
+/// `ProtobufDeserializer` asks for and parses); anything else is the text as
+/// registered.
+fn schema_text<'a>(s: &'a StoredSchema, q: &HashMap<String, String>) -> &'a str {
+    match (&s.parsed, param(q, "format")) {
+        (Parsed::Protobuf(p), Some(f)) if f.eq_ignore_ascii_case("serialized") => &p.serialized,
+        _ => &s.text,
+    }
+}
+
+fn version_json(v: &VersionView, q: &HashMap<String, String>) -> Value {
     let mut out = serde_json::Map::new();
     out.insert("subject".into(), json!(v.subject));
     out.insert("version".into(), json!(v.version));
     out.insert("id".into(), json!(v.schema.id));
     describe_schema(&v.schema, &mut out);
-    out.insert("schema".into(), json!(v.schema.text));
+    out.insert("schema".into(), json!(schema_text(&v.schema, q)));
     Value::Object(out)
 }
 
@@ -299,7 +310,7 @@ async fn lookup(
 ) -> ApiResult {
     let sub = submission(&core, &body)?;
     let v = core.lookup(&subject, &sub, flag(&q, "deleted"))?;
-    ok(version_json(&v))
+    ok(version_json(&v, &q))
 }
 
 async fn delete_subject(
@@ -318,11 +329,10 @@ async fn get_version(
     Query(q): Flags,
 ) -> ApiResult {
     let spec = VersionSpec::parse(&version)?;
-    ok(version_json(&core.version(
-        &subject,
-        spec,
-        flag(&q, "deleted"),
-    )?))
+    ok(version_json(
+        &core.version(&subject, spec, flag(&q, "deleted"))?,
+        &q,
+    ))
 }
 
 /// The schema alone, as JSON (not a string holding JSON).
@@ -374,11 +384,11 @@ fn schema_id(raw: &str) -> Result<u32, ApiError> {
         .map_err(|_| ApiError::schema_id_not_found(raw))
 }
 
-async fn schema_by_id(State(core): Api, Path(id): Path<String>) -> ApiResult {
+async fn schema_by_id(State(core): Api, Path(id): Path<String>, Query(q): Flags) -> ApiResult {
     let s = core.schema_by_id(schema_id(&id)?)?;
     let mut out = serde_json::Map::new();
     describe_schema(&s, &mut out);
-    out.insert("schema".into(), json!(s.text));
+    out.insert("schema".into(), json!(schema_text(&s, &q)));
     ok(Value::Object(out))
 }
 

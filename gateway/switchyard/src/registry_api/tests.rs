@@ -318,7 +318,20 @@ async fn malformed_requests_get_confluent_error_codes() {
         Some(json!({"schema": "syntax = \"proto3\";", "schemaType": "PROTOBUF"})),
     )
     .await;
-    assert!(proto.body["message"].as_str().unwrap().contains("PROTOBUF"));
+    assert!(proto.body["id"].is_u64(), "{:?}", proto.body);
+    let proto = call(
+        app,
+        "POST",
+        "/subjects/p/versions",
+        Some(json!({"schema": "syntax = \"proto3\";\nmessage A {\n  int32 = 1;\n}", "schemaType": "PROTOBUF"})),
+    )
+    .await;
+    proto.error(422, 42201);
+    assert!(
+        proto.body["message"].as_str().unwrap().contains("line 3"),
+        "{:?}",
+        proto.body
+    );
 
     // Not JSON at all: 400; JSON of the wrong shape: 422.
     let raw = Request::post("/subjects/s/versions")

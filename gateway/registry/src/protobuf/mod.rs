@@ -1,0 +1,529 @@
+//! Protobuf (`schemaType: "PROTOBUF"`): parsing, the message-index part of
+//! Confluent's wire format, validation and the JSON mapping.
+//!
+//! A schema is one `.proto` file. Clients send it as source text (curl, the
+//! Java client) or, as Python's `ProtobufSerializer` does, as a base64
+//! `FileDescriptorProto`; Confluent's registry takes both, so we do. Source
+//! is compiled with `protox` (a `.proto` compiler in Rust; we write no
+//! parser); imports resolve only through the schema's `references` (the
+//! reference's `name` is the import path, as Confluent does) and the
+//! well-known `google/protobuf/*.proto` files, never the disk. The result
+//! is a `prost-reflect` pool, built once per schema: validation decodes
+//! payloads as dynamic messages with it, and conversion to JSON uses
+//! prost-reflect's implementation of protobuf's JSON mapping.
+//!
+//! Identity: two submissions are the same schema when their descriptors
+//! are (source locations and the file name left out), so the same file as
+//! text and as a descriptor gets one id.
+//!
+//! - [`compat`]: Confluent's rules for Protobuf evolution.
+
+pub mod compat;
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use miette::Diagnostic as _;
+use prost::Message as _;
+use prost_reflect::{
+    DynamicMessage, FileDescriptor, MessageDescriptor, ReflectMessage as _, Value,
+};
+use prost_types::FileDescriptorProto;
+use protox::file::{File, FileResolver, GoogleFileResolver};
+
+/// The name a schema sent as text is compiled under (a client's
+/// descriptor keeps its own name).
+pub const MAIN_FILE: &str = "schema.proto";
+
+/// How deep validation walks nested messages before giving up: a payload
+/// is bounded by the body limit, but recursion is bounded here too.
+const MAX_DEPTH: usize = 100;
+
+/// A Protobuf schema, compiled.
+pub struct ProtoSchema {
+    /// The schema's file, in a pool holding every file it imports.
+    pub file: FileDescriptor,
+    /// Its `FileDescriptorProto`, base64: what `format=serialized` answers
+    /// and what Python's deserializer parses.
+    pub serialized: String,
+    /// The descriptor without source info or name, base64: identity.
+    pub canonical: String,
+}
+
+impl std::fmt::Debug for ProtoSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtoSchema")
+            .field("file", &self.file.name())
+            .field("messages", &self.message_names())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Files a schema may import: its references' files, by import path.
+struct References(HashMap<String, FileDescriptorProto>);
+
+impl FileResolver for References {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        match self.0.get(name) {
+            Some(fd) => Ok(File::from_file_descriptor_proto(fd.clone())),
+            None => GoogleFileResolver::new().open_file(name),
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// A compile error in words, with the line and column when it points into
+/// the schema's own text.
+fn describe(e: &protox::Error, text: Option<&str>) -> String {
+    let mut out = e.to_string();
+    let file = e.file().unwrap_or(MAIN_FILE).to_string();
+    if let (Some(text), Some(mut labels)) = (text, e.labels())
+        && let Some(label) = labels.next()
+        && file == MAIN_FILE
+    {
+        let (line, col) = line_col(text, label.offset());
+        out = format!("{out} (line {line}, column {col})");
+    } else if file != MAIN_FILE {
+        out = format!("{out} (in {file})");
+    }
+    out
+}
+
+impl ProtoSchema {
+    /// Parses `text` (`.proto` source, or a base64 `FileDescriptorProto`)
+    /// with `refs`, the referenced schemas by import path.
+    pub fn parse(text: &str, refs: &[(String, &ProtoSchema)]) -> Result<ProtoSchema, String> {
+        let source = File::from_source(MAIN_FILE, text);
+        let (main, name, source_text) = match source {
+            Ok(f) => (f, MAIN_FILE.to_string(), Some(text)),
+            Err(parse_err) => match descriptor_from_base64(text) {
+                Some(mut fd) => {
+                    let name = fd
+                        .name
+                        .clone()
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| MAIN_FILE.to_string());
+                    fd.name = Some(name.clone());
+                    (File::from_file_descriptor_proto(fd), name, None)
+                }
+                None => return Err(describe(&parse_err, Some(text))),
+            },
+        };
+        let mut files = HashMap::new();
+        for (import, schema) in refs {
+            for dep in schema.file.dependencies() {
+                files
+                    .entry(dep.name().to_string())
+                    .or_insert_with(|| dep.file_descriptor_proto().clone());
+            }
+            let mut fd = schema.file.file_descriptor_proto().clone();
+            fd.name = Some(import.clone());
+            files.insert(import.clone(), fd);
+        }
+        files.insert(name.clone(), main.file_descriptor_proto().clone());
+        let mut compiler = protox::Compiler::with_file_resolver(References(files));
+        compiler.include_imports(true).include_source_info(false);
+        compiler
+            .open_file(&name)
+            .map_err(|e| describe(&e, source_text))?;
+        let pool = compiler.descriptor_pool();
+        let file = pool
+            .get_file_by_name(&name)
+            .ok_or_else(|| format!("{name} is missing after compiling it"))?;
+        let mut proto = file.file_descriptor_proto().clone();
+        proto.source_code_info = None;
+        let serialized = BASE64.encode(proto.encode_to_vec());
+        proto.name = None;
+        let canonical = BASE64.encode(proto.encode_to_vec());
+        Ok(ProtoSchema {
+            file,
+            serialized,
+            canonical,
+        })
+    }
+
+    /// Every message of the file, nested ones too, by full name, in
+    /// declaration order (the first is the file's first top-level message).
+    pub fn message_names(&self) -> Vec<String> {
+        fn walk(m: MessageDescriptor, out: &mut Vec<String>) {
+            if m.is_map_entry() {
+                return;
+            }
+            out.push(m.full_name().to_string());
+            for c in m.child_messages() {
+                walk(c, out);
+            }
+        }
+        let mut out = Vec::new();
+        for m in self.file.messages() {
+            walk(m, &mut out);
+        }
+        out
+    }
+
+    /// The message a topic means: `name` (a full name, or one relative to
+    /// the file's package), or the file's first message.
+    pub fn message(&self, name: Option<&str>) -> Result<MessageDescriptor, String> {
+        let available = || self.message_names().join(", ");
+        match name {
+            None => self
+                .file
+                .messages()
+                .next()
+                .ok_or_else(|| "the schema declares no message".to_string()),
+            Some(n) => {
+                let n = n.trim_start_matches('.');
+                let pkg = self.file.package_name();
+                let qualified = if pkg.is_empty() {
+                    n.to_string()
+                } else {
+                    format!("{pkg}.{n}")
+                };
+                self.message_names()
+                    .iter()
+                    .find(|m| m.as_str() == n || **m == qualified)
+                    .and_then(|m| self.file.parent_pool().get_message_by_name(m))
+                    .ok_or_else(|| {
+                        format!("no message {n:?} in the schema; it has: {}", available())
+                    })
+            }
+        }
+    }
+
+    /// The message a wire-format index array names: top-level message
+    /// `idx[0]`, then nested message `idx[1]` inside it, and so on.
+    pub fn message_at(&self, idx: &[u64]) -> Result<MessageDescriptor, String> {
+        let mut found: Option<MessageDescriptor> = None;
+        for (depth, &i) in idx.iter().enumerate() {
+            let i = usize::try_from(i).unwrap_or(usize::MAX);
+            let next = match &found {
+                None => self.file.messages().nth(i),
+                Some(m) => m.child_messages().filter(|c| !c.is_map_entry()).nth(i),
+            };
+            found = Some(next.ok_or_else(|| {
+                format!(
+                    "message index {i} at depth {depth} of the index array {idx:?} names no \
+                     message (the schema has: {})",
+                    self.message_names().join(", ")
+                )
+            })?);
+        }
+        found.ok_or_else(|| "the message-index array is empty".to_string())
+    }
+
+    /// The index array of `m` in this file.
+    pub fn index_of(&self, m: &MessageDescriptor) -> Vec<u64> {
+        let mut path = Vec::new();
+        let mut cur = m.clone();
+        loop {
+            match cur.parent_message() {
+                Some(p) => {
+                    let i = p
+                        .child_messages()
+                        .filter(|c| !c.is_map_entry())
+                        .position(|c| c == cur)
+                        .unwrap_or(0);
+                    path.push(i as u64);
+                    cur = p;
+                }
+                None => {
+                    let i = self.file.messages().position(|c| c == cur).unwrap_or(0);
+                    path.push(i as u64);
+                    break;
+                }
+            }
+        }
+        path.reverse();
+        path
+    }
+}
+
+fn descriptor_from_base64(text: &str) -> Option<FileDescriptorProto> {
+    let bytes = BASE64.decode(text.trim()).ok()?;
+    FileDescriptorProto::decode(bytes.as_slice()).ok()
+}
+
+/// Why bytes are not a message of their schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtoMismatch {
+    /// A path into the message (`/items/0/sku`), "" for the whole.
+    pub path: String,
+    pub message: String,
+}
+
+/// Reads the message-index array after the 5-byte header: a zigzag-varint
+/// count, then that many zigzag-varint indexes; a single 0 byte is the
+/// shortcut for `[0]`. Returns the array and the message bytes.
+pub fn split_indexes(rest: &[u8]) -> Result<(Vec<u64>, &[u8]), String> {
+    let mut at = 0usize;
+    let count = zigzag(rest, &mut at)?;
+    if count == 0 {
+        return Ok((vec![0], &rest[at..]));
+    }
+    if count < 0 {
+        return Err(format!(
+            "the message-index array's length is negative ({count})"
+        ));
+    }
+    // Each index takes at least a byte, so a count past the bytes left is
+    // a lie: refuse it before allocating for it.
+    let left = rest.len().saturating_sub(at);
+    let count = usize::try_from(count).unwrap_or(usize::MAX);
+    if count > left || count > MAX_DEPTH {
+        return Err(format!(
+            "the message-index array claims {count} entries, more than the {left} bytes left \
+             (or the {MAX_DEPTH} nesting levels allowed)"
+        ));
+    }
+    let mut idx = Vec::with_capacity(count);
+    for _ in 0..count {
+        let i = zigzag(rest, &mut at)?;
+        if i < 0 {
+            return Err(format!(
+                "the message-index array holds a negative index ({i})"
+            ));
+        }
+        idx.push(i as u64);
+    }
+    Ok((idx, &rest[at..]))
+}
+
+fn zigzag(buf: &[u8], at: &mut usize) -> Result<i64, String> {
+    let mut v: u64 = 0;
+    for shift in 0..10 {
+        let Some(&b) = buf.get(*at) else {
+            return Err(
+                "the message-index array is cut short (a varint runs past the end)".to_string(),
+            );
+        };
+        *at += 1;
+        v |= u64::from(b & 0x7f) << (shift * 7);
+        if b & 0x80 == 0 {
+            return Ok(((v >> 1) as i64) ^ -((v & 1) as i64));
+        }
+    }
+    Err("a varint in the message-index array is longer than 10 bytes".to_string())
+}
+
+/// The wire-format index array of `idx`, as Confluent's serializers write it.
+pub fn encode_indexes(idx: &[u64]) -> Vec<u8> {
+    fn put(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+    let mut out = Vec::new();
+    if idx == [0] {
+        out.push(0);
+        return out;
+    }
+    put(&mut out, idx.len() as i64);
+    for &i in idx {
+        put(&mut out, i as i64);
+    }
+    out
+}
+
+/// Decodes `bytes` as message `desc`, refusing fields the schema does not
+/// declare (anywhere in the message): data that claims a schema must be
+/// that schema's.
+pub fn decode(desc: &MessageDescriptor, bytes: &[u8]) -> Result<DynamicMessage, ProtoMismatch> {
+    let msg = DynamicMessage::decode(desc.clone(), bytes).map_err(|e| ProtoMismatch {
+        path: String::new(),
+        message: format!("not a valid {} message: {e}", desc.full_name()),
+    })?;
+    check_known(&msg, "", 0)?;
+    Ok(msg)
+}
+
+fn check_known(msg: &DynamicMessage, path: &str, depth: usize) -> Result<(), ProtoMismatch> {
+    if depth > MAX_DEPTH {
+        return Err(ProtoMismatch {
+            path: path.to_string(),
+            message: format!("messages nest deeper than {MAX_DEPTH} levels"),
+        });
+    }
+    if let Some(u) = msg.unknown_fields().next() {
+        return Err(ProtoMismatch {
+            path: path.to_string(),
+            message: format!(
+                "field number {} is not declared in {}",
+                u.number(),
+                msg.descriptor().full_name()
+            ),
+        });
+    }
+    for (f, v) in msg.fields() {
+        let here = format!("{path}/{}", f.name());
+        check_value(v, &here, depth)?;
+    }
+    Ok(())
+}
+
+fn check_value(v: &Value, path: &str, depth: usize) -> Result<(), ProtoMismatch> {
+    match v {
+        Value::Message(m) => check_known(m, path, depth + 1),
+        Value::List(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_value(item, &format!("{path}/{i}"), depth)?;
+            }
+            Ok(())
+        }
+        Value::Map(entries) => {
+            for (k, item) in entries {
+                let key = match k {
+                    prost_reflect::MapKey::String(s) => s.clone(),
+                    other => format!("{other:?}"),
+                };
+                check_value(item, &format!("{path}/{key}"), depth)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Parses protobuf's JSON mapping of message `desc` (unknown names refused).
+pub fn from_json(desc: &MessageDescriptor, body: &[u8]) -> Result<DynamicMessage, ProtoMismatch> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let msg = DynamicMessage::deserialize(desc.clone(), &mut de).map_err(|e| ProtoMismatch {
+        path: String::new(),
+        message: format!("not the JSON form of {}: {e}", desc.full_name()),
+    })?;
+    de.end().map_err(|e| ProtoMismatch {
+        path: String::new(),
+        message: format!("trailing data after the JSON message: {e}"),
+    })?;
+    Ok(msg)
+}
+
+/// A message in protobuf's JSON mapping.
+pub fn to_json(msg: &DynamicMessage) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(msg).map_err(|e| format!("can't write the message as JSON: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const ORDER: &str = r#"syntax = "proto3";
+package shop;
+message Order {
+  string id = 1;
+  int32 qty = 2;
+  repeated Item items = 3;
+  message Item { string sku = 1; }
+}
+message Refund { string order_id = 1; }
+"#;
+
+    fn schema(text: &str) -> ProtoSchema {
+        ProtoSchema::parse(text, &[]).unwrap()
+    }
+
+    #[test]
+    fn messages_are_found_by_name_by_index_and_by_default() {
+        let s = schema(ORDER);
+        assert_eq!(
+            s.message_names(),
+            ["shop.Order", "shop.Order.Item", "shop.Refund"]
+        );
+        assert_eq!(s.message(None).unwrap().full_name(), "shop.Order");
+        assert_eq!(
+            s.message(Some("Refund")).unwrap().full_name(),
+            "shop.Refund"
+        );
+        assert_eq!(
+            s.message(Some("shop.Order.Item")).unwrap().full_name(),
+            "shop.Order.Item"
+        );
+        let e = s.message(Some("shop.Nope")).unwrap_err();
+        assert!(
+            e.contains("shop.Order, shop.Order.Item, shop.Refund"),
+            "{e}"
+        );
+        assert_eq!(
+            s.message_at(&[0, 0]).unwrap().full_name(),
+            "shop.Order.Item"
+        );
+        assert_eq!(s.message_at(&[1]).unwrap().full_name(), "shop.Refund");
+        assert!(s.message_at(&[2]).is_err());
+        let item = s.message(Some("Order.Item")).unwrap();
+        assert_eq!(s.index_of(&item), vec![0, 0]);
+    }
+
+    #[test]
+    fn a_parse_error_names_line_and_column() {
+        let e = ProtoSchema::parse("syntax = \"proto3\";\nmessage A {\n  int32 = 1;\n}\n", &[])
+            .unwrap_err();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("column"), "{e}");
+        let e = ProtoSchema::parse(
+            "syntax = \"proto3\";\nimport \"other.proto\";\nmessage A { Other o = 1; }\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.contains("other.proto"), "{e}");
+    }
+
+    #[test]
+    fn text_and_descriptor_forms_are_one_schema_and_imports_resolve_by_reference() {
+        let a = schema(ORDER);
+        let b = ProtoSchema::parse(&a.serialized, &[]).unwrap();
+        assert_eq!(a.canonical, b.canonical);
+        let money =
+            schema("syntax = \"proto3\";\npackage m;\nmessage Money { int64 cents = 1; }\n");
+        let refs = vec![("money.proto".to_string(), &money)];
+        let c = ProtoSchema::parse(
+            "syntax = \"proto3\";\nimport \"money.proto\";\nimport \"google/protobuf/timestamp.proto\";\nmessage Pay { m.Money amount = 1; google.protobuf.Timestamp at = 2; }\n",
+            &refs,
+        )
+        .unwrap();
+        assert_eq!(c.message(None).unwrap().full_name(), "Pay");
+    }
+
+    #[test]
+    fn index_arrays_read_the_shortcut_and_refuse_lies() {
+        assert_eq!(split_indexes(&[0, 9]).unwrap(), (vec![0], &[9u8][..]));
+        let enc = encode_indexes(&[1, 0]);
+        assert_eq!(split_indexes(&enc).unwrap().0, vec![1, 0]);
+        assert!(split_indexes(&[]).is_err());
+        // A count of 1,000,000 with two bytes behind it.
+        assert!(split_indexes(&[0x80, 0x89, 0x7a, 0, 0]).is_err());
+        // A varint that never ends.
+        assert!(split_indexes(&[0xff; 12]).is_err());
+        // A negative count (zigzag 1 is -1).
+        assert!(split_indexes(&[1]).is_err());
+    }
+
+    #[test]
+    fn decoding_refuses_undeclared_fields_and_json_maps_both_ways() {
+        let s = schema(ORDER);
+        let order = s.message(None).unwrap();
+        let msg = from_json(&order, br#"{"id":"o1","qty":3,"items":[{"sku":"a"}]}"#).unwrap();
+        let bytes = msg.encode_to_vec();
+        let back = decode(&order, &bytes).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&to_json(&back).unwrap()).unwrap();
+        assert_eq!(json["items"][0]["sku"], "a");
+        // Field 9, varint 1: not in Order.
+        let mut extra = bytes.clone();
+        extra.extend_from_slice(&[0x48, 0x01]);
+        let e = decode(&order, &extra).unwrap_err();
+        assert!(e.message.contains("field number 9"), "{}", e.message);
+        assert!(decode(&order, &[0x0a, 0x05, b'x']).is_err());
+        assert!(from_json(&order, br#"{"nope":1}"#).is_err());
+        assert!(from_json(&order, br#"{"qty":"many"}"#).is_err());
+    }
+}
