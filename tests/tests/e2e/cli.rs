@@ -310,7 +310,7 @@ fn every_command_has_a_description_and_an_example() {
         vec!["completions"],
     ] {
         let mut args = cmd.clone();
-        args.push("--help");
+        args.push("-h");
         let (code, out, err) = run_code(&args, b"");
         assert_eq!(code, 0, "{cmd:?}: {err}");
         let first = out.lines().next().unwrap_or("");
@@ -322,11 +322,18 @@ fn every_command_has_a_description_and_an_example() {
             out.contains("Example:\n  switchyard "),
             "{cmd:?} has no example:\n{out}"
         );
-        // Every flag says what it does: clap prints an option with no help
-        // text as a line holding only the flag.
-        for line in out.lines().filter(|l| l.trim_start().starts_with("--")) {
+        // Every flag says what it does: its help is on its line, or (clap's
+        // layout for long flags) on the next, indented deeper.
+        let lines: Vec<&str> = out.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.trim_start().starts_with('-') {
+                continue;
+            }
+            let indent = line.len() - line.trim_start().len();
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            let next_indent = next.len() - next.trim_start().len();
             assert!(
-                line.trim().contains("  "),
+                line.trim().contains("  ") || (!next.trim().is_empty() && next_indent > indent),
                 "{cmd:?}: a flag without a description: {line:?}\n{out}"
             );
         }
@@ -457,10 +464,16 @@ async fn status_pause_publish_and_events_from_the_command_line() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "billing: delivering");
     sink.wait_for(2, Duration::from_secs(10)).await;
-    let (code, out, err) = cli_async(with(&["events", "show", &id, "--json"]), vec![]).await;
-    assert_eq!(code, 0, "{err}");
-    let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["deliveries"][0]["attempts"][0]["status"], 200, "{v}");
+    let args = with(&["events", "show", &id, "--json"]);
+    eventually(Duration::from_secs(10), "the attempt recorded", || {
+        let args = args.clone();
+        async move {
+            let (code, out, _) = cli_async(args, vec![]).await;
+            let v: Value = serde_json::from_str(&out).ok()?;
+            (code == 0 && v["deliveries"][0]["attempts"][0]["status"] == 200).then_some(())
+        }
+    })
+    .await;
     gw.stop().await;
 }
 
