@@ -411,6 +411,9 @@ impl Config {
     /// the first (each section still stops at its own first one).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = self.check();
+        // A bad name is found by the uniqueness check and by its section.
+        let mut seen = HashSet::new();
+        problems.retain(|p| seen.insert((p.key.clone(), p.message.clone())));
         match problems.len() {
             0 => Ok(()),
             1 => Err(self.invalid(problems.remove(0))),
