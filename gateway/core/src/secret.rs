@@ -5,8 +5,25 @@
 //! it came from, so a config dump or an error message cannot leak it.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Deserializer};
+
+/// Set by `check-config --no-env`: an unset `env:NAME` resolves to
+/// [`PLACEHOLDER`] instead of failing, so a config can be checked in CI
+/// without its real secrets. Never set by `serve`.
+static UNSET_ENV_ALLOWED: AtomicBool = AtomicBool::new(false);
+
+/// What an unset `env:` secret stands for under [`allow_unset_env`]: shaped
+/// as a Standard Webhooks secret (`whsec_` + base64), which every other
+/// kind of secret accepts too, so format checks still run.
+pub const PLACEHOLDER: &str = "whsec_c3dpdGNoeWFyZC1jaGVjay1jb25maWctcGxhY2Vob2xkZXI=";
+
+/// Lets unset `env:NAME` secrets resolve to [`PLACEHOLDER`] from now on in
+/// this process (config checking only).
+pub fn allow_unset_env() {
+    UNSET_ENV_ALLOWED.store(true, Ordering::Relaxed);
+}
 
 /// A secret value and the place it was read from.
 #[derive(Clone, PartialEq, Eq)]
@@ -27,7 +44,14 @@ impl Secret {
                     source: format!("env:{name}"),
                 }),
                 Ok(_) => Err(format!("environment variable {name} is empty")),
-                Err(_) => Err(format!("environment variable {name} is not set")),
+                Err(_) if UNSET_ENV_ALLOWED.load(Ordering::Relaxed) => Ok(Self {
+                    value: PLACEHOLDER.to_owned(),
+                    source: format!("env:{name} (unset)"),
+                }),
+                Err(_) => Err(format!(
+                    "environment variable {name} is not set (set it, or check the config \
+                     without secrets with `switchyard check-config --no-env`)"
+                )),
             },
             None if raw.is_empty() => Err("a secret may not be empty".to_owned()),
             None => Ok(Self {

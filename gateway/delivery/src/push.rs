@@ -14,7 +14,9 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
+use http::header::{
+    CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT,
+};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -169,6 +171,10 @@ impl HttpPush {
             .body(Full::new(out.body))
             .map_err(|e| Failure::from(e.to_string()))?;
         let h = req.headers_mut();
+        // Always said, even for an empty body: hyper leaves it out at zero,
+        // and receivers that wait for a length (or a chunked body) hang or
+        // crash on a POST that has neither.
+        h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         if let Ok(v) = HeaderValue::from_str(out.content_type) {
             h.insert(CONTENT_TYPE, v);
         }

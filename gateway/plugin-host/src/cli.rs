@@ -74,7 +74,29 @@ fn check_blocking(path: &Path, cache_dir: Option<PathBuf>) -> Result<CheckReport
         },
         cache_dir,
     )?;
-    let bytes = std::fs::read(path).unwrap_or_default();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return Ok(CheckReport {
+                path: path.to_owned(),
+                version: String::new(),
+                contract: None,
+                implements: false,
+                problem: Some(format!("cannot read the file: {e}")),
+            });
+        }
+    };
+    // Said in one line before wasmtime, whose error for a file that is not
+    // Wasm at all is a multi-line dump of the bytes it expected.
+    if let Some(problem) = not_a_component(&bytes) {
+        return Ok(CheckReport {
+            path: path.to_owned(),
+            version: String::new(),
+            contract: None,
+            implements: false,
+            problem: Some(problem.to_owned()),
+        });
+    }
     let version = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&bytes))
@@ -108,6 +130,24 @@ fn check_blocking(path: &Path, cache_dir: Option<PathBuf>) -> Result<CheckReport
             })
         }
     }
+}
+
+/// Why `bytes` cannot be a Wasm component, judged by its preamble (the
+/// magic `\0asm` and the layer: 1 a core module, 0x0d a component).
+fn not_a_component(bytes: &[u8]) -> Option<&'static str> {
+    if !bytes.starts_with(b"\0asm") {
+        return Some(
+            "not a WebAssembly file (it does not start with \\0asm): give the .wasm component a \
+             plugin build makes, e.g. cargo build --target wasm32-wasip2",
+        );
+    }
+    if bytes.get(6..8) == Some(&[0, 0]) {
+        return Some(
+            "a core Wasm module, not a component: build for wasm32-wasip2, or wrap it with \
+             wasm-tools component new",
+        );
+    }
+    None
 }
 
 /// How `plugin test` runs a plugin: the limits a `[[plugins]]` entry would

@@ -217,6 +217,46 @@ pub struct FjallStore {
     age_low_water: std::sync::Mutex<HashMap<String, u64>>,
     /// How much of each queue is kept in memory.
     window_size: WindowSize,
+    /// `switchyard.lock`, locked while the store is open: a second process
+    /// on the same dir is told which pid holds it (fjall's own lock only
+    /// says "Locked"). Dropped last, after the writer has stopped.
+    _lock: std::fs::File,
+}
+
+/// The lock file in the data dir, and the pid written in it.
+const LOCK_FILE: &str = "switchyard.lock";
+
+/// Locks `dir` for this process, writing its pid into the lock file; says
+/// which process holds it if another one does.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    use std::io::{Read, Seek, Write};
+    let io = |e: std::io::Error| {
+        StoreError::Backend(format!("cannot lock {}: {e}", dir.join(LOCK_FILE).display()).into())
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK_FILE))
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            return Err(StoreError::Locked {
+                dir: dir.display().to_string(),
+                pid: text.trim().parse().ok(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    writeln!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(file)
 }
 
 impl FjallStore {
@@ -233,6 +273,7 @@ impl FjallStore {
         durability: Durability,
         window_size: WindowSize,
     ) -> Result<Self, StoreError> {
+        let lock = lock_dir(dir)?;
         let db = fjall::Database::builder(dir)
             .worker_threads(WORKERS)
             .max_journaling_size(JOURNAL_BYTES)
@@ -272,6 +313,7 @@ impl FjallStore {
             counters,
             age_low_water: std::sync::Mutex::default(),
             window_size,
+            _lock: lock,
         })
     }
 

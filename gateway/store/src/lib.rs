@@ -65,6 +65,12 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
+    /// Another process holds the data dir.
+    #[error(
+        "another switchyard process{} is using {dir}: stop it, or give this one another data dir (--data-dir or server.data_dir)",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Locked { dir: String, pid: Option<u32> },
     /// An operation named a queue that was never opened.
     #[error("no queue is open for destination {0:?}")]
     UnknownQueue(String),

@@ -49,6 +49,63 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// More than one problem: each on its own line, so one run of
+    /// `check-config` shows them all.
+    #[error("config file {path} has {} problems:\n{}", problems.len(), list(path, problems))]
+    Several {
+        path: PathBuf,
+        problems: Vec<Invalid>,
+    },
+}
+
+fn list(path: &Path, problems: &[Invalid]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {}: {}: {}", path.display(), p.key, p.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The sections of the file and how each is read, so a file that does not
+/// deserialize is diagnosed section by section (every bad entry named)
+/// rather than at the first error serde meets.
+fn diagnose(text: &str) -> Option<Vec<Invalid>> {
+    fn one<T: for<'de> Deserialize<'de>>(v: &toml::Value, key: &str, out: &mut Vec<Invalid>) {
+        if let Err(e) = T::deserialize(v.clone()) {
+            out.push(Invalid::new(key, e.message().trim().to_owned()));
+        }
+    }
+    fn each<T: for<'de> Deserialize<'de>>(v: &toml::Value, key: &str, out: &mut Vec<Invalid>) {
+        match v.as_array() {
+            Some(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    one::<T>(item, &format!("{key}[{i}]"), out);
+                }
+            }
+            None => out.push(Invalid::new(
+                key,
+                format!("expected an array of tables, e.g. [[{key}]] sections"),
+            )),
+        }
+    }
+    let table: toml::Table = text.parse().ok()?;
+    let mut out = Vec::new();
+    for (key, v) in &table {
+        match key.as_str() {
+            "server" => one::<ServerConfig>(v, key, &mut out),
+            "telemetry" => one::<TelemetryConfig>(v, key, &mut out),
+            "auth" => one::<crate::auth::AuthConfig>(v, key, &mut out),
+            "topics" => each::<TopicConfig>(v, key, &mut out),
+            "destinations" => each::<DestinationConfig>(v, key, &mut out),
+            "plugins" => each::<PluginConfig>(v, key, &mut out),
+            other => out.push(Invalid::new(
+                other,
+                "unknown section: expected one of server, topics, destinations, plugins, \
+                 telemetry, auth",
+            )),
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// The whole config file.
@@ -85,7 +142,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on.
-    #[serde(default = "default_listen")]
+    #[serde(default = "default_listen", deserialize_with = "listen_addr")]
     pub listen: SocketAddr,
     /// Where fjall keeps its files.
     #[serde(default = "default_data_dir")]
@@ -293,9 +350,20 @@ impl Config {
 
     /// Parses and validates config text; `base_dir` anchors relative paths.
     pub fn parse(text: &str, source: &Path, base_dir: &Path) -> Result<Self, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: source.to_owned(),
-            message: e.to_string(),
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            // A TOML syntax error stops everything; a file that is TOML but
+            // not a valid config is read section by section, naming each
+            // bad entry.
+            match diagnose(text) {
+                Some(mut problems) if problems.len() > 1 => ConfigError::Several {
+                    path: source.to_owned(),
+                    problems: std::mem::take(&mut problems),
+                },
+                _ => ConfigError::Parse {
+                    path: source.to_owned(),
+                    message: e.to_string(),
+                },
+            }
         })?;
         config.source = source.to_owned();
         config.base_dir = if base_dir.as_os_str().is_empty() {
@@ -352,35 +420,86 @@ impl Config {
     }
 
     /// Checks what serde cannot. Each section validates itself; this adds
-    /// the checks that cross sections. The first problem found is the answer.
+    /// the checks that cross sections. Every problem is reported, not only
+    /// the first (each section still stops at its own first one).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check().map_err(|p| self.invalid(p))
+        let mut problems = self.check();
+        // A bad name is found by the uniqueness check and by its section.
+        let mut seen = HashSet::new();
+        problems.retain(|p| seen.insert((p.key.clone(), p.message.clone())));
+        match problems.len() {
+            0 => Ok(()),
+            1 => Err(self.invalid(problems.remove(0))),
+            _ => Err(ConfigError::Several {
+                path: self.source.clone(),
+                problems,
+            }),
+        }
     }
 
-    fn check(&self) -> Result<(), Invalid> {
-        crate::http::listener::validate(&self.server)
-            .map_err(|(key, message)| Invalid::new(key, message).under("server"))?;
+    fn check(&self) -> Vec<Invalid> {
+        let mut out = Vec::new();
+        if let Err((key, message)) = crate::http::listener::validate(&self.server) {
+            out.push(Invalid::new(key, message).under("server"));
+        }
+        positive(&mut out, "server.retention", self.server.retention, "7d");
         let rules = self.address_rules();
         let mut dest_names = HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
             let key = format!("destinations[{i}]");
-            unique(&mut dest_names, &d.name, "destination", &key)?;
-            d.validate(&rules).map_err(|p| p.under(&key))?;
+            if let Err(p) = unique(&mut dest_names, &d.name, "destination", &key) {
+                out.push(p);
+            }
+            if let Err(p) = d.validate(&rules) {
+                out.push(p.under(&key));
+            }
+            // Durations that make no sense at zero: an attempt with no time,
+            // a retry policy that cannot wait or has no age to retry within.
+            positive(&mut out, &format!("{key}.timeout"), d.timeout, "10s");
+            positive(
+                &mut out,
+                &format!("{key}.retry.max_delay"),
+                d.retry.max_delay,
+                "1h",
+            );
+            positive(
+                &mut out,
+                &format!("{key}.retry.max_age"),
+                d.retry.max_age,
+                "24h",
+            );
+            if let Some(a) = d.priority_aging {
+                positive(&mut out, &format!("{key}.priority_aging"), a, "30s");
+            }
         }
         let mut plugin_names = HashSet::new();
         for (i, p) in self.plugins.iter().enumerate() {
             let key = format!("plugins[{i}]");
-            unique(&mut plugin_names, &p.name, "plugin", &key)?;
-            p.validate().map_err(|e| e.under(&key))?;
+            if let Err(e) = unique(&mut plugin_names, &p.name, "plugin", &key) {
+                out.push(e);
+            }
+            if let Err(e) = p.validate() {
+                out.push(e.under(&key));
+            }
         }
         let mut topic_names = HashSet::new();
         for (i, t) in self.topics.iter().enumerate() {
             let key = format!("topics[{i}]");
-            unique(&mut topic_names, &t.name, "topic", &key)?;
-            t.validate().map_err(|p| p.under(&key))?;
+            if let Err(p) = unique(&mut topic_names, &t.name, "topic", &key) {
+                out.push(p);
+            }
+            if let Err(p) = t.validate() {
+                out.push(p.under(&key));
+            }
+            positive(
+                &mut out,
+                &format!("{key}.idempotency_window"),
+                t.idempotency_window,
+                "24h",
+            );
             for (j, p) in t.plugins.iter().enumerate() {
                 if !plugin_names.contains(p.as_str()) {
-                    return Err(Invalid::new(
+                    out.push(Invalid::new(
                         format!("{key}.plugins[{j}]"),
                         format!("unknown plugin {p:?}: no [[plugins]] entry has this name"),
                     ));
@@ -388,17 +507,25 @@ impl Config {
             }
             for (j, r) in t.routes.iter().enumerate() {
                 if !dest_names.contains(r.as_str()) {
-                    return Err(Invalid::new(
+                    out.push(Invalid::new(
                         format!("{key}.routes[{j}]"),
-                        format!("unknown destination {r:?}"),
+                        format!(
+                            "unknown destination {r:?}: name a [[destinations]] entry, e.g. \
+                             routes = [\"{}\"]",
+                            self.destinations
+                                .first()
+                                .map(|d| d.name.as_str())
+                                .unwrap_or("billing")
+                        ),
                     ));
+                    continue;
                 }
                 if t.schema.is_none()
                     && self
                         .destination(r)
                         .is_some_and(|d| d.format != DeliveryFormat::AsReceived)
                 {
-                    return Err(Invalid::new(
+                    out.push(Invalid::new(
                         format!("{key}.routes[{j}]"),
                         format!(
                             "destination {r:?} converts payloads (format), which needs a schema: \
@@ -408,11 +535,15 @@ impl Config {
                 }
             }
         }
-        if let Some(t) = &self.telemetry {
-            t.validate().map_err(|p| p.under("telemetry"))?;
+        if let Some(t) = &self.telemetry
+            && let Err(p) = t.validate()
+        {
+            out.push(p.under("telemetry"));
         }
-        crate::auth::validate(self).map_err(|(key, message)| Invalid::new(key, message))?;
-        Ok(())
+        if let Err((key, message)) = crate::auth::validate(self) {
+            out.push(Invalid::new(key, message));
+        }
+        out
     }
 
     /// The topic named `name`, if configured.
@@ -423,6 +554,28 @@ impl Config {
     /// The destination named `name`, if configured.
     pub fn destination(&self, name: &str) -> Option<&DestinationConfig> {
         self.destinations.iter().find(|d| d.name == name)
+    }
+}
+
+/// `server.listen`: an IP address and port. Host names are refused with an
+/// example, since `localhost:8080` is the usual first try.
+fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{s:?} is not an IP address and port: use e.g. \"127.0.0.1:8080\" or \"[::]:8080\" \
+             (a host name such as localhost is not accepted)"
+        ))
+    })
+}
+
+/// A duration that must be above zero, with an example of one that is.
+fn positive(out: &mut Vec<Invalid>, key: &str, d: Duration, example: &str) {
+    if d.is_zero() {
+        out.push(Invalid::new(
+            key,
+            format!("must be above zero, e.g. \"{example}\""),
+        ));
     }
 }
 

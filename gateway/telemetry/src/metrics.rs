@@ -73,6 +73,8 @@ pub struct Metrics {
     pub ingest_duration: Family<TopicLabel, Histogram>,
     pub signature_failures: Family<TopicReason, Counter>,
     pub routed_events: Family<TopicLabel, Counter>,
+    /// Idempotency keys reused with a different body (answered as duplicates).
+    pub idempotency_conflicts: Family<TopicLabel, Counter>,
     pub delivery_attempts: Family<DestOutcome, Counter>,
     pub delivery_duration: Family<DestLabel, Histogram>,
     pub dead_letters: Family<DestLabel, Counter>,
@@ -111,6 +113,7 @@ impl Metrics {
             ingest_duration: Family::new_with_constructor(latency_histogram),
             signature_failures: Family::default(),
             routed_events: Family::default(),
+            idempotency_conflicts: Family::default(),
             delivery_attempts: Family::default(),
             delivery_duration: Family::new_with_constructor(latency_histogram),
             dead_letters: Family::default(),
@@ -148,6 +151,11 @@ impl Metrics {
             "signature_failures",
             "Ingest requests refused for their signature, by topic and reason.",
             m.signature_failures.clone(),
+        );
+        r.register(
+            "idempotency_conflicts",
+            "Requests that reused an idempotency key with a different body, by topic: answered as duplicates, nothing stored.",
+            m.idempotency_conflicts.clone(),
         );
         r.register(
             "routed_events",
@@ -269,6 +277,15 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc_by(events);
+    }
+
+    /// An idempotency key came back with a body unlike the first one's.
+    pub fn idempotency_conflict(&self, topic: &str) {
+        self.idempotency_conflicts
+            .get_or_create(&TopicLabel {
+                topic: topic.to_owned(),
+            })
+            .inc();
     }
 
     pub fn signature_failure(&self, topic: &str, reason: &str) {

@@ -434,3 +434,30 @@ async fn log_destination_accepts_everything() {
     .await;
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_body_is_delivered_with_content_length_0() {
+    let sink = Sink::start().await;
+    let cfg = Config::new()
+        .destination(Destination::http("hook", &sink.url))
+        .topic(Topic::new("orders").routes(["hook"]))
+        .build();
+    let gw = Gateway::start(&cfg).await;
+    let resp = client()
+        .post(gw.url("/v1/topics/orders/events"))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let got = sink.wait_for(1, WAIT).await;
+    assert_eq!(
+        got[0].header("content-length"),
+        Some("0"),
+        "{:?}",
+        got[0].headers
+    );
+    assert!(got[0].header("transfer-encoding").is_none());
+    assert!(got[0].body.is_empty());
+    gw.stop().await;
+}

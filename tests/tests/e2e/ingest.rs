@@ -447,15 +447,15 @@ async fn events_are_listed_and_filtered() {
         .unwrap();
     assert_eq!(rest["events"].as_array().unwrap().len(), 1);
     assert_eq!(rest["events"][0]["id"], ids[2].as_str());
-    let other: Value = client()
+    // A topic that is not configured is a mistake, not an empty list.
+    let resp = client()
         .get(gw.url("/v1/events?topic=other"))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    assert!(other["events"].as_array().unwrap().is_empty());
+    assert_eq!(resp.status(), 404);
+    let other: Value = resp.json().await.unwrap();
+    assert_eq!(other["error"]["code"], "unknown_topic", "{other}");
     gw.stop().await;
 }
 
@@ -508,5 +508,123 @@ async fn retention_removes_delivered_events() {
         (r.status() == 404).then_some(())
     })
     .await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_idempotency_key_with_another_body_is_reported_and_counted() {
+    let sink = Sink::start().await;
+    let gw = Gateway::start(&config(&sink.url).build()).await;
+    let post = |body: &'static str| {
+        client()
+            .post(gw.url("/v1/topics/orders/events"))
+            .header("idempotency-key", "order-42")
+            .body(body)
+            .send()
+    };
+    let first: Value = post(r#"{"id":42}"#).await.unwrap().json().await.unwrap();
+    let same: Value = post(r#"{"id":42}"#).await.unwrap().json().await.unwrap();
+    assert_eq!(same["duplicate"], true);
+    assert!(same.get("body_differs").is_none(), "{same}");
+    let resp = post(r#"{"id":43}"#).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let other: Value = resp.json().await.unwrap();
+    assert_eq!(other["id"], first["id"]);
+    assert_eq!(other["duplicate"], true);
+    assert_eq!(other["body_differs"], true, "{other}");
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("switchyard_idempotency_conflicts_total{topic=\"orders\"} 1"),
+        "{metrics}"
+    );
+    // A batch resend with other events says so too.
+    let batch = |body: &'static str| {
+        client()
+            .post(gw.url("/v1/topics/orders/events/batch"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "batch-1")
+            .body(body)
+            .send()
+    };
+    batch("[1,2]").await.unwrap();
+    let v: Value = batch("[1,3]").await.unwrap().json().await.unwrap();
+    assert_eq!(v["body_differs"], true, "{v}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_array_sent_as_ndjson_is_refused_at_index_0() {
+    let sink = Sink::start().await;
+    let gw = Gateway::start(&config(&sink.url).build()).await;
+    let resp = client()
+        .post(gw.url("/v1/topics/orders/events/batch"))
+        .header("content-type", "application/x-ndjson")
+        .body(r#"[{"id":1},{"id":2}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "malformed", "{v}");
+    assert_eq!(v["error"]["index"], 0, "{v}");
+    let list: Value = client()
+        .get(gw.url("/v1/events"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["events"].as_array().unwrap().len(),
+        0,
+        "nothing stored"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_filters_name_unknown_topics_and_refuse_limit_0() {
+    let sink = Sink::start().await;
+    let gw = Gateway::start(&config(&sink.url).build()).await;
+    for _ in 0..2 {
+        client()
+            .post(gw.url("/v1/topics/orders/events"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+    }
+    for (query, status, code) in [
+        ("topic=nosuch", 404, "unknown_topic"),
+        ("destination=nosuch", 404, "unknown_destination"),
+        ("limit=0", 400, "malformed"),
+        ("include=everything", 400, "malformed"),
+    ] {
+        let resp = client()
+            .get(gw.url(&format!("/v1/events?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{query}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], code, "{query}: {v}");
+    }
+    let resp = client()
+        .get(gw.url("/v1/destinations/billing/dlq?limit=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: Value = client()
+        .get(gw.url("/v1/events?topic=orders&limit=1&include=payload"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["events"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["events"][0]["payload"], "{}", "{v}");
     gw.stop().await;
 }

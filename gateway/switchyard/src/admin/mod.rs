@@ -13,7 +13,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -47,14 +47,17 @@ pub fn routes(auth: &std::sync::Arc<crate::auth::Auth>) -> axum::Router<App> {
         .route("/v1/destinations/{name}/dlq/replay", post(dest_dlq_replay))
         .route(
             "/v1/destinations/{name}/dlq/{id}",
-            delete(dest_dlq_delete_one),
+            get(dest_dlq_get_one).delete(dest_dlq_delete_one),
         )
         .route(
             "/v1/topics/{name}/dlq",
             get(topic_dlq_list).delete(topic_dlq_purge),
         )
         .route("/v1/topics/{name}/dlq/replay", post(topic_dlq_replay))
-        .route("/v1/topics/{name}/dlq/{id}", delete(topic_dlq_delete_one))
+        .route(
+            "/v1/topics/{name}/dlq/{id}",
+            get(topic_dlq_get_one).delete(topic_dlq_delete_one),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             auth.clone(),
             crate::auth::layer::require_admin,
@@ -137,6 +140,35 @@ async fn deliveries(app: &App, e: &Event, with_attempts: bool) -> Result<Vec<Val
     Ok(out)
 }
 
+/// `include=payload`: whether an answer carries event payloads.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct IncludeParams {
+    include: Option<String>,
+}
+
+fn wants_payload(include: Option<&str>) -> Result<bool, ApiError> {
+    match include {
+        None => Ok(false),
+        Some("payload") => Ok(true),
+        Some(other) => Err(ApiError::malformed(format!(
+            "include: {other:?} is not known; the one value is \"payload\""
+        ))),
+    }
+}
+
+/// The payload as `payload` (UTF-8 text) or `payload_base64` (anything else).
+fn add_payload(v: &mut Value, e: &Event) {
+    use base64::Engine;
+    match std::str::from_utf8(&e.payload) {
+        Ok(text) => v["payload"] = json!(text),
+        Err(_) => {
+            v["payload_base64"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(&e.payload))
+        }
+    }
+}
+
 async fn event_json(app: &App, e: &Event, with_attempts: bool) -> Result<Value, ApiError> {
     let mut v = json!({
         "id": e.id.to_string(),
@@ -159,14 +191,23 @@ async fn event_json(app: &App, e: &Event, with_attempts: bool) -> Result<Value, 
     Ok(v)
 }
 
-async fn get_event(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn get_event(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    q: Result<Query<IncludeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let with_payload = wants_payload(query(q)?.include.as_deref())?;
     let id = parse_id(&id)?;
     let e = app
         .store
         .event(id)
         .await?
         .ok_or_else(|| ApiError::not_found("unknown_event", format!("no event {id}")))?;
-    Ok(axum::Json(event_json(&app, &e, true).await?).into_response())
+    let mut v = event_json(&app, &e, true).await?;
+    if with_payload {
+        add_payload(&mut v, &e);
+    }
+    Ok(axum::Json(v).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -179,6 +220,19 @@ struct ListParams {
     until: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
+    include: Option<String>,
+}
+
+/// `limit`: 1 to [`MAX_PAGE`] (larger is clamped), 100 when absent. Zero is
+/// a mistake, not a request for one entry.
+fn limit_param(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(0) => Err(ApiError::malformed(format!(
+            "limit: 0 is not a page size: use 1 to {MAX_PAGE}"
+        ))),
+        Some(n) => Ok(n.min(MAX_PAGE)),
+    }
 }
 
 fn time_param(name: &str, v: &Option<String>) -> Result<Option<u64>, ApiError> {
@@ -196,7 +250,15 @@ async fn list_events(
     q: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let p = query(q)?;
-    let limit = p.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let limit = limit_param(p.limit)?;
+    let with_payload = wants_payload(p.include.as_deref())?;
+    // A filter naming nothing configured is a typo, not an empty answer.
+    if let Some(t) = &p.topic {
+        Owner::Topic.check(&app, t)?;
+    }
+    if let Some(d) = &p.destination {
+        Owner::Destination.check(&app, d)?;
+    }
     let since = time_param("since", &p.since)?.unwrap_or(0);
     let until = time_param("until", &p.until)?.unwrap_or(u64::MAX >> 16);
     let cursor = p.cursor.as_deref().map(parse_id).transpose()?;
@@ -221,7 +283,11 @@ async fn list_events(
     let (events, next) = app.store.list_events(&query).await?;
     let mut out = Vec::with_capacity(events.len());
     for e in &events {
-        out.push(event_json(&app, e, false).await?);
+        let mut v = event_json(&app, e, false).await?;
+        if with_payload {
+            add_payload(&mut v, e);
+        }
+        out.push(v);
     }
     Ok(axum::Json(json!({
         "events": out,
@@ -385,7 +451,7 @@ async fn dlq_list(
 ) -> Result<Response, ApiError> {
     owner.check(&app, &name)?;
     let p = query(q)?;
-    let limit = p.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let limit = limit_param(p.limit)?;
     let cursor = p.cursor.as_deref().map(parse_id).transpose()?;
     let (entries, next) = app.store.dlq_page(owner.of(&name), cursor, limit).await?;
     let entries: Vec<Value> = entries.iter().map(dlq_json).collect();
@@ -545,6 +611,53 @@ async fn topic_dlq_purge(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     dlq_purge(app, Owner::Topic, name, None).await
+}
+/// One dead letter, with its event (headers, deliveries, attempts and, with
+/// `include=payload`, the payload).
+async fn dlq_get_one(
+    app: App,
+    owner: Owner,
+    name: String,
+    id: String,
+    q: Result<Query<IncludeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    owner.check(&app, &name)?;
+    let with_payload = wants_payload(query(q)?.include.as_deref())?;
+    let id = parse_id(&id)?;
+    let entry = app
+        .store
+        .dlq_entry(owner.of(&name), id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_event",
+                format!("{id} is not in the dead-letter queue of {name:?}"),
+            )
+        })?;
+    let mut v = dlq_json(&entry);
+    if let Some(e) = app.store.event(id).await? {
+        let mut ev = event_json(&app, &e, true).await?;
+        if with_payload {
+            add_payload(&mut ev, &e);
+        }
+        v["event"] = ev;
+    }
+    Ok(axum::Json(v).into_response())
+}
+
+async fn dest_dlq_get_one(
+    State(app): State<App>,
+    Path((name, id)): Path<(String, String)>,
+    q: Result<Query<IncludeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    dlq_get_one(app, Owner::Destination, name, id, q).await
+}
+async fn topic_dlq_get_one(
+    State(app): State<App>,
+    Path((name, id)): Path<(String, String)>,
+    q: Result<Query<IncludeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    dlq_get_one(app, Owner::Topic, name, id, q).await
 }
 async fn dest_dlq_delete_one(
     State(app): State<App>,

@@ -126,6 +126,17 @@ fn split_lines(body: &[u8]) -> Result<Vec<Bytes>, BatchError> {
             index,
             message: format!("line of event {index} is not JSON: {e}"),
         })?;
+        // A JSON array posted as NDJSON is almost always a batch sent with
+        // the wrong content type; storing it as one event would hide that.
+        if line.trim_ascii_start().first() == Some(&b'[') {
+            return Err(BatchError {
+                index,
+                message: format!(
+                    "line of event {index} is a JSON array: NDJSON takes one event (an object) a \
+                     line; send an array batch with content-type: application/json"
+                ),
+            });
+        }
         out.push(Bytes::copy_from_slice(line));
     }
     Ok(out)
@@ -143,6 +154,13 @@ mod tests {
             texts,
             vec![&br#"{"a": 1.50}"#[..], b"[1,2]", b"\"x\"", b"7"]
         );
+    }
+
+    #[test]
+    fn an_array_sent_as_ndjson_is_refused_at_index_0() {
+        let err = split(b"[{\"a\":1},{\"b\":2}]\n", Format::Ndjson).expect_err("an array");
+        assert_eq!(err.index, 0);
+        assert!(err.message.contains("JSON array"), "{}", err.message);
     }
 
     #[test]

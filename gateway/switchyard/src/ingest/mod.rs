@@ -71,7 +71,10 @@ pub async fn publish(
             &t.name,
             key,
             t.idempotency_window,
-            vec![NewEvent { meta, payload }],
+            vec![NewEvent {
+                meta,
+                payload: payload.clone(),
+            }],
             routing(t),
         )
         .await?;
@@ -82,12 +85,13 @@ pub async fn publish(
             (StatusCode::ACCEPTED, axum::Json(json!({ "id": id }))).into_response()
         }
         Appended::Duplicate { ids } => {
+            let differs = body_differs(&app, &t.name, &ids, &[payload]).await?;
             let id = ids.first().map(|i| i.to_string()).unwrap_or_default();
-            (
-                StatusCode::OK,
-                axum::Json(json!({ "id": id, "duplicate": true })),
-            )
-                .into_response()
+            let mut answer = json!({ "id": id, "duplicate": true });
+            if differs {
+                answer["body_differs"] = json!(true);
+            }
+            (StatusCode::OK, axum::Json(answer)).into_response()
         }
     })
 }
@@ -126,6 +130,7 @@ pub async fn publish_batch(
             validated.push(schema_attributes(&v));
         }
     }
+    let payloads = items.clone();
     let events = items
         .into_iter()
         .enumerate()
@@ -148,12 +153,13 @@ pub async fn publish_batch(
             (StatusCode::ACCEPTED, axum::Json(json!({ "ids": ids }))).into_response()
         }
         Appended::Duplicate { ids } => {
+            let differs = body_differs(&app, &t.name, &ids, &payloads).await?;
             let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
-            (
-                StatusCode::OK,
-                axum::Json(json!({ "ids": ids, "duplicate": true })),
-            )
-                .into_response()
+            let mut answer = json!({ "ids": ids, "duplicate": true });
+            if differs {
+                answer["body_differs"] = json!(true);
+            }
+            (StatusCode::OK, axum::Json(answer)).into_response()
         }
     })
 }
@@ -169,6 +175,36 @@ fn routing(t: &TopicConfig) -> Routing {
 }
 
 /// The event(s) are stored: hand them to the router, and count them.
+/// Whether a duplicate's payloads differ from those first accepted under
+/// its idempotency key: a reused key with another body is most likely a
+/// sender's bug, so it is said in the answer and counted (nothing is stored
+/// either way). Events removed since by retention are not compared.
+async fn body_differs(
+    app: &App,
+    topic: &str,
+    first: &[switchyard_core::EventId],
+    payloads: &[bytes::Bytes],
+) -> Result<bool, ApiError> {
+    let mut differs = first.len() != payloads.len();
+    for (id, payload) in first.iter().zip(payloads) {
+        if differs {
+            break;
+        }
+        if let Some(e) = app.store.event(*id).await? {
+            differs = e.payload != *payload;
+        }
+    }
+    if differs {
+        app.telemetry.metrics.idempotency_conflict(topic);
+        tracing::warn!(
+            topic,
+            first_id = %first.first().map(|i| i.to_string()).unwrap_or_default(),
+            "An idempotency key was reused with a different body; answered as a duplicate."
+        );
+    }
+    Ok(differs)
+}
+
 fn handed_over(app: &App, topic: &str, outcome: &Appended) {
     if matches!(outcome, Appended::New { .. }) {
         app.handoff.appended();
