@@ -19,6 +19,7 @@ mod outbound;
 mod plugins;
 mod pull;
 mod registry_client;
+mod reload;
 mod schemas;
 mod signatures;
 mod startup;

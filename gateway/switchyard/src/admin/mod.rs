@@ -55,6 +55,7 @@ pub fn routes(auth: &std::sync::Arc<crate::auth::Auth>) -> axum::Router<App> {
         )
         .route("/v1/topics/{name}/dlq/replay", post(topic_dlq_replay))
         .route("/v1/topics/{name}/dlq/{id}", delete(topic_dlq_delete_one))
+        .route("/v1/admin/reload", post(crate::reload::handler))
         .route_layer(axum::middleware::from_fn_with_state(
             auth.clone(),
             crate::auth::layer::require_admin,
