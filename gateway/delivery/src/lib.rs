@@ -7,6 +7,8 @@
 //!
 //! - [`config`]: `[[destinations]]`, each validating itself.
 //! - [`retry`]: the one policy that decides what follows an attempt.
+//! - [`breaker`]: the circuit breaker that stops sending to a failing
+//!   endpoint and probes it; its state changes are [`OperatorEvent`]s.
 //! - [`push`]: the HTTP push client; [`guard`]: which addresses a push may
 //!   connect to (SSRF guard); [`tls`]: a destination's CA bundle and
 //!   client certificate. Signing is `switchyard-signatures`.
@@ -23,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod breaker;
 pub mod config;
 pub mod format;
 pub mod guard;
@@ -88,6 +91,22 @@ pub struct Destination {
     /// replaces or removes it; attempts already in flight finish with the
     /// config they started with.
     stop: CancellationToken,
+    /// The circuit breaker (`circuit_breaker`), kept across reloads that
+    /// leave the destination's breaker config as it was.
+    breaker: Option<Arc<breaker::Breaker>>,
+}
+
+/// A state change an operator should hear about: logged, counted
+/// (`switchyard_operator_events_total`), and handed to the operator sink
+/// (`[operator] destination`).
+#[derive(Debug, Clone, Serialize)]
+pub struct OperatorEvent {
+    /// `circuit_opened`, `circuit_closed` or `destination_paused`.
+    pub kind: &'static str,
+    pub destination: String,
+    /// RFC 3339.
+    pub at: String,
+    pub reason: String,
 }
 
 /// What pull consumers did with a destination since start.
@@ -117,6 +136,9 @@ pub struct DestinationStats {
     /// Pull destinations: receives, acks, nacks and lease expiries since start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pull: Option<PullStats>,
+    /// `closed`, `open` or `half-open`, for destinations with a breaker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit: Option<breaker::State>,
     /// The destination left the config at a reload: its queue is kept, and
     /// delivered again if it returns, but nothing is sent meanwhile.
     pub removed: bool,
@@ -152,6 +174,8 @@ pub struct Delivery {
     removed: Mutex<BTreeMap<String, DestinationKind>>,
     /// Whether `start` ran: destinations added by a reload start at once.
     started: AtomicBool,
+    /// Where operator events go besides the log and the metric.
+    operator: Mutex<Option<tokio::sync::mpsc::UnboundedSender<OperatorEvent>>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     /// Spans of each attempt, delivery metrics.
@@ -189,6 +213,7 @@ impl Delivery {
             destinations: RwLock::new(Arc::new(destinations)),
             removed: Mutex::new(BTreeMap::new()),
             started: AtomicBool::new(false),
+            operator: Mutex::new(None),
             shutdown,
             tracker: TaskTracker::new(),
             telemetry,
@@ -211,6 +236,31 @@ impl Delivery {
             tokio::spawn(async move { dl.expire_leases(d).await });
         } else {
             tokio::spawn(async move { dl.dispatch(d).await });
+        }
+    }
+
+    /// Operator events are sent here from now on (see [`OperatorEvent`]).
+    pub fn set_operator_sink(&self, tx: tokio::sync::mpsc::UnboundedSender<OperatorEvent>) {
+        *self.operator.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    }
+
+    fn operator_event(&self, kind: &'static str, destination: &str, reason: String) {
+        tracing::warn!(kind, destination = %destination, reason = %reason, "Operator event.");
+        self.telemetry
+            .metrics
+            .operator_events
+            .get_or_create(&switchyard_telemetry::metrics::OperatorLabel {
+                kind: kind.to_owned(),
+                destination: destination.to_owned(),
+            })
+            .inc();
+        if let Some(tx) = &*self.operator.lock().unwrap_or_else(|p| p.into_inner()) {
+            let _ = tx.send(OperatorEvent {
+                kind,
+                destination: destination.to_owned(),
+                at: switchyard_core::event::rfc3339(now_ms()),
+                reason,
+            });
         }
     }
 
@@ -263,7 +313,7 @@ impl Delivery {
                 // again, which would lose its entries in flight.
                 self.store.open_queue(&c.name, c.queue_policy()).await?;
             }
-            let built = build(
+            let mut built = build(
                 c,
                 rules,
                 &self.store,
@@ -271,6 +321,13 @@ impl Delivery {
                 old.map(|o| o.counters.clone()),
             )
             .await?;
+            // An unchanged breaker keeps its state: a reload must not close
+            // a circuit on an endpoint that is still down.
+            if let Some(o) = old
+                && format!("{:?}", o.config.circuit_breaker) == format!("{:?}", c.circuit_breaker)
+            {
+                built.breaker = o.breaker.clone();
+            }
             next.insert(c.name.clone(), Arc::new(built));
         }
         Ok(Prepared {
@@ -359,6 +416,7 @@ impl Delivery {
                 delayed: q.delayed,
                 blocked_keys: d.config.ordering.is_some().then_some(q.blocked_keys),
                 pull,
+                circuit: d.breaker.as_ref().map(|b| b.state()),
                 removed: false,
             });
         }
@@ -386,6 +444,7 @@ impl Delivery {
                 delayed: q.delayed,
                 blocked_keys: None,
                 pull: None,
+                circuit: None,
                 removed: true,
             });
         }
@@ -493,12 +552,26 @@ impl Delivery {
             if d.stop.is_cancelled() {
                 return None;
             }
+            let admit = d
+                .breaker
+                .as_ref()
+                .map_or(breaker::Admit::Go, |b| b.admit(now_ms()));
             let next_due = if d.is_paused() {
                 None
+            } else if let breaker::Admit::Wait(until) = admit {
+                // Open: nothing is taken, so no entry's attempt count moves.
+                Some(until)
             } else {
                 match self.store.take(d.name(), 1, Hold::InFlight).await {
                     Ok(mut taken) if !taken.is_empty() => return Some(taken.swap_remove(0)),
-                    Ok(_) => self.store.next_due(d.name()),
+                    Ok(_) => {
+                        if admit == breaker::Admit::Probe
+                            && let Some(b) = &d.breaker
+                        {
+                            b.no_probe();
+                        }
+                        self.store.next_due(d.name())
+                    }
                     Err(e) => {
                         tracing::error!(destination = %d.name(), error = %e,
                             "Cannot take from the queue; trying again in 1s.");
@@ -657,6 +730,38 @@ impl Delivery {
                 }
             }
         };
+        if let (Some(b), Sender::Http(_)) = (&d.breaker, &d.sender) {
+            let r = &answer.result;
+            // The endpoint's health: no answer, a 5xx or a 429 is a failure;
+            // a refusal by the address guard says nothing about it.
+            let failed = !r.refused
+                && (r.status.is_none() || r.status.is_some_and(|s| s >= 500 || s == 429));
+            for change in b.record(now_ms(), failed) {
+                match change {
+                    breaker::Change::Opened { reason } => {
+                        self.operator_event("circuit_opened", name, reason);
+                        // Its attempt settles below; the dispatcher is woken
+                        // then, and waits for the probe time.
+                    }
+                    breaker::Change::Closed => {
+                        self.operator_event("circuit_closed", name, "a probe succeeded".into());
+                        d.wake.notify_one();
+                    }
+                    breaker::Change::Disable { failing_for } => {
+                        self.store.set_paused(name, true).await?;
+                        d.paused.store(true, Ordering::Release);
+                        self.operator_event(
+                            "destination_paused",
+                            name,
+                            format!(
+                                "failing for {} (disable_after); resume with POST /v1/destinations/{name}/resume",
+                                humantime::format_duration(Duration::from_secs(failing_for.as_secs()))
+                            ),
+                        );
+                    }
+                }
+            }
+        }
         let age = Duration::from_millis(at_ms.saturating_sub(event.received_at_ms));
         let decision = d
             .policy
@@ -779,6 +884,10 @@ async fn build(
         paused: AtomicBool::new(paused),
         counters: counters.unwrap_or_default(),
         stop: shutdown.child_token(),
+        breaker: d
+            .circuit_breaker
+            .clone()
+            .map(|c| Arc::new(breaker::Breaker::new(c))),
     })
 }
 

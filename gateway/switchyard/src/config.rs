@@ -72,6 +72,10 @@ pub struct Config {
     /// registry writes and pull endpoints answer only loopback peers.
     #[serde(default)]
     pub auth: crate::auth::AuthConfig,
+    /// `[operator]`: where operator events (a circuit opened or closed, a
+    /// destination paused) are delivered as JSON events, besides the log.
+    #[serde(default)]
+    pub operator: Option<OperatorConfig>,
     /// The folder the config file sits in: relative paths resolve from here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -79,6 +83,19 @@ pub struct Config {
     #[serde(skip)]
     pub source: PathBuf,
 }
+
+/// `[operator]`: operator events go to an existing destination, so its
+/// URL, signing, retries and address guard apply.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// The `[[destinations]]` entry operator events are delivered to.
+    pub destination: String,
+}
+
+/// The topic operator events are stored under. Not a configured topic:
+/// nobody can publish to it, and only the `[operator]` destination gets it.
+pub const OPERATOR_TOPIC: &str = "switchyard.operator";
 
 /// `[server]`: the listener, the store and the global limits.
 #[derive(Debug, Clone, Deserialize)]
@@ -266,6 +283,7 @@ impl Default for Config {
             plugins: Vec::new(),
             telemetry: None,
             auth: crate::auth::AuthConfig::default(),
+            operator: None,
             base_dir: PathBuf::from("."),
             source: PathBuf::from("<defaults>"),
         }
@@ -399,6 +417,17 @@ impl Config {
             t.validate().map_err(|p| p.under("telemetry"))?;
         }
         crate::auth::validate(self).map_err(|(key, message)| Invalid::new(key, message))?;
+        if let Some(o) = &self.operator
+            && !dest_names.contains(o.destination.as_str())
+        {
+            return Err(Invalid::new(
+                "operator.destination",
+                format!(
+                    "unknown destination {:?}: name one of [[destinations]]",
+                    o.destination
+                ),
+            ));
+        }
         Ok(())
     }
 

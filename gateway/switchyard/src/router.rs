@@ -140,7 +140,7 @@ impl Router {
 impl RouteTable {
     /// The table for `config`, running chains on `plugins`.
     pub fn new(config: &Config, plugins: Option<Arc<PluginHost>>) -> Self {
-        let topics = config
+        let mut topics: HashMap<String, TopicRoutes> = config
             .topics
             .iter()
             .map(|t| {
@@ -154,6 +154,17 @@ impl RouteTable {
                 )
             })
             .collect();
+        // Operator events reach only the `[operator]` destination.
+        if let Some(o) = &config.operator {
+            topics.insert(
+                crate::config::OPERATOR_TOPIC.to_owned(),
+                TopicRoutes {
+                    routes: vec![o.destination.clone()],
+                    priority_header: None,
+                    chain: Vec::new(),
+                },
+            );
+        }
         let destinations = config.destinations.iter().map(|d| d.name.clone()).collect();
         let ordering = config
             .destinations

@@ -22,7 +22,7 @@ use switchyard_telemetry::{Telemetry, TelemetryError};
 use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, OPERATOR_TOPIC};
 use crate::http::{App, AppInner, Health, http_router, listener};
 use crate::reload::{Current, Live, Reload};
 use crate::router::{Handoff, Router};
@@ -201,6 +201,14 @@ pub async fn run_with_reload(
         stop.clone(),
     ));
     tokio::spawn(sweep(live_config.clone(), store.clone(), stop.clone()));
+    let (operator_tx, operator_rx) = tokio::sync::mpsc::unbounded_channel();
+    delivery.set_operator_sink(operator_tx);
+    tokio::spawn(send_operator_events(
+        operator_rx,
+        live_config.clone(),
+        store.clone(),
+        app.handoff.clone(),
+    ));
     let http = Arc::new(Current::new(Arc::new(http_router(app.clone()))));
     tokio::spawn(crate::reload::serve(
         reload,
@@ -299,6 +307,51 @@ async fn watch_disk(
                 free_bytes = free,
                 "Free disk space is back above server.min_free_disk: ingest resumes."
             );
+        }
+    }
+}
+
+/// Stores each operator event as a JSON event of [`OPERATOR_TOPIC`], which
+/// the router sends to the `[operator]` destination (read at each event,
+/// so a reload may set or change it). Without one, the log and the metric
+/// are all there is.
+async fn send_operator_events(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<switchyard_delivery::OperatorEvent>,
+    config: Arc<Current<Config>>,
+    store: SharedStore,
+    handoff: Handoff,
+) {
+    while let Some(e) = events.recv().await {
+        if config.load().operator.is_none() {
+            continue;
+        }
+        let payload = match serde_json::to_vec(&e) {
+            Ok(p) => p,
+            Err(err) => {
+                tracing::warn!(error = %err, "Cannot encode an operator event.");
+                continue;
+            }
+        };
+        let event = switchyard_core::NewEvent {
+            meta: switchyard_core::EventMeta {
+                content_type: "application/json".into(),
+                ..Default::default()
+            },
+            payload: payload.into(),
+        };
+        match store
+            .append(
+                OPERATOR_TOPIC,
+                None,
+                Duration::ZERO,
+                vec![event],
+                switchyard_store::Routing::Pending,
+            )
+            .await
+        {
+            Ok(_) => handoff.appended(),
+            Err(err) => tracing::warn!(kind = e.kind, destination = %e.destination, error = %err,
+                "Cannot store an operator event; it is logged only."),
         }
     }
 }

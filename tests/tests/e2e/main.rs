@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod breaker;
 mod cli;
 mod crash;
 mod delivery;
