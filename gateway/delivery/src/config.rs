@@ -75,6 +75,10 @@ pub struct DestinationConfig {
     /// may translate between the two.
     #[serde(default)]
     pub schema: Option<switchyard_registry::SchemaRef>,
+    /// Stops sending to an endpoint that keeps failing and probes it
+    /// (`http` destinations; see `breaker.rs`). Absent: no breaker.
+    #[serde(default)]
+    pub circuit_breaker: Option<crate::breaker::BreakerConfig>,
 }
 
 fn default_timeout() -> Duration {
@@ -221,11 +225,20 @@ impl DestinationConfig {
     /// names and ranges. Keys in the answer are relative to the destination.
     pub fn validate(&self, rules: &AddressRules) -> Result<(), Invalid> {
         check_name(&self.name).map_err(|m| Invalid::new("name", m))?;
+        if let Some(b) = &self.circuit_breaker {
+            b.validate().map_err(|p| p.under("circuit_breaker"))?;
+        }
         match self.kind {
             DestinationKind::Http => self.validate_http(rules)?,
             DestinationKind::Log | DestinationKind::Pull => {
                 if self.tls.is_some() {
                     return Err(Invalid::new("tls", "tls applies to http destinations only"));
+                }
+                if self.circuit_breaker.is_some() {
+                    return Err(Invalid::new(
+                        "circuit_breaker",
+                        "circuit_breaker applies to http destinations only",
+                    ));
                 }
                 if !self.allow_addresses.is_empty() {
                     return Err(Invalid::new(

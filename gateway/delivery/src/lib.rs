@@ -7,6 +7,8 @@
 //!
 //! - [`config`]: `[[destinations]]`, each validating itself.
 //! - [`retry`]: the one policy that decides what follows an attempt.
+//! - [`breaker`]: the circuit breaker that stops sending to a failing
+//!   endpoint and probes it; its state changes are [`OperatorEvent`]s.
 //! - [`push`]: the HTTP push client; [`guard`]: which addresses a push may
 //!   connect to (SSRF guard); [`tls`]: a destination's CA bundle and
 //!   client certificate. Signing is `switchyard-signatures`.
@@ -23,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod breaker;
 pub mod config;
 pub mod format;
 pub mod guard;
@@ -32,8 +35,8 @@ pub mod retry;
 pub mod tls;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -81,8 +84,29 @@ pub struct Destination {
     /// starts.
     wake: Arc<Notify>,
     paused: AtomicBool,
-    /// Pull counters, for stats and metrics.
-    counters: PullCounters,
+    /// Pull counters, for stats and metrics. Shared with the destination
+    /// that replaces this one at a reload, so the counts run on.
+    counters: Arc<PullCounters>,
+    /// Stops this destination's dispatcher (or lease keeper) when a reload
+    /// replaces or removes it; attempts already in flight finish with the
+    /// config they started with.
+    stop: CancellationToken,
+    /// The circuit breaker (`circuit_breaker`), kept across reloads that
+    /// leave the destination's breaker config as it was.
+    breaker: Option<Arc<breaker::Breaker>>,
+}
+
+/// A state change an operator should hear about: logged, counted
+/// (`switchyard_operator_events_total`), and handed to the operator sink
+/// (`[operator] destination`).
+#[derive(Debug, Clone, Serialize)]
+pub struct OperatorEvent {
+    /// `circuit_opened`, `circuit_closed` or `destination_paused`.
+    pub kind: &'static str,
+    pub destination: String,
+    /// RFC 3339.
+    pub at: String,
+    pub reason: String,
 }
 
 /// What pull consumers did with a destination since start.
@@ -112,6 +136,12 @@ pub struct DestinationStats {
     /// Pull destinations: receives, acks, nacks and lease expiries since start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pull: Option<PullStats>,
+    /// `closed`, `open` or `half-open`, for destinations with a breaker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit: Option<breaker::State>,
+    /// The destination left the config at a reload: its queue is kept, and
+    /// delivered again if it returns, but nothing is sent meanwhile.
+    pub removed: bool,
 }
 
 /// The pull counters of one destination.
@@ -136,7 +166,16 @@ impl Destination {
 /// Every destination, and the tasks that deliver to them.
 pub struct Delivery {
     store: SharedStore,
-    destinations: BTreeMap<String, Arc<Destination>>,
+    /// The current destinations. A reload swaps in a new map; a caller
+    /// holding an `Arc<Destination>` keeps the one it started with.
+    destinations: RwLock<Arc<BTreeMap<String, Arc<Destination>>>>,
+    /// Destinations a reload removed whose queues are still open in the
+    /// store (shown by `stats` with `removed: true`).
+    removed: Mutex<BTreeMap<String, DestinationKind>>,
+    /// Whether `start` ran: destinations added by a reload start at once.
+    started: AtomicBool,
+    /// Where operator events go besides the log and the metric.
+    operator: Mutex<Option<tokio::sync::mpsc::UnboundedSender<OperatorEvent>>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     /// Spans of each attempt, delivery metrics.
@@ -156,31 +195,12 @@ impl Delivery {
         registry: Registry,
         telemetry: Arc<Telemetry>,
     ) -> Result<Arc<Self>, DeliveryError> {
+        let shutdown = CancellationToken::new();
         let mut destinations = BTreeMap::new();
         for d in configs {
-            let sender = match d.kind {
-                DestinationKind::Http => Sender::Http(Box::new(
-                    push::HttpPush::new(d, rules).map_err(|message| DeliveryError::Setup {
-                        name: d.name.clone(),
-                        message,
-                    })?,
-                )),
-                DestinationKind::Log => Sender::Log,
-                DestinationKind::Pull => Sender::Pull,
-            };
             store.open_queue(&d.name, d.queue_policy()).await?;
-            let paused = store.is_paused(&d.name).await?;
-            destinations.insert(
-                d.name.clone(),
-                Arc::new(Destination {
-                    config: d.clone(),
-                    sender,
-                    policy: RetryPolicy::new(d.retry.clone()),
-                    wake: store.waker(&d.name)?,
-                    paused: AtomicBool::new(paused),
-                    counters: PullCounters::default(),
-                }),
-            );
+            let built = build(d, rules, &store, &shutdown, None).await?;
+            destinations.insert(d.name.clone(), Arc::new(built));
         }
         let orphans = store.orphaned_queues().await?;
         if !orphans.is_empty() {
@@ -190,8 +210,11 @@ impl Delivery {
         }
         Ok(Arc::new(Self {
             store,
-            destinations,
-            shutdown: CancellationToken::new(),
+            destinations: RwLock::new(Arc::new(destinations)),
+            removed: Mutex::new(BTreeMap::new()),
+            started: AtomicBool::new(false),
+            operator: Mutex::new(None),
+            shutdown,
             tracker: TaskTracker::new(),
             telemetry,
             registry,
@@ -201,22 +224,160 @@ impl Delivery {
     /// Starts a dispatcher for each push destination and the lease keeper of
     /// each pull destination: from here on, events are delivered.
     pub fn start(self: &Arc<Self>) {
-        for d in self.destinations.values() {
-            let (dl, d) = (self.clone(), d.clone());
-            if d.config.kind == DestinationKind::Pull {
-                tokio::spawn(async move { dl.expire_leases(d).await });
-            } else {
-                tokio::spawn(async move { dl.dispatch(d).await });
-            }
+        self.started.store(true, Ordering::Release);
+        for d in self.current().values() {
+            self.spawn_worker(d.clone());
         }
     }
 
-    pub fn destination(&self, name: &str) -> Option<&Arc<Destination>> {
-        self.destinations.get(name)
+    fn spawn_worker(self: &Arc<Self>, d: Arc<Destination>) {
+        let dl = self.clone();
+        if d.config.kind == DestinationKind::Pull {
+            tokio::spawn(async move { dl.expire_leases(d).await });
+        } else {
+            tokio::spawn(async move { dl.dispatch(d).await });
+        }
     }
 
-    pub fn destinations(&self) -> impl Iterator<Item = &Arc<Destination>> {
-        self.destinations.values()
+    /// Operator events are sent here from now on (see [`OperatorEvent`]).
+    pub fn set_operator_sink(&self, tx: tokio::sync::mpsc::UnboundedSender<OperatorEvent>) {
+        *self.operator.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    }
+
+    fn operator_event(&self, kind: &'static str, destination: &str, reason: String) {
+        tracing::warn!(kind, destination = %destination, reason = %reason, "Operator event.");
+        self.telemetry
+            .metrics
+            .operator_events
+            .get_or_create(&switchyard_telemetry::metrics::OperatorLabel {
+                kind: kind.to_owned(),
+                destination: destination.to_owned(),
+            })
+            .inc();
+        if let Some(tx) = &*self.operator.lock().unwrap_or_else(|p| p.into_inner()) {
+            let _ = tx.send(OperatorEvent {
+                kind,
+                destination: destination.to_owned(),
+                at: switchyard_core::event::rfc3339(now_ms()),
+                reason,
+            });
+        }
+    }
+
+    /// The current destinations, as one snapshot.
+    fn current(&self) -> Arc<BTreeMap<String, Arc<Destination>>> {
+        self.destinations
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn destination(&self, name: &str) -> Option<Arc<Destination>> {
+        self.current().get(name).cloned()
+    }
+
+    pub fn destinations(&self) -> Vec<Arc<Destination>> {
+        self.current().values().cloned().collect()
+    }
+
+    /// Builds the destinations of a new config without touching the running
+    /// ones: every failure (a TLS file, a URL) comes out here, before
+    /// anything changes. Opens queues for names new to this process.
+    pub async fn prepare(
+        &self,
+        configs: &[DestinationConfig],
+        rules: &AddressRules,
+    ) -> Result<Prepared, DeliveryError> {
+        let current = self.current();
+        let removed = self
+            .removed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut next = BTreeMap::new();
+        let mut restart_needed = Vec::new();
+        for c in configs {
+            let old = current.get(&c.name);
+            if let Some(old) = old
+                && !same_policy(&old.config.queue_policy(), &c.queue_policy())
+            {
+                // The store's window is laid out by the policy, with entries
+                // in flight in it: changing it under them is a restart's job.
+                restart_needed.push(format!("destinations.{}.ordering/priority_aging", c.name));
+                next.insert(c.name.clone(), old.clone());
+                continue;
+            }
+            if old.is_none() && !removed.contains_key(&c.name) {
+                // New to this process (or orphaned since start): restore its
+                // queue from the store. A queue already open is never opened
+                // again, which would lose its entries in flight.
+                self.store.open_queue(&c.name, c.queue_policy()).await?;
+            }
+            let mut built = build(
+                c,
+                rules,
+                &self.store,
+                &self.shutdown,
+                old.map(|o| o.counters.clone()),
+            )
+            .await?;
+            // An unchanged breaker keeps its state: a reload must not close
+            // a circuit on an endpoint that is still down.
+            if let Some(o) = old
+                && format!("{:?}", o.config.circuit_breaker) == format!("{:?}", c.circuit_breaker)
+            {
+                built.breaker = o.breaker.clone();
+            }
+            next.insert(c.name.clone(), Arc::new(built));
+        }
+        Ok(Prepared {
+            next,
+            restart_needed,
+        })
+    }
+
+    /// Swaps in what `prepare` built: replaced and removed destinations'
+    /// dispatchers stop (attempts in flight finish), new ones start.
+    /// Answers the names added and removed.
+    pub fn apply(self: &Arc<Self>, prepared: Prepared) -> (Vec<String>, Vec<String>) {
+        let Prepared { next, .. } = prepared;
+        let next = Arc::new(next);
+        let old = {
+            let mut w = self.destinations.write().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *w, next.clone())
+        };
+        let mut added = Vec::new();
+        let mut gone = Vec::new();
+        {
+            let mut removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
+            for (name, d) in old.iter() {
+                let kept = next.get(name).is_some_and(|n| Arc::ptr_eq(n, d));
+                if !kept {
+                    d.stop.cancel();
+                    // The old dispatcher may be the one waiting on the
+                    // doorbell: ring it so the new one is not left asleep.
+                    d.wake.notify_one();
+                }
+                if !next.contains_key(name) {
+                    removed.insert(name.clone(), d.config.kind);
+                    gone.push(name.clone());
+                }
+            }
+            for name in next.keys() {
+                removed.remove(name);
+                if !old.contains_key(name) {
+                    added.push(name.clone());
+                }
+            }
+        }
+        if self.started.load(Ordering::Acquire) {
+            for (name, d) in next.iter() {
+                if !old.get(name).is_some_and(|o| Arc::ptr_eq(o, d)) {
+                    self.spawn_worker(d.clone());
+                }
+            }
+        }
+        (added, gone)
     }
 
     /// Entries waiting across all destinations.
@@ -227,8 +388,9 @@ impl Delivery {
     /// The levels of every destination.
     pub async fn stats(&self) -> Result<Vec<DestinationStats>, StoreError> {
         let now = now_ms();
-        let mut out = Vec::with_capacity(self.destinations.len());
-        for d in self.destinations.values() {
+        let current = self.current();
+        let mut out = Vec::with_capacity(current.len());
+        for d in current.values() {
             let q = self.store.queue_stats(d.name(), now)?;
             let c = &d.counters;
             let pull = (d.config.kind == DestinationKind::Pull).then(|| PullStats {
@@ -254,6 +416,36 @@ impl Delivery {
                 delayed: q.delayed,
                 blocked_keys: d.config.ordering.is_some().then_some(q.blocked_keys),
                 pull,
+                circuit: d.breaker.as_ref().map(|b| b.state()),
+                removed: false,
+            });
+        }
+        let removed = self
+            .removed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (name, kind) in removed {
+            // Still open in the store: its levels are exact.
+            let Ok(q) = self.store.queue_stats(&name, now) else {
+                continue;
+            };
+            out.push(DestinationStats {
+                dlq_depth: self.store.dlq_depth(DlqOwner::Destination(&name)).await?,
+                name,
+                kind,
+                paused: false,
+                queue_depth: q.depth,
+                in_flight: q.in_flight,
+                oldest_pending_age_seconds: q
+                    .oldest_enqueued_ms
+                    .map(|t| now.saturating_sub(t) as f64 / 1000.0)
+                    .unwrap_or(0.0),
+                delayed: q.delayed,
+                blocked_keys: None,
+                pull: None,
+                circuit: None,
+                removed: true,
             });
         }
         Ok(out)
@@ -261,7 +453,7 @@ impl Delivery {
 
     /// Holds or releases delivery to a destination; persisted across restarts.
     pub async fn set_paused(&self, name: &str, paused: bool) -> Result<bool, StoreError> {
-        let Some(d) = self.destinations.get(name) else {
+        let Some(d) = self.destination(name) else {
             return Ok(false);
         };
         self.store.set_paused(name, paused).await?;
@@ -281,7 +473,7 @@ impl Delivery {
         events: &[(EventId, u8, Option<String>)],
         from_dlq: bool,
     ) -> Result<usize, StoreError> {
-        if !self.destinations.contains_key(dest) {
+        if self.destination(dest).is_none() {
             return Ok(0);
         }
         let now = now_ms();
@@ -315,7 +507,7 @@ impl Delivery {
     /// Stops taking new entries and waits up to `grace` for attempts in flight.
     pub async fn drain(&self, grace: Duration) {
         self.shutdown.cancel();
-        for d in self.destinations.values() {
+        for d in self.current().values() {
             d.wake.notify_one();
         }
         self.tracker.close();
@@ -340,7 +532,7 @@ impl Delivery {
         loop {
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-                _ = self.shutdown.cancelled() => return,
+                _ = d.stop.cancelled() => return,
             };
             let Some(entry) = self.next_entry(&d).await else {
                 return;
@@ -357,15 +549,29 @@ impl Delivery {
     /// Waits for the next due entry, or `None` at shutdown.
     async fn next_entry(&self, d: &Destination) -> Option<QueueEntry> {
         loop {
-            if self.shutdown.is_cancelled() {
+            if d.stop.is_cancelled() {
                 return None;
             }
+            let admit = d
+                .breaker
+                .as_ref()
+                .map_or(breaker::Admit::Go, |b| b.admit(now_ms()));
             let next_due = if d.is_paused() {
                 None
+            } else if let breaker::Admit::Wait(until) = admit {
+                // Open: nothing is taken, so no entry's attempt count moves.
+                Some(until)
             } else {
                 match self.store.take(d.name(), 1, Hold::InFlight).await {
                     Ok(mut taken) if !taken.is_empty() => return Some(taken.swap_remove(0)),
-                    Ok(_) => self.store.next_due(d.name()),
+                    Ok(_) => {
+                        if admit == breaker::Admit::Probe
+                            && let Some(b) = &d.breaker
+                        {
+                            b.no_probe();
+                        }
+                        self.store.next_due(d.name())
+                    }
                     Err(e) => {
                         tracing::error!(destination = %d.name(), error = %e,
                             "Cannot take from the queue; trying again in 1s.");
@@ -380,7 +586,7 @@ impl Delivery {
             tokio::select! {
                 _ = d.wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
-                _ = self.shutdown.cancelled() => return None,
+                _ = d.stop.cancelled() => return None,
             }
         }
     }
@@ -524,6 +730,38 @@ impl Delivery {
                 }
             }
         };
+        if let (Some(b), Sender::Http(_)) = (&d.breaker, &d.sender) {
+            let r = &answer.result;
+            // The endpoint's health: no answer, a 5xx or a 429 is a failure;
+            // a refusal by the address guard says nothing about it.
+            let failed = !r.refused
+                && (r.status.is_none() || r.status.is_some_and(|s| s >= 500 || s == 429));
+            for change in b.record(now_ms(), failed) {
+                match change {
+                    breaker::Change::Opened { reason } => {
+                        self.operator_event("circuit_opened", name, reason);
+                        // Its attempt settles below; the dispatcher is woken
+                        // then, and waits for the probe time.
+                    }
+                    breaker::Change::Closed => {
+                        self.operator_event("circuit_closed", name, "a probe succeeded".into());
+                        d.wake.notify_one();
+                    }
+                    breaker::Change::Disable { failing_for } => {
+                        self.store.set_paused(name, true).await?;
+                        d.paused.store(true, Ordering::Release);
+                        self.operator_event(
+                            "destination_paused",
+                            name,
+                            format!(
+                                "failing for {} (disable_after); resume with POST /v1/destinations/{name}/resume",
+                                humantime::format_duration(Duration::from_secs(failing_for.as_secs()))
+                            ),
+                        );
+                    }
+                }
+            }
+        }
         let age = Duration::from_millis(at_ms.saturating_sub(event.received_at_ms));
         let decision = d
             .policy
@@ -606,6 +844,51 @@ impl Delivery {
             }])
             .await
     }
+}
+
+/// What [`Delivery::prepare`] built, for [`Delivery::apply`].
+pub struct Prepared {
+    next: BTreeMap<String, Arc<Destination>>,
+    /// Changes left as they are until a restart (named by config key).
+    pub restart_needed: Vec<String>,
+}
+
+fn same_policy(a: &switchyard_store::QueuePolicy, b: &switchyard_store::QueuePolicy) -> bool {
+    a.aging_ms == b.aging_ms && a.ordered == b.ordered && a.hold_dead_letters == b.hold_dead_letters
+}
+
+/// One destination from its config, over a queue already open in the store.
+async fn build(
+    d: &DestinationConfig,
+    rules: &AddressRules,
+    store: &SharedStore,
+    shutdown: &CancellationToken,
+    counters: Option<Arc<PullCounters>>,
+) -> Result<Destination, DeliveryError> {
+    let sender = match d.kind {
+        DestinationKind::Http => Sender::Http(Box::new(push::HttpPush::new(d, rules).map_err(
+            |message| DeliveryError::Setup {
+                name: d.name.clone(),
+                message,
+            },
+        )?)),
+        DestinationKind::Log => Sender::Log,
+        DestinationKind::Pull => Sender::Pull,
+    };
+    let paused = store.is_paused(&d.name).await?;
+    Ok(Destination {
+        config: d.clone(),
+        sender,
+        policy: RetryPolicy::new(d.retry.clone()),
+        wake: store.waker(&d.name)?,
+        paused: AtomicBool::new(paused),
+        counters: counters.unwrap_or_default(),
+        stop: shutdown.child_token(),
+        breaker: d
+            .circuit_breaker
+            .clone()
+            .map(|c| Arc::new(breaker::Breaker::new(c))),
+    })
 }
 
 /// Checks a payload about to leave against the destination's `schema`, if

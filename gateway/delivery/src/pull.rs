@@ -404,7 +404,7 @@ impl Delivery {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = self.shutdown.cancelled() => return,
+                _ = d.stop.cancelled() => return,
             }
             let n = self.store.expire_leases(d.name(), now_ms());
             d.counters

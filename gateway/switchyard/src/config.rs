@@ -129,6 +129,10 @@ pub struct Config {
     /// registry writes and pull endpoints answer only loopback peers.
     #[serde(default)]
     pub auth: crate::auth::AuthConfig,
+    /// `[operator]`: where operator events (a circuit opened or closed, a
+    /// destination paused) are delivered as JSON events, besides the log.
+    #[serde(default)]
+    pub operator: Option<OperatorConfig>,
     /// The folder the config file sits in: relative paths resolve from here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -136,6 +140,19 @@ pub struct Config {
     #[serde(skip)]
     pub source: PathBuf,
 }
+
+/// `[operator]`: operator events go to an existing destination, so its
+/// URL, signing, retries and address guard apply.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// The `[[destinations]]` entry operator events are delivered to.
+    pub destination: String,
+}
+
+/// The topic operator events are stored under. Not a configured topic:
+/// nobody can publish to it, and only the `[operator]` destination gets it.
+pub const OPERATOR_TOPIC: &str = "switchyard.operator";
 
 /// `[server]`: the listener, the store and the global limits.
 #[derive(Debug, Clone, Deserialize)]
@@ -331,6 +348,7 @@ impl Default for Config {
             plugins: Vec::new(),
             telemetry: None,
             auth: crate::auth::AuthConfig::default(),
+            operator: None,
             base_dir: PathBuf::from("."),
             source: PathBuf::from("<defaults>"),
         }
@@ -542,6 +560,17 @@ impl Config {
         }
         if let Err((key, message)) = crate::auth::validate(self) {
             out.push(Invalid::new(key, message));
+        }
+        if let Some(o) = &self.operator
+            && !self.destinations.iter().any(|d| d.name == o.destination)
+        {
+            out.push(Invalid::new(
+                "operator.destination",
+                format!(
+                    "unknown destination {:?}: name one of [[destinations]]",
+                    o.destination
+                ),
+            ));
         }
         out
     }

@@ -26,6 +26,7 @@
 //! - [`admin`]: events, destinations, DLQs, readiness; the pull endpoints.
 //! - [`auth`]: API tokens, scopes, per-token rate limits, the route guards.
 //! - [`registry_api`]: Confluent's REST API over the schema registry.
+//! - [`reload`]: re-reading the config file of a running gateway.
 
 #![forbid(unsafe_code)]
 
@@ -35,8 +36,10 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod registry_api;
+pub mod reload;
 pub mod router;
 mod run;
 
 pub use http::http_router;
-pub use run::{Error, run};
+pub use reload::{Reload, Report as ReloadReport};
+pub use run::{Error, run, run_with_reload};

@@ -230,9 +230,33 @@ fn serve(
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-        switchyard::run(config, listener, shutdown_signal()).await?;
+        let reload = switchyard::Reload::new();
+        // Registered before the gateway starts, so no SIGHUP falls to the
+        // default action (which ends the process).
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hup) => {
+                tokio::spawn(reload_on_sighup(hup, reload.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot listen for SIGHUP; reload with POST /v1/admin/reload.");
+            }
+        }
+        switchyard::run_with_reload(config, listener, shutdown_signal(), reload).await?;
         Ok(())
     })
+}
+
+/// SIGHUP reloads the config file (the library logs what changed).
+#[cfg(unix)]
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, reload: switchyard::Reload) {
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP received: reloading the config file.");
+        let report = reload.request().await;
+        if !report.reloaded {
+            tracing::warn!(errors = ?report.errors, "SIGHUP reload refused.");
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

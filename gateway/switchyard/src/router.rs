@@ -75,16 +75,44 @@ struct TopicRoutes {
     chain: Vec<String>,
 }
 
-/// Reads pending events and queues them for their destinations.
-pub struct Router {
-    store: SharedStore,
-    telemetry: Arc<Telemetry>,
-    handoff: Handoff,
+/// What the router decides with: built from one config, and swapped whole
+/// at a reload ([`Routes::swap`]). A batch loads it once, so every event
+/// of a batch is routed under the same config.
+pub struct RouteTable {
     topics: HashMap<String, TopicRoutes>,
     destinations: HashSet<String>,
     /// Where each FIFO destination takes its ordering key from.
     ordering: HashMap<String, OrderingKey>,
     plugins: Option<Arc<PluginHost>>,
+}
+
+/// The router's current [`RouteTable`], shared with the reload.
+#[derive(Clone)]
+pub struct Routes(Arc<std::sync::RwLock<Arc<RouteTable>>>);
+
+impl Routes {
+    pub fn new(table: RouteTable) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(Arc::new(table))))
+    }
+
+    /// The table in force now.
+    pub fn load(&self) -> Arc<RouteTable> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts `table` in force for the next batch; a batch being routed keeps
+    /// the table it loaded.
+    pub fn swap(&self, table: RouteTable) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
+    }
+}
+
+/// Reads pending events and queues them for their destinations.
+pub struct Router {
+    store: SharedStore,
+    telemetry: Arc<Telemetry>,
+    handoff: Handoff,
+    routes: Routes,
 }
 
 impl Router {
@@ -95,7 +123,24 @@ impl Router {
         handoff: Handoff,
         plugins: Option<Arc<PluginHost>>,
     ) -> Self {
-        let topics = config
+        Self {
+            store,
+            telemetry,
+            handoff,
+            routes: Routes::new(RouteTable::new(config, plugins)),
+        }
+    }
+
+    /// The handle a reload swaps the route table through.
+    pub fn routes(&self) -> Routes {
+        self.routes.clone()
+    }
+}
+
+impl RouteTable {
+    /// The table for `config`, running chains on `plugins`.
+    pub fn new(config: &Config, plugins: Option<Arc<PluginHost>>) -> Self {
+        let mut topics: HashMap<String, TopicRoutes> = config
             .topics
             .iter()
             .map(|t| {
@@ -109,6 +154,17 @@ impl Router {
                 )
             })
             .collect();
+        // Operator events reach only the `[operator]` destination.
+        if let Some(o) = &config.operator {
+            topics.insert(
+                crate::config::OPERATOR_TOPIC.to_owned(),
+                TopicRoutes {
+                    routes: vec![o.destination.clone()],
+                    priority_header: None,
+                    chain: Vec::new(),
+                },
+            );
+        }
         let destinations = config.destinations.iter().map(|d| d.name.clone()).collect();
         let ordering = config
             .destinations
@@ -116,16 +172,15 @@ impl Router {
             .filter_map(|d| d.ordering.as_ref().map(|o| (d.name.clone(), o.key.clone())))
             .collect();
         Self {
-            store,
-            telemetry,
-            handoff,
             topics,
             destinations,
             ordering,
             plugins,
         }
     }
+}
 
+impl Router {
     /// Routes until `shutdown`, waking whenever the hand-off rings.
     pub async fn run(self, shutdown: CancellationToken) {
         // The last id routed: scans start after it, skipping the tombstones
@@ -158,7 +213,8 @@ impl Router {
             // runs hang under it via `trace.plugin_run(..)`.
             let telemetry = &self.telemetry;
             let trace = telemetry.start_routing(&batch);
-            let routed = self.route_batch(batch, &trace).await;
+            let table = self.routes.load();
+            let routed = self.route_batch(&table, batch, &trace).await;
             trace.record(&routed);
             match self.store.route(routed).await {
                 Ok(()) => {
@@ -177,13 +233,18 @@ impl Router {
     /// Decides where each event of a batch goes: each topic's plugin chain
     /// runs once over that topic's events in the batch (plugin calls cost
     /// microseconds each, so batching is what makes them cheap).
-    async fn route_batch(&self, batch: Vec<Event>, trace: &Routing) -> Vec<Routed> {
+    async fn route_batch(
+        &self,
+        table: &RouteTable,
+        batch: Vec<Event>,
+        trace: &Routing,
+    ) -> Vec<Routed> {
         let now = now_ms();
         let mut outcomes: HashMap<Ulid, ChainOutcome> = HashMap::new();
-        if let Some(host) = &self.plugins {
+        if let Some(host) = &table.plugins {
             let mut by_topic: HashMap<&str, Vec<&Event>> = HashMap::new();
             for e in &batch {
-                if self
+                if table
                     .topics
                     .get(&e.topic)
                     .is_some_and(|t| !t.chain.is_empty())
@@ -192,12 +253,12 @@ impl Router {
                 }
             }
             for (topic, events) in by_topic {
-                let Some(t) = self.topics.get(topic) else {
+                let Some(t) = table.topics.get(topic) else {
                     continue;
                 };
                 let inputs = events.iter().map(|e| plugin_event(e)).collect();
                 let span = trace.plugin_run(&self.telemetry, &t.chain.join(","), events.len());
-                let results = host.run_chain(&t.chain, &self.destinations, inputs).await;
+                let results = host.run_chain(&t.chain, &table.destinations, inputs).await;
                 let failed = results
                     .iter()
                     .filter(|r| matches!(r, ChainOutcome::Failed { .. }))
@@ -218,11 +279,13 @@ impl Router {
             .into_iter()
             .map(|e| {
                 let outcome = outcomes.remove(&e.id);
-                self.decide(e, outcome, now)
+                table.decide(e, outcome, now)
             })
             .collect()
     }
+}
 
+impl RouteTable {
     /// Applies a chain's outcome (or the topic's static routes) to one event.
     fn decide(&self, e: Event, outcome: Option<ChainOutcome>, now: u64) -> Routed {
         let (mut routes, mut priority) = match self.topics.get(&e.topic) {

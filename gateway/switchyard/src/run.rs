@@ -22,8 +22,9 @@ use switchyard_telemetry::{Telemetry, TelemetryError};
 use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, OPERATOR_TOPIC};
 use crate::http::{App, AppInner, Health, http_router, listener};
+use crate::reload::{Current, Live, Reload};
 use crate::router::{Handoff, Router};
 
 /// Why the gateway could not start or stopped with an error.
@@ -140,8 +141,9 @@ pub(crate) struct Assembled {
     pub router: Router,
 }
 
-/// Builds every part in dependency order (see the module's doc).
-pub(crate) async fn assemble(config: Arc<Config>) -> Result<Assembled, Error> {
+/// Builds every part in dependency order (see the module's doc); `reload`
+/// is the handle `POST /v1/admin/reload` asks through.
+pub(crate) async fn assemble(config: Arc<Config>, reload: Reload) -> Result<Assembled, Error> {
     let dir = config.server.data_dir.clone();
     std::fs::create_dir_all(&dir)?;
     let started = std::time::Instant::now();
@@ -225,6 +227,7 @@ pub(crate) async fn assemble(config: Arc<Config>) -> Result<Assembled, Error> {
         registry,
         auth,
         topic_limits: crate::ingest::limits::TopicLimits::new(&config),
+        reload,
     }));
     step("http");
     tracing::info!(
@@ -247,8 +250,21 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    run_with_reload(config, listener, shutdown, Reload::new()).await
+}
+
+/// [`run`], reloading the config file (`config.source`) whenever `reload`
+/// asks (`main.rs` asks on SIGHUP) as well as on `POST /v1/admin/reload`.
+pub async fn run_with_reload(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    reload: Reload,
+) -> Result<(), Error> {
     let config = Arc::new(config);
-    let Assembled { app, router } = assemble(config.clone()).await?;
+    let Assembled { app, router } = assemble(config.clone(), reload.clone()).await?;
+    let routes = router.routes();
+    let live_config = Arc::new(Current::new(config.clone()));
     app.auth.warn_if_open();
     let (store, delivery, health) = (app.store.clone(), app.delivery.clone(), app.health.clone());
     let telemetry = app.telemetry.clone();
@@ -261,11 +277,30 @@ pub async fn run(
     let router_task = tokio::spawn(router.run(stop.clone()));
     tokio::spawn(watch_disk(
         dir.clone(),
-        config.server.min_free_disk.as_u64(),
+        live_config.clone(),
         health.clone(),
         stop.clone(),
     ));
-    tokio::spawn(sweep(config.clone(), store.clone(), stop.clone()));
+    tokio::spawn(sweep(live_config.clone(), store.clone(), stop.clone()));
+    let (operator_tx, operator_rx) = tokio::sync::mpsc::unbounded_channel();
+    delivery.set_operator_sink(operator_tx);
+    tokio::spawn(send_operator_events(
+        operator_rx,
+        live_config.clone(),
+        store.clone(),
+        app.handoff.clone(),
+    ));
+    let http = Arc::new(Current::new(Arc::new(http_router(app.clone()))));
+    tokio::spawn(crate::reload::serve(
+        reload,
+        Live {
+            app: app.clone(),
+            config: live_config.clone(),
+            http: http.clone(),
+            routes,
+        },
+        stop.clone(),
+    ));
     health.set_ready(true);
     let addr = listener.local_addr()?;
     let scheme = if config.server.tls.is_some() {
@@ -277,12 +312,21 @@ pub async fn run(
 
     // TLS, connection and header limits, slow-client timeouts and the
     // graceful stop are all in `listener`.
-    listener::serve(listener, http_router(app), &config.server, shutdown).await?;
+    listener::serve(
+        listener,
+        crate::reload::live_router(http),
+        &config.server,
+        shutdown,
+    )
+    .await?;
+    drop(app);
 
     tracing::info!("Shutting down: draining deliveries in flight.");
     health.set_ready(false);
     stop.cancel();
-    delivery.drain(config.server.shutdown_grace).await;
+    delivery
+        .drain(live_config.load().server.shutdown_grace)
+        .await;
     let _ = router_task.await;
     let flushed = blocking(move || store.flush()).await;
     if let Ok(Err(e)) = flushed {
@@ -301,7 +345,9 @@ pub async fn run(
 pub(crate) async fn test_router(mut config: Config) -> (tempfile::TempDir, axum::Router) {
     let dir = tempfile::tempdir().expect("a temp dir");
     config.server.data_dir = dir.path().join("data");
-    let Assembled { app, .. } = assemble(Arc::new(config)).await.expect("assembles");
+    let Assembled { app, .. } = assemble(Arc::new(config), Reload::new())
+        .await
+        .expect("assembles");
     (dir, http_router(app))
 }
 
@@ -310,7 +356,7 @@ pub(crate) async fn test_router(mut config: Config) -> (tempfile::TempDir, axum:
 /// poison the database until reopened). Clears it again when space returns.
 async fn watch_disk(
     dir: std::path::PathBuf,
-    min_free: u64,
+    config: Arc<Current<Config>>,
     health: Arc<Health>,
     stop: CancellationToken,
 ) {
@@ -327,6 +373,8 @@ async fn watch_disk(
                 continue;
             }
         };
+        // Read each time: a reload may change it.
+        let min_free = config.load().server.min_free_disk.as_u64();
         let low = free < min_free;
         let was = health.set_disk_low(low);
         if low && !was {
@@ -344,23 +392,69 @@ async fn watch_disk(
     }
 }
 
+/// Stores each operator event as a JSON event of [`OPERATOR_TOPIC`], which
+/// the router sends to the `[operator]` destination (read at each event,
+/// so a reload may set or change it). Without one, the log and the metric
+/// are all there is.
+async fn send_operator_events(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<switchyard_delivery::OperatorEvent>,
+    config: Arc<Current<Config>>,
+    store: SharedStore,
+    handoff: Handoff,
+) {
+    while let Some(e) = events.recv().await {
+        if config.load().operator.is_none() {
+            continue;
+        }
+        let payload = match serde_json::to_vec(&e) {
+            Ok(p) => p,
+            Err(err) => {
+                tracing::warn!(error = %err, "Cannot encode an operator event.");
+                continue;
+            }
+        };
+        let event = switchyard_core::NewEvent {
+            meta: switchyard_core::EventMeta {
+                content_type: "application/json".into(),
+                ..Default::default()
+            },
+            payload: payload.into(),
+        };
+        match store
+            .append(
+                OPERATOR_TOPIC,
+                None,
+                Duration::ZERO,
+                vec![event],
+                switchyard_store::Routing::Pending,
+            )
+            .await
+        {
+            Ok(_) => handoff.appended(),
+            Err(err) => tracing::warn!(kind = e.kind, destination = %e.destination, error = %err,
+                "Cannot store an operator event; it is logged only."),
+        }
+    }
+}
+
 /// Retention: removes finished events older than `server.retention`, and
 /// idempotency keys past the longest window of any topic.
-async fn sweep(config: Arc<Config>, store: SharedStore, stop: CancellationToken) {
-    let window = config
-        .topics
-        .iter()
-        .map(|t| t.idempotency_window)
-        .max()
-        .unwrap_or(Duration::from_secs(24 * 3600));
-    let retention = config.server.retention;
+async fn sweep(live: Arc<Current<Config>>, store: SharedStore, stop: CancellationToken) {
     let mut low_water: Option<Ulid> = None;
-    // Sweep often enough that nothing outlives its retention by much.
-    let every = (retention / 2).clamp(Duration::from_millis(200), Duration::from_secs(30));
-    let mut tick = tokio::time::interval(every);
     loop {
+        // Read each round: a reload may change the windows.
+        let config = live.load();
+        let window = config
+            .topics
+            .iter()
+            .map(|t| t.idempotency_window)
+            .max()
+            .unwrap_or(Duration::from_secs(24 * 3600));
+        let retention = config.server.retention;
+        // Sweep often enough that nothing outlives its retention by much.
+        let every = (retention / 2).clamp(Duration::from_millis(200), Duration::from_secs(30));
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
         }
         let now = now_ms();

@@ -59,6 +59,14 @@ pub struct TokenReason {
     pub reason: String,
 }
 
+/// An operator event (`circuit_opened`, `circuit_closed`,
+/// `destination_paused`) and the destination it is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperatorLabel {
+    pub kind: String,
+    pub destination: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginLabel {
     pub plugin: String,
@@ -97,6 +105,8 @@ pub struct Metrics {
     plugin_time: Family<PluginLabel, Counter<f64, AtomicU64>>,
     /// Requests refused by API access control (`auth/`).
     pub auth_refusals: Family<TokenReason, Counter>,
+    /// State changes operators hear about (delivery's circuit breakers).
+    pub operator_events: Family<OperatorLabel, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -134,6 +144,7 @@ impl Metrics {
             plugin_traps: Family::default(),
             plugin_time: Family::default(),
             auth_refusals: Family::default(),
+            operator_events: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -214,6 +225,11 @@ impl Metrics {
             "blocked_keys",
             "Ordering keys whose head is in flight or backing off (FIFO destinations).",
             m.blocked_keys.clone(),
+        );
+        r.register(
+            "operator_events",
+            "Operator events (circuit opened or closed, destination paused), by kind and destination.",
+            m.operator_events.clone(),
         );
         r.register(
             "auth_refusals",

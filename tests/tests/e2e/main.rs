@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod breaker;
 mod cli;
 mod crash;
 mod delivery;
@@ -20,6 +21,7 @@ mod plugins;
 mod protobuf;
 mod pull;
 mod registry_client;
+mod reload;
 mod schemas;
 mod signatures;
 mod startup;

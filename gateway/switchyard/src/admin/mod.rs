@@ -58,6 +58,7 @@ pub fn routes(auth: &std::sync::Arc<crate::auth::Auth>) -> axum::Router<App> {
             "/v1/topics/{name}/dlq/{id}",
             get(topic_dlq_get_one).delete(topic_dlq_delete_one),
         )
+        .route("/v1/admin/reload", post(crate::reload::handler))
         .route_layer(axum::middleware::from_fn_with_state(
             auth.clone(),
             crate::auth::layer::require_admin,

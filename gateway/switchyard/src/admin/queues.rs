@@ -35,7 +35,7 @@ pub fn routes(auth: &std::sync::Arc<crate::auth::Auth>) -> axum::Router<App> {
         ))
 }
 
-fn queue<'a>(app: &'a App, name: &str) -> Result<&'a std::sync::Arc<Destination>, ApiError> {
+fn queue(app: &App, name: &str) -> Result<std::sync::Arc<Destination>, ApiError> {
     match app.delivery.destination(name) {
         Some(d) if d.config.kind == DestinationKind::Pull => Ok(d),
         Some(_) => Err(ApiError::not_found(
@@ -92,7 +92,7 @@ async fn receive(
     };
     let got = app
         .delivery
-        .receive(d, max as usize, Duration::from_secs(wait), vt)
+        .receive(&d, max as usize, Duration::from_secs(wait), vt)
         .await?;
     let messages: Vec<serde_json::Value> = got
         .into_iter()
@@ -152,7 +152,7 @@ async fn ack(
     let d = queue(&app, &name)?;
     let req: ReceiptsBody = super::json_body(&b)?;
     receipts(&req)?;
-    Ok(answer(app.delivery.ack(d, &req.receipts).await?))
+    Ok(answer(app.delivery.ack(&d, &req.receipts).await?))
 }
 
 async fn nack(
@@ -171,7 +171,7 @@ async fn nack(
     )?;
     Ok(answer(
         app.delivery
-            .nack(d, &req.receipts, Duration::from_secs(delay))
+            .nack(&d, &req.receipts, Duration::from_secs(delay))
             .await?,
     ))
 }
@@ -193,5 +193,5 @@ async fn extend(
         )?),
         None => d.config.visibility_timeout,
     };
-    Ok(answer(app.delivery.extend(d, &req.receipts, vt).await?))
+    Ok(answer(app.delivery.extend(&d, &req.receipts, vt).await?))
 }

@@ -79,6 +79,8 @@ pub struct AppInner {
     pub auth: Arc<Auth>,
     /// Per-topic ingest rate limits (`rate_limit`).
     pub topic_limits: TopicLimits,
+    /// Asks the gateway to reload its config (`POST /v1/admin/reload`).
+    pub reload: crate::reload::Reload,
 }
 
 /// Shared state handed to handlers (cheap to clone).
