@@ -144,6 +144,7 @@ pub(crate) async fn assemble(config: Arc<Config>) -> Result<Assembled, Error> {
         registry,
         auth,
         topic_limits: crate::ingest::limits::TopicLimits::new(&config),
+        series: Default::default(),
     }));
     step("http");
     tracing::info!(
@@ -185,6 +186,7 @@ pub async fn run(
         stop.clone(),
     ));
     tokio::spawn(sweep(config.clone(), store.clone(), stop.clone()));
+    tokio::spawn(crate::admin::series::sample(app.clone(), stop.clone()));
     health.set_ready(true);
     let addr = listener.local_addr()?;
     let scheme = if config.server.tls.is_some() {

@@ -7,6 +7,8 @@
 
 mod auth;
 mod cli;
+mod console;
+mod console_api;
 mod crash;
 mod delivery;
 mod docs;

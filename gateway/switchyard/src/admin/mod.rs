@@ -1,11 +1,13 @@
 //! The admin API: events and their delivery history, destinations (depths,
 //! pause/resume), dead-letter queues (list, replay, purge), readiness, and
-//! (`queues`) the pull-consumer endpoints.
+//! (`queues`) the pull-consumer endpoints, and (`series`) the in-gateway
+//! time series the console's overview charts draw.
 //!
 //! Shapes are documented in `docs/http-api.md`; the CLI's `dlq` commands
 //! are thin clients of these endpoints.
 
 mod queues;
+pub mod series;
 
 use std::collections::HashSet;
 
@@ -22,10 +24,17 @@ use ulid::Ulid;
 use crate::http::{ApiError, App};
 use switchyard_core::Event;
 use switchyard_core::event::{parse_rfc3339, rfc3339};
-use switchyard_store::{DeliveryStatus, DlqEntry, DlqOwner, EventQuery};
+use switchyard_store::{DeliveryStatus, DlqEntry, DlqOwner, EventQuery, ListOrder};
 
 /// Largest page any list endpoint returns.
 const MAX_PAGE: usize = 1000;
+
+/// Payload bytes `include=payload` returns by default: one event's page.
+const EVENT_PAYLOAD_CAP: usize = 64 * 1024;
+/// ... and per entry of a DLQ list (a preview; a page of 1000 stays small).
+const LIST_PAYLOAD_CAP: usize = 4 * 1024;
+/// The most `payload_limit` may ask for.
+const MAX_PAYLOAD_CAP: usize = 1024 * 1024;
 
 /// The admin routes, merged into the gateway's router. Everything but
 /// `/readyz` is guarded by `auth`: the admin API needs an `admin` token, the
@@ -38,6 +47,8 @@ pub fn routes(auth: &std::sync::Arc<crate::auth::Auth>) -> axum::Router<App> {
         .route("/v1/topics", get(list_topics))
         .route("/v1/plugins", get(list_plugins))
         .route("/v1/destinations", get(list_destinations))
+        .route("/v1/destinations/{name}", get(get_destination))
+        .route("/v1/stats/series", get(series::series))
         .route("/v1/destinations/{name}/pause", post(pause))
         .route("/v1/destinations/{name}/resume", post(resume))
         .route(
@@ -159,14 +170,90 @@ async fn event_json(app: &App, e: &Event, with_attempts: bool) -> Result<Value, 
     Ok(v)
 }
 
-async fn get_event(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// `include=payload` and its cap, shared by the event and the DLQ lists.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct IncludeParams {
+    include: Option<String>,
+    payload_limit: Option<usize>,
+}
+
+/// Whether `include` asks for the payload (a comma-separated list, so more
+/// parts can join later), and the cap to apply.
+fn payload_cap(
+    include: &Option<String>,
+    limit: Option<usize>,
+    default: usize,
+) -> Result<Option<usize>, ApiError> {
+    let Some(inc) = include else {
+        return Ok(None);
+    };
+    let mut payload = false;
+    for part in inc.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "payload" => payload = true,
+            other => {
+                return Err(ApiError::malformed(format!(
+                    "include: {other:?} is not one of payload"
+                )));
+            }
+        }
+    }
+    Ok(payload.then(|| limit.unwrap_or(default).clamp(1, MAX_PAYLOAD_CAP)))
+}
+
+/// Puts `payload` (UTF-8 text) or `payload_base64` (anything else) into
+/// `v`, at most `cap` bytes, with `payload_truncated` saying whether bytes
+/// were left out. A cut in the middle of a UTF-8 character still counts as
+/// text: only the whole character is left out.
+fn add_payload(v: &mut Value, payload: &[u8], cap: usize) {
+    let truncated = payload.len() > cap;
+    let head = &payload[..payload.len().min(cap)];
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => Some(t),
+        Err(e) if truncated && e.error_len().is_none() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).ok()
+        }
+        Err(_) => None,
+    };
+    match text {
+        Some(t) => v["payload"] = json!(t),
+        None => {
+            use base64::Engine as _;
+            v["payload_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(head));
+        }
+    }
+    v["payload_truncated"] = json!(truncated);
+}
+
+async fn get_event(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    q: Result<Query<IncludeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let p = query(q)?;
+    let cap = payload_cap(&p.include, p.payload_limit, EVENT_PAYLOAD_CAP)?;
     let id = parse_id(&id)?;
     let e = app
         .store
         .event(id)
         .await?
         .ok_or_else(|| ApiError::not_found("unknown_event", format!("no event {id}")))?;
-    Ok(axum::Json(event_json(&app, &e, true).await?).into_response())
+    let mut v = event_json(&app, &e, true).await?;
+    if let Some(cap) = cap {
+        add_payload(&mut v, &e.payload, cap);
+    }
+    Ok(axum::Json(v).into_response())
+}
+
+fn order_param(v: &Option<String>) -> Result<ListOrder, ApiError> {
+    match v.as_deref() {
+        None | Some("asc") => Ok(ListOrder::Asc),
+        Some("desc") => Ok(ListOrder::Desc),
+        Some(other) => Err(ApiError::malformed(format!(
+            "order: {other:?} is not one of asc, desc"
+        ))),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -179,6 +266,7 @@ struct ListParams {
     until: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
+    order: Option<String>,
 }
 
 fn time_param(name: &str, v: &Option<String>) -> Result<Option<u64>, ApiError> {
@@ -215,6 +303,7 @@ async fn list_events(
         since_ms: since,
         until_ms: until,
         cursor,
+        order: order_param(&p.order)?,
         limit,
         max_scanned: 50_000,
     };
@@ -307,6 +396,28 @@ async fn list_destinations(State(app): State<App>) -> Result<Response, ApiError>
     Ok(axum::Json(json!({ "destinations": stats })).into_response())
 }
 
+/// `GET /v1/destinations/{name}`: one destination's levels, as the list
+/// shows them.
+async fn get_destination(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    if app.delivery.destination(&name).is_none() {
+        return Err(ApiError::not_found(
+            "unknown_destination",
+            format!("no destination named {name:?}"),
+        ));
+    }
+    let stats = app.delivery.stats().await?;
+    let one = stats.into_iter().find(|s| s.name == name).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_destination",
+            format!("no destination named {name:?}"),
+        )
+    })?;
+    Ok(axum::Json(one).into_response())
+}
+
 async fn set_paused(app: &App, name: &str, paused: bool) -> Result<Response, ApiError> {
     if !app.delivery.set_paused(name, paused).await? {
         return Err(ApiError::not_found(
@@ -366,6 +477,9 @@ impl Owner {
 struct PageParams {
     limit: Option<usize>,
     cursor: Option<String>,
+    order: Option<String>,
+    include: Option<String>,
+    payload_limit: Option<usize>,
 }
 
 fn dlq_json(e: &DlqEntry) -> Value {
@@ -387,8 +501,30 @@ async fn dlq_list(
     let p = query(q)?;
     let limit = p.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let cursor = p.cursor.as_deref().map(parse_id).transpose()?;
-    let (entries, next) = app.store.dlq_page(owner.of(&name), cursor, limit).await?;
-    let entries: Vec<Value> = entries.iter().map(dlq_json).collect();
+    let order = order_param(&p.order)?;
+    let cap = payload_cap(&p.include, p.payload_limit, LIST_PAYLOAD_CAP)?;
+    let (entries, next) = app
+        .store
+        .dlq_page(owner.of(&name), cursor, order, limit)
+        .await?;
+    let mut out = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let mut v = dlq_json(e);
+        if let Some(cap) = cap {
+            // Retention may have removed the event under its dead letter.
+            match app.store.event(e.event_id).await? {
+                Some(ev) => {
+                    v["topic"] = json!(ev.topic);
+                    v["content_type"] = json!(ev.meta.content_type);
+                    v["size"] = json!(ev.payload.len());
+                    add_payload(&mut v, &ev.payload, cap);
+                }
+                None => v["payload_missing"] = json!(true),
+            }
+        }
+        out.push(v);
+    }
+    let entries = out;
     Ok(axum::Json(json!({
         "entries": entries,
         "next_cursor": next.map(|c| c.to_string()),
@@ -429,7 +565,10 @@ async fn select(
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
-        let (page, next) = app.store.dlq_page(owner.of(name), cursor, MAX_PAGE).await?;
+        let (page, next) = app
+            .store
+            .dlq_page(owner.of(name), cursor, ListOrder::Asc, MAX_PAGE)
+            .await?;
         out.extend(
             page.into_iter()
                 .filter(|e| e.dead_lettered_at_ms >= since && e.dead_lettered_at_ms <= until),
