@@ -1,6 +1,7 @@
 //! The web console in a real browser: headless Chromium driven through
-//! chromedriver (WebDriver, with the `fantoccini` client) against a real
-//! gateway. Every page loads without a console error (the console's
+//! chromedriver (W3C WebDriver over its HTTP API, spoken with reqwest: the
+//! dozen commands used here did not justify a WebDriver crate whose
+//! dependencies rebuild half the workspace) against a real gateway. Every page loads without a console error (the console's
 //! `errors.js` records uncaught errors, rejections and CSP refusals in
 //! `window.__consoleErrors`), an event's payload is on screen, and pausing
 //! a destination and replaying a dead letter from the page take effect in
@@ -15,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use switchyard_tests::config::{Config, Destination, Topic, quoted};
 use switchyard_tests::{Gateway, Reply, Sink, client, eventually, workspace};
@@ -72,11 +72,138 @@ async fn driver() -> Option<Driver> {
     Some(d)
 }
 
+/// How an element is found.
+#[derive(Clone, Copy)]
+enum Locator<'a> {
+    Css(&'a str),
+    Id(&'a str),
+    XPath(&'a str),
+}
+
+impl Locator<'_> {
+    fn body(&self) -> Value {
+        match self {
+            Locator::Css(s) => json!({"using": "css selector", "value": s}),
+            Locator::Id(s) => json!({"using": "css selector", "value": format!("#{s}")}),
+            Locator::XPath(s) => json!({"using": "xpath", "value": s}),
+        }
+    }
+}
+
+/// One WebDriver session.
+struct Client {
+    base: String,
+}
+
+/// A found element.
+struct Element<'a> {
+    c: &'a Client,
+    id: String,
+}
+
+impl Client {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let mut req = client().request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.map_err(|e| e.to_string())?;
+        let ok = r.status().is_success();
+        let v: Value = r.json().await.map_err(|e| e.to_string())?;
+        if ok { Ok(v["value"].clone()) } else { Err(v["value"].to_string()) }
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await
+            .unwrap();
+    }
+
+    async fn find(&self, l: Locator<'_>) -> Result<Element<'_>, String> {
+        let v = self
+            .call(reqwest::Method::POST, "/element", Some(l.body()))
+            .await?;
+        let id = v["element-6066-11e4-a52e-4f735466cecb"]
+            .as_str()
+            .ok_or_else(|| format!("no element id in {v}"))?
+            .to_owned();
+        Ok(Element { c: self, id })
+    }
+
+    /// Waits up to `WAIT` for an element to appear.
+    async fn wait_for(&self, l: Locator<'_>) -> Result<Element<'_>, String> {
+        let until = std::time::Instant::now() + WAIT;
+        loop {
+            match self.find(l).await {
+                Ok(e) => return Ok(e),
+                Err(e) if std::time::Instant::now() > until => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    async fn execute(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let v = self
+            .call(reqwest::Method::GET, "/screenshot", None)
+            .await
+            .unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    }
+
+    async fn close(self) {
+        let _ = self.call(reqwest::Method::DELETE, "", None).await;
+    }
+}
+
+impl Element<'_> {
+    async fn click(&self) -> Result<(), String> {
+        self.c
+            .call(
+                reqwest::Method::POST,
+                &format!("/element/{}/click", self.id),
+                Some(json!({})),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn text(&self) -> Result<String, String> {
+        let v = self
+            .c
+            .call(reqwest::Method::GET, &format!("/element/{}/text", self.id), None)
+            .await?;
+        Ok(v.as_str().unwrap_or_default().to_owned())
+    }
+
+    async fn send_keys(&self, text: &str) -> Result<(), String> {
+        self.c
+            .call(
+                reqwest::Method::POST,
+                &format!("/element/{}/value", self.id),
+                Some(json!({ "text": text })),
+            )
+            .await
+            .map(|_| ())
+    }
+}
+
 async fn browser(d: &Driver) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
             "binary": CHROMIUM,
             "args": [
                 "--headless=new",
@@ -87,13 +214,23 @@ async fn browser(d: &Driver) -> Client {
                 "--window-size=1366,900",
                 format!("--user-data-dir={}", d.profile.path().display()),
             ],
-        }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&d.url)
+        },
+    });
+    let r: Value = client()
+        .post(format!("{}/session", d.url))
+        .json(&json!({ "capabilities": { "alwaysMatch": caps } }))
+        .send()
         .await
         .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = r["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no WebDriver session: {r}"));
+    Client {
+        base: format!("{}/session/{id}", d.url),
+    }
 }
 
 fn screenshots() -> PathBuf {
@@ -105,24 +242,43 @@ fn screenshots() -> PathBuf {
 /// Opens a console page, waits for `ready` (a CSS selector the page shows
 /// once drawn), saves its screenshot, and checks nothing went wrong.
 async fn page(c: &Client, gw: &Gateway, hash: &str, ready: &str, shot: &str) {
-    c.goto(&gw.url(&format!("/console/{hash}"))).await.unwrap();
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(ready))
+    c.goto(&gw.url(&format!("/console/{hash}"))).await;
+    let l = if ready.starts_with("//") {
+        Locator::XPath(ready)
+    } else {
+        Locator::Css(ready)
+    };
+    c.wait_for(l)
         .await
         .unwrap_or_else(|e| panic!("{hash}: {ready} never showed: {e}"));
     // Let the page's follow-up requests (charts, refresh) settle.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let png = c.screenshot().await.unwrap();
+    let png = c.screenshot().await;
     std::fs::write(screenshots().join(format!("{shot}.png")), png).unwrap();
     errors_are_none(c, hash).await;
 }
 
+/// Clicks an element, finding it again if a page redraw replaced it
+/// between the find and the click.
+async fn click(c: &Client, l: Locator<'_>) {
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let r = match c.wait_for(l).await {
+            Ok(e) => e.click().await,
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() > until => panic!("cannot click: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 async fn errors_are_none(c: &Client, when: &str) {
     let errors = c
-        .execute("return window.__consoleErrors || ['errors.js did not load'];", vec![])
-        .await
-        .unwrap();
+        .execute("return window.__consoleErrors || ['errors.js did not load'];")
+        .await;
     assert_eq!(errors, json!([]), "console errors on {when}");
 }
 
@@ -202,25 +358,18 @@ async fn every_console_page_works_in_a_real_browser() {
         "the payload, pretty-printed: {payload}"
     );
     page(&c, &gw, "#/destinations", "button[aria-label='Pause jobs']", "destinations").await;
-    page(&c, &gw, "#/plugins", "main h1", "plugins").await;
+    page(&c, &gw, "#/plugins", "//main/h1[text()='Plugins']", "plugins").await;
     page(&c, &gw, "#/schemas", "a[href='#/schemas/orders-value']", "schemas").await;
     page(&c, &gw, "#/schemas/orders-value", "pre.diff ins", "schema-diff").await;
 
     // Pause from the destinations page: the gateway holds the destination.
     page(&c, &gw, "#/destinations", "button[aria-label='Pause jobs']", "destinations").await;
-    c.find(Locator::Css("button[aria-label='Pause jobs']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("button[aria-label='Pause jobs']")).await;
     eventually(WAIT, "paused through the page", || async {
         (api(&gw, "/v1/destinations/jobs").await["paused"] == true).then_some(())
     })
     .await;
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("button[aria-label='Resume jobs']"))
+    c.wait_for(Locator::Css("button[aria-label='Resume jobs']"))
         .await
         .unwrap();
     errors_are_none(&c, "pause").await;
@@ -229,26 +378,9 @@ async fn every_console_page_works_in_a_real_browser() {
     // confirmation; the destination now accepts it.
     sink.set_default(Reply::status(200));
     page(&c, &gw, "#/destinations/hook", &format!("#sel-{id}"), "dead-letters").await;
-    c.find(Locator::Css(&format!("#sel-{id}")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Id("replay-selected"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("dialog#confirm[open] #confirm-ok"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css(&format!("#sel-{id}"))).await;
+    click(&c, Locator::Id("replay-selected")).await;
+    click(&c, Locator::Css("dialog#confirm[open] #confirm-ok")).await;
     eventually(WAIT, "the replay's report on the page", || async {
         let t = c.find(Locator::Id("dlq-status")).await.ok()?.text().await.ok()?;
         (t == "Replayed 1.").then_some(())
@@ -267,7 +399,7 @@ async fn every_console_page_works_in_a_real_browser() {
     assert_eq!(api(&gw, "/v1/destinations/hook/dlq").await["depth"], 0);
     errors_are_none(&c, "replay").await;
 
-    c.close().await.unwrap();
+    c.close().await;
     gw.stop().await;
 }
 
@@ -282,47 +414,29 @@ async fn signing_in_keeps_the_token_in_the_tab_session_only() {
         .build();
     let gw = Gateway::start(&config).await;
     let c = browser(&d).await;
-    c.goto(&gw.url("/console/#/destinations")).await.unwrap();
+    c.goto(&gw.url("/console/#/destinations")).await;
     // The API answers 401: the page offers the sign-in, and no error.
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::XPath("//main//button[text()='Sign in']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("dialog#signin[open] #signin-token"))
+    click(&c, Locator::XPath("//main//button[text()='Sign in']")).await;
+    c.wait_for(Locator::Css("dialog#signin[open] #signin-token"))
         .await
         .unwrap()
         .send_keys(TOKEN)
         .await
         .unwrap();
-    c.find(Locator::Id("signin-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("button[aria-label='Pause jobs']"))
+    click(&c, Locator::Id("signin-submit")).await;
+    c.wait_for(Locator::Css("button[aria-label='Pause jobs']"))
         .await
         .unwrap();
     let stored = c
         .execute(
             "return [sessionStorage.getItem('switchyard.adminToken'), localStorage.length, location.href, document.cookie];",
-            vec![],
         )
-        .await
-        .unwrap();
+        .await;
     assert_eq!(stored[0], TOKEN);
     assert_eq!(stored[1], 0, "nothing in local storage");
     assert!(!stored[2].as_str().unwrap().contains(TOKEN), "{stored}");
     assert_eq!(stored[3], "", "no cookie");
     errors_are_none(&c, "sign-in").await;
-    c.close().await.unwrap();
+    c.close().await;
     gw.stop().await;
 }

@@ -2,7 +2,7 @@
 // dialog, and the refresh timer of the page on screen.
 
 import { api, ApiError, onUnauthorized, setToken, token } from "./api.js";
-import { h } from "./dom.js";
+import { h, show } from "./dom.js";
 import { overview } from "./overview.js";
 import { events, eventPage } from "./events.js";
 import { destinations, destinationPage, dlqPage } from "./destinations.js";
@@ -42,7 +42,7 @@ function pageFor(parts) {
     case "dlq": return ["destinations", (el, q) => dlqPage(el, a, b, q)];
     case "plugins": return ["plugins", plugins];
     case "schemas": return ["schemas", a ? (el, q) => subjectPage(el, a, q) : schemas];
-    default: return [null, (el) => el.replaceChildren(h("h1", {}, "No such page"), h("p", {}, h("a", { href: "#/overview" }, "Go to the overview")))];
+    default: return [null, (el) => show(el, h("h1", {}, "No such page"), h("p", {}, h("a", { href: "#/overview" }, "Go to the overview")))];
   }
 }
 
@@ -69,11 +69,11 @@ async function render() {
     if (a.dataset.page === name) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  main.replaceChildren(h("p", { class: "muted" }, "Loading..."));
+  show(main, h("p", { class: "muted" }, "Loading..."));
   try {
     await page(main, q);
   } catch (e) {
-    main.replaceChildren();
+    show(main);
     showError(e);
   }
   document.title = `${(main.querySelector("h1") || {}).textContent || "Switchyard"} - Switchyard console`;
@@ -83,7 +83,7 @@ async function render() {
 
 function authState() {
   const box = document.getElementById("auth-state");
-  box.replaceChildren(token()
+  show(box, token()
     ? h("span", {}, "Signed in ", h("button", { type: "button", onclick: () => { setToken(null); authState(); render(); } }, "Sign out"))
     : h("button", { type: "button", onclick: signIn }, "Sign in"));
 }

@@ -2,7 +2,7 @@
 // previews, a filter, and bulk replay and purge behind a confirmation.
 
 import { api } from "./api.js";
-import { h, meta, table, seconds } from "./dom.js";
+import { h, show, meta, table, seconds } from "./dom.js";
 import { every, confirmDialog } from "./app.js";
 
 function pauseButton(d, after) {
@@ -34,7 +34,7 @@ const COLS = [
 export async function destinations(main) {
   const draw = async () => {
     const [{ destinations }, { topics }] = await Promise.all([api("/v1/destinations"), api("/v1/topics")]);
-    main.replaceChildren(
+    show(main, 
       h("h1", {}, "Destinations and queues"),
       destinations.length ? table("Destinations", [
         ["Destination", (d) => h("a", { href: `#/destinations/${encodeURIComponent(d.name)}` }, d.name)],
@@ -57,7 +57,7 @@ export async function destinationPage(main, name, q) {
   const d = await api(`/v1/destinations/${encodeURIComponent(name)}`);
   const dlq = h("section", { "aria-label": "Dead letters" });
   const redraw = () => destinationPage(main, name, q);
-  main.replaceChildren(
+  show(main, 
     h("h1", {}, `Destination ${d.name}`),
     meta(COLS.map(([k, f]) => [k, f(d)])),
     h("div", { class: "actions" }, pauseButton(d, redraw)),
@@ -68,7 +68,7 @@ export async function destinationPage(main, name, q) {
 
 export async function dlqPage(main, kind, name, q) {
   const box = h("section", {});
-  main.replaceChildren(h("h1", {}, `Dead letters of ${kind} ${name}`), box);
+  show(main, h("h1", {}, `Dead letters of ${kind} ${name}`), box);
   await dlqInto(box, kind, name, q);
 }
 
@@ -157,7 +157,7 @@ async function dlqInto(box, kind, name, q) {
     }
     run(verb, ids);
   };
-  box.replaceChildren(
+  show(box, 
     h("h2", {}, `Dead letters (${page.depth})`),
     h("div", { class: "actions" },
       h("label", { for: "dlq-filter" }, "Filter this page"), filter,

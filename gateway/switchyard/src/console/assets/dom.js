@@ -10,11 +10,20 @@ export function h(tag, attrs, ...children) {
     else if (v === true) e.setAttribute(k, "");
     else e.setAttribute(k, String(v));
   }
-  for (const c of children.flat()) {
-    if (c === undefined || c === null || c === false) continue;
-    e.append(c instanceof Node ? c : String(c));
-  }
+  e.append(...nodes(children));
   return e;
+}
+
+/** Children as nodes: arrays flattened, nothing for null, undefined or false. */
+function nodes(children) {
+  return children.flat(Infinity)
+    .filter((c) => c !== undefined && c !== null && c !== false)
+    .map((c) => (c instanceof Node ? c : String(c)));
+}
+
+/** Replaces what `el` shows with `children` (as `h` takes them). */
+export function show(el, ...children) {
+  el.replaceChildren(...nodes(children));
 }
 
 /** A table: `cols` is [[header, (row) => cell, "num"?]]. */

@@ -2,7 +2,7 @@
 // page: payload, headers, attributes, and the attempts per destination.
 
 import { api } from "./api.js";
-import { h, meta, table, hexdump } from "./dom.js";
+import { h, show, meta, table, hexdump } from "./dom.js";
 
 const STATES = ["pending", "in_flight", "delivered", "dead_lettered"];
 
@@ -53,7 +53,7 @@ export async function events(main, q) {
   const rows = page.events;
   const next = new URLSearchParams(q);
   if (page.next_cursor) next.set("cursor", page.next_cursor);
-  main.replaceChildren(
+  show(main, 
     h("h1", {}, "Events"),
     form,
     rows.length
@@ -90,15 +90,20 @@ export function payloadView(e) {
   return [h("p", { class: "muted" }, `${kind} payload:`), h("pre", { class: "payload", "aria-label": `Payload, ${kind}` }, text), note];
 }
 
+/** Headers and attributes come as [name, value] pairs. */
+function pairs(v) {
+  return Array.isArray(v) ? v : Object.entries(v || {});
+}
+
 function kv(caption, obj) {
-  const rows = Object.entries(obj || {});
+  const rows = pairs(obj);
   if (!rows.length) return h("p", { class: "muted" }, "None.");
   return table(caption, [["Name", (r) => h("code", {}, r[0])], ["Value", (r) => h("code", {}, r[1])]], rows);
 }
 
 export async function eventPage(main, id) {
   const e = await api(`/v1/events/${encodeURIComponent(id)}?include=payload`);
-  const schema = Object.entries(e.attributes || {}).find(([k]) => k.startsWith("schema"));
+  const schema = pairs(e.attributes).find(([k]) => k === "schema.id");
   const status = h("p", { role: "status" });
   const redeliver = h("button", {
     type: "button", class: "primary", onclick: async () => {
@@ -113,7 +118,7 @@ export async function eventPage(main, id) {
       }
     },
   }, "Redeliver");
-  main.replaceChildren(
+  show(main, 
     h("h1", {}, "Event ", h("span", { class: "mono" }, e.id)),
     meta([
       ["Topic", e.topic],

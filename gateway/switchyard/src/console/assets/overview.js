@@ -3,7 +3,7 @@
 // state of the store, the plugins and readiness.
 
 import { api, ready } from "./api.js";
-import { h, bytes } from "./dom.js";
+import { h, show, bytes } from "./dom.js";
 import { lineChart } from "./chart.js";
 import { every } from "./app.js";
 
@@ -34,7 +34,7 @@ export async function overview(main) {
     const dlq = dests.destinations.reduce((a, d) => a + d.dlq_depth, 0)
       + topics.topics.reduce((a, t) => a + t.dlq_depth, 0);
     const quarantined = plugs.plugins.filter((p) => p.quarantined).length;
-    main.replaceChildren(
+    show(main, 
       h("h1", {}, "Overview"),
       h("div", { class: "cards" },
         card("Ready", isReady ? "yes" : "no"),

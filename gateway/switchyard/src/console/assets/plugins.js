@@ -1,7 +1,7 @@
 // Plugins: what GET /v1/plugins reports for each loaded plugin.
 
 import { api } from "./api.js";
-import { h, table } from "./dom.js";
+import { h, show, table } from "./dom.js";
 import { every } from "./app.js";
 
 export async function plugins(main) {
@@ -23,7 +23,7 @@ export async function plugins(main) {
         ["Last error", (p) => p.last_error || ""],
       ], plugins)
       : h("p", {}, "No plugins are configured.");
-    main.replaceChildren(h("h1", {}, "Plugins"), body);
+    show(main, h("h1", {}, "Plugins"), body);
   };
   await draw();
   every(5000, draw);

@@ -3,11 +3,11 @@
 // answers reads without a token).
 
 import { api, ApiError } from "./api.js";
-import { h, table, diff } from "./dom.js";
+import { h, show, table, diff } from "./dom.js";
 
 export async function schemas(main) {
   const subjects = await api("/registry/subjects");
-  main.replaceChildren(
+  show(main, 
     h("h1", {}, "Schemas"),
     subjects.length
       ? h("ul", {}, subjects.map((s) => h("li", {}, h("a", { href: `#/schemas/${encodeURIComponent(s)}` }, s))))
@@ -53,7 +53,7 @@ export async function subjectPage(main, subject, q) {
     location.hash = `#/schemas/${enc}?${p}`;
   });
   const a = byVersion.get(from), b = byVersion.get(to);
-  main.replaceChildren(
+  show(main, 
     h("h1", {}, `Subject ${subject}`),
     h("p", {}, "Compatibility level: ", h("strong", {}, compat || "unknown")),
     table("Versions", [
