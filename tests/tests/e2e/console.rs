@@ -123,7 +123,7 @@ impl Client {
         let v = self
             .call(reqwest::Method::POST, "/element", Some(l.body()))
             .await?;
-        let id = v["element-6066-11e4-a52e-4f735466cecb"]
+        let id = v["element-6066-11e4-a52e-4f735466cecf"]
             .as_str()
             .ok_or_else(|| format!("no element id in {v}"))?
             .to_owned();
