@@ -5,8 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use switchyard_core::{Event, EventId, NewEvent, now_ms};
 use switchyard_store::{
-    Appended, AttemptRecord, DeliveryState, DeliveryStatus, EventLog, EventQuery, History, ListOrder,
-    Maintenance, Routed, Routing, StoreError, Transformed,
+    Appended, AttemptRecord, DeliveryState, DeliveryStatus, EventLog, EventQuery, History,
+    ListOrder, Maintenance, Routed, Routing, StoreError, Transformed,
 };
 use tokio::sync::oneshot;
 use ulid::Ulid;

@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use switchyard_core::{EventId, now_ms};
 use switchyard_store::{
-    DeadLetters, DeliveryState, DeliveryStatus, DlqEntry, DlqOwner, Hold, ListOrder, Lease, LeaseCheck,
-    QueueEntry, QueuePolicy, QueueStats, Queues, Settle, Settlement, StoreError,
+    DeadLetters, DeliveryState, DeliveryStatus, DlqEntry, DlqOwner, Hold, Lease, LeaseCheck,
+    ListOrder, QueueEntry, QueuePolicy, QueueStats, Queues, Settle, Settlement, StoreError,
 };
 use tokio::sync::Notify;
 use ulid::Ulid;

@@ -65,7 +65,11 @@ async fn driver() -> Option<Driver> {
         profile: tempfile::tempdir().unwrap(),
     };
     eventually(WAIT, "chromedriver up", || async {
-        let r = client().get(format!("{}/status", d.url)).send().await.ok()?;
+        let r = client()
+            .get(format!("{}/status", d.url))
+            .send()
+            .await
+            .ok()?;
         r.status().is_success().then_some(())
     })
     .await;
@@ -102,7 +106,12 @@ struct Element<'a> {
 }
 
 impl Client {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let mut req = client().request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
@@ -110,7 +119,11 @@ impl Client {
         let r = req.send().await.map_err(|e| e.to_string())?;
         let ok = r.status().is_success();
         let v: Value = r.json().await.map_err(|e| e.to_string())?;
-        if ok { Ok(v["value"].clone()) } else { Err(v["value"].to_string()) }
+        if ok {
+            Ok(v["value"].clone())
+        } else {
+            Err(v["value"].to_string())
+        }
     }
 
     async fn goto(&self, url: &str) {
@@ -183,7 +196,11 @@ impl Element<'_> {
     async fn text(&self) -> Result<String, String> {
         let v = self
             .c
-            .call(reqwest::Method::GET, &format!("/element/{}/text", self.id), None)
+            .call(
+                reqwest::Method::GET,
+                &format!("/element/{}/text", self.id),
+                None,
+            )
             .await?;
         Ok(v.as_str().unwrap_or_default().to_owned())
     }
@@ -357,13 +374,48 @@ async fn every_console_page_works_in_a_real_browser() {
         payload.contains("\"note\": \"visible-in-browser\""),
         "the payload, pretty-printed: {payload}"
     );
-    page(&c, &gw, "#/destinations", "button[aria-label='Pause jobs']", "destinations").await;
-    page(&c, &gw, "#/plugins", "//main/h1[text()='Plugins']", "plugins").await;
-    page(&c, &gw, "#/schemas", "a[href='#/schemas/orders-value']", "schemas").await;
-    page(&c, &gw, "#/schemas/orders-value", "pre.diff ins", "schema-diff").await;
+    page(
+        &c,
+        &gw,
+        "#/destinations",
+        "button[aria-label='Pause jobs']",
+        "destinations",
+    )
+    .await;
+    page(
+        &c,
+        &gw,
+        "#/plugins",
+        "//main/h1[text()='Plugins']",
+        "plugins",
+    )
+    .await;
+    page(
+        &c,
+        &gw,
+        "#/schemas",
+        "a[href='#/schemas/orders-value']",
+        "schemas",
+    )
+    .await;
+    page(
+        &c,
+        &gw,
+        "#/schemas/orders-value",
+        "pre.diff ins",
+        "schema-diff",
+    )
+    .await;
 
     // Pause from the destinations page: the gateway holds the destination.
-    page(&c, &gw, "#/destinations", "button[aria-label='Pause jobs']", "destinations").await;
+    page(
+        &c,
+        &gw,
+        "#/destinations",
+        "button[aria-label='Pause jobs']",
+        "destinations",
+    )
+    .await;
     click(&c, Locator::Css("button[aria-label='Pause jobs']")).await;
     eventually(WAIT, "paused through the page", || async {
         (api(&gw, "/v1/destinations/jobs").await["paused"] == true).then_some(())
@@ -377,12 +429,25 @@ async fn every_console_page_works_in_a_real_browser() {
     // Replay the dead letter from the destination's page, after the
     // confirmation; the destination now accepts it.
     sink.set_default(Reply::status(200));
-    page(&c, &gw, "#/destinations/hook", &format!("#sel-{id}"), "dead-letters").await;
+    page(
+        &c,
+        &gw,
+        "#/destinations/hook",
+        &format!("#sel-{id}"),
+        "dead-letters",
+    )
+    .await;
     click(&c, Locator::Css(&format!("#sel-{id}"))).await;
     click(&c, Locator::Id("replay-selected")).await;
     click(&c, Locator::Css("dialog#confirm[open] #confirm-ok")).await;
     eventually(WAIT, "the replay's report on the page", || async {
-        let t = c.find(Locator::Id("dlq-status")).await.ok()?.text().await.ok()?;
+        let t = c
+            .find(Locator::Id("dlq-status"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
         (t == "Replayed 1.").then_some(())
     })
     .await;

@@ -50,13 +50,26 @@ async fn get(gw: &Gateway, path: &str) -> (u16, Value) {
 #[tokio::test]
 async fn an_events_payload_comes_as_text_or_base64_under_a_cap() {
     let gw = Gateway::start(&config(None)).await;
-    let json_id = publish(&gw, br#"{"id":1,"name":"caf\u00e9"}"#.to_vec(), "application/json").await;
-    let bin_id = publish(&gw, vec![0xff, 0x00, 0xfe, 0x41], "application/octet-stream").await;
+    let json_id = publish(
+        &gw,
+        br#"{"id":1,"name":"caf\u00e9"}"#.to_vec(),
+        "application/json",
+    )
+    .await;
+    let bin_id = publish(
+        &gw,
+        vec![0xff, 0x00, 0xfe, 0x41],
+        "application/octet-stream",
+    )
+    .await;
     let long = "é".repeat(100); // 200 bytes of two-byte characters
     let long_id = publish(&gw, long.clone().into_bytes(), "text/plain").await;
 
     let (_, plain) = get(&gw, &format!("/v1/events/{json_id}")).await;
-    assert!(plain.get("payload").is_none(), "no payload unless asked: {plain}");
+    assert!(
+        plain.get("payload").is_none(),
+        "no payload unless asked: {plain}"
+    );
 
     let (s, e) = get(&gw, &format!("/v1/events/{json_id}?include=payload")).await;
     assert_eq!(s, 200);
@@ -89,7 +102,14 @@ async fn events_list_newest_first_and_the_cursor_keeps_the_direction() {
     let gw = Gateway::start(&config(None)).await;
     let mut ids = Vec::new();
     for i in 0..7 {
-        ids.push(publish(&gw, format!("{{\"n\":{i}}}").into_bytes(), "application/json").await);
+        ids.push(
+            publish(
+                &gw,
+                format!("{{\"n\":{i}}}").into_bytes(),
+                "application/json",
+            )
+            .await,
+        );
     }
     let walk = |order: &'static str| {
         let gw = &gw;
@@ -133,7 +153,14 @@ async fn dead_letters_list_newest_first_with_their_payloads() {
     let gw = Gateway::start(&config(Some(&sink.url))).await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(publish(&gw, format!("{{\"n\":{i}}}").into_bytes(), "application/json").await);
+        ids.push(
+            publish(
+                &gw,
+                format!("{{\"n\":{i}}}").into_bytes(),
+                "application/json",
+            )
+            .await,
+        );
     }
     eventually(WAIT, "five dead letters", || async {
         let (_, v) = get(&gw, "/v1/destinations/hook/dlq").await;
@@ -189,7 +216,9 @@ async fn one_destination_is_served_by_name() {
     let mut one = d.clone();
     // The age moves between the two reads.
     for v in [&mut listed, &mut one] {
-        v.as_object_mut().unwrap().remove("oldest_pending_age_seconds");
+        v.as_object_mut()
+            .unwrap()
+            .remove("oldest_pending_age_seconds");
     }
     assert_eq!(listed, one);
     let (s, e) = get(&gw, "/v1/destinations/nope").await;
@@ -202,24 +231,38 @@ async fn one_destination_is_served_by_name() {
 async fn the_time_series_shows_ingest_rate_and_depth_from_the_gateway() {
     let gw = Gateway::start(&config(None)).await;
     for i in 0..10 {
-        publish(&gw, format!("{{\"n\":{i}}}").into_bytes(), "application/json").await;
+        publish(
+            &gw,
+            format!("{{\"n\":{i}}}").into_bytes(),
+            "application/json",
+        )
+        .await;
     }
-    let series = eventually(Duration::from_secs(20), "a sample after the events", || async {
-        let (s, v) = get(&gw, "/v1/stats/series").await;
-        assert_eq!(s, 200, "{v}");
-        let samples = v["samples"].as_array().unwrap().clone();
-        let depth_seen = samples
-            .iter()
-            .any(|s| s["destinations"]["jobs"]["queue_depth"] == 10);
-        let rate_seen = samples
-            .iter()
-            .any(|s| s["ingest_per_second"].as_f64().unwrap() > 0.0);
-        (depth_seen && rate_seen).then_some(v)
-    })
+    let series = eventually(
+        Duration::from_secs(20),
+        "a sample after the events",
+        || async {
+            let (s, v) = get(&gw, "/v1/stats/series").await;
+            assert_eq!(s, 200, "{v}");
+            let samples = v["samples"].as_array().unwrap().clone();
+            let depth_seen = samples
+                .iter()
+                .any(|s| s["destinations"]["jobs"]["queue_depth"] == 10);
+            let rate_seen = samples
+                .iter()
+                .any(|s| s["ingest_per_second"].as_f64().unwrap() > 0.0);
+            (depth_seen && rate_seen).then_some(v)
+        },
+    )
     .await;
     assert_eq!(series["interval_seconds"], 2);
     assert_eq!(series["window_seconds"], 900);
-    let last = series["samples"].as_array().unwrap().last().unwrap().clone();
+    let last = series["samples"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert!(last["store_disk_bytes"].as_u64().unwrap() > 0, "{last}");
     assert!(last["free_disk_bytes"].as_u64().unwrap() > 0, "{last}");
     // The rates over the window add up to at most what was accepted (the
@@ -311,23 +354,40 @@ async fn a_cross_origin_simple_post_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn the_console_is_served_from_the_binary_with_a_strict_csp() {
     let gw = Gateway::start(&config(None)).await;
-    let r = client()
-        .get(gw.url("/console"))
-        .send()
-        .await
-        .unwrap();
+    let r = client().get(gw.url("/console")).send().await.unwrap();
     // reqwest follows the redirect to /console/.
     assert_eq!(r.status(), 200);
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let html = r.text().await.unwrap();
     assert!(html.contains("/console/app.js"), "{html}");
     // No page loads anything from elsewhere.
     for file in [
-        "index.html", "app.js", "api.js", "chart.js", "dom.js", "errors.js", "events.js",
-        "destinations.js", "overview.js", "plugins.js", "schemas.js", "console.css",
+        "index.html",
+        "app.js",
+        "api.js",
+        "chart.js",
+        "dom.js",
+        "errors.js",
+        "events.js",
+        "destinations.js",
+        "overview.js",
+        "plugins.js",
+        "schemas.js",
+        "console.css",
     ] {
         let r = client()
             .get(gw.url(&format!("/console/{file}")))

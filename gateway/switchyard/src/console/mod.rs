@@ -29,7 +29,10 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// The console's routes, merged into the gateway's router.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
     axum::Router::new()
-        .route("/console", get(|| async { Redirect::permanent("/console/") }))
+        .route(
+            "/console",
+            get(|| async { Redirect::permanent("/console/") }),
+        )
         .route("/console/", get(|| async { asset("index.html") }))
         .route(
             "/console/{*path}",

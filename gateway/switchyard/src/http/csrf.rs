@@ -43,7 +43,12 @@ pub async fn guard(req: Request, next: Next) -> Response {
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .map(str::to_owned);
-    if let Err(why) = check(req.method(), req.uri().path(), host.as_deref(), req.headers()) {
+    if let Err(why) = check(
+        req.method(),
+        req.uri().path(),
+        host.as_deref(),
+        req.headers(),
+    ) {
         tracing::warn!(
             method = %req.method(),
             path = %req.uri().path(),
@@ -90,7 +95,13 @@ fn check(
     let simple = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .is_some_and(|ct| {
             matches!(
                 ct.as_str(),
@@ -147,13 +158,19 @@ mod tests {
 
     #[test]
     fn reads_pass_whatever_their_origin() {
-        let h = headers(&[("origin", "http://evil.example"), ("host", "127.0.0.1:8080")]);
+        let h = headers(&[
+            ("origin", "http://evil.example"),
+            ("host", "127.0.0.1:8080"),
+        ]);
         assert!(c(&Method::GET, "/v1/events", &h).is_ok());
     }
 
     #[test]
     fn a_foreign_origin_cannot_write_even_to_ingest() {
-        let h = headers(&[("origin", "http://evil.example"), ("host", "127.0.0.1:8080")]);
+        let h = headers(&[
+            ("origin", "http://evil.example"),
+            ("host", "127.0.0.1:8080"),
+        ]);
         assert!(c(&Method::POST, "/v1/topics/t/events", &h).is_err());
         assert!(c(&Method::DELETE, "/v1/destinations/d/dlq", &h).is_err());
         let null = headers(&[("origin", "null"), ("host", "127.0.0.1:8080")]);
