@@ -12,6 +12,7 @@
 //! installs them). Without them the test says so and passes, except under
 //! CI (`CI` set), where it fails.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -33,6 +34,12 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The browsers chromedriver starts share its process group: end the
+        // whole group, so a failed test leaves no Chromium behind.
+        let _ = Command::new("kill")
+            .arg("--")
+            .arg(format!("-{}", self.child.id()))
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -54,6 +61,7 @@ async fn driver() -> Option<Driver> {
         .port();
     let child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
