@@ -4,7 +4,8 @@
 #   bash scripts/test.sh
 #
 # It installs what the tests use into the project (the wasm32-wasip2 target,
-# a Python virtualenv in .venv with the real peer clients), builds the
+# a Python virtualenv in .venv with the real peer clients; Debian's chromium
+# and chromium-driver, system-wide, for the console's browser test), builds the
 # example plugins (and runs their native unit tests) and the gateway binary,
 # and runs `cargo test --workspace`: each crate's unit tests, and the one
 # end-to-end test binary (tests/tests/e2e/).
@@ -29,6 +30,16 @@ if [ -s tests/python/requirements.txt ]; then
   fi
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
   export SWITCHYARD_PYTHON="$root/.venv/bin/python"
+fi
+
+# The console's browser test (tests/tests/e2e/console.rs) drives Debian's
+# Chromium through chromedriver; installed once, skipped when present.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  step "Chromium and chromedriver for the console's browser test"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 step "Building the workspace"

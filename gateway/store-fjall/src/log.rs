@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use switchyard_core::{Event, EventId, NewEvent, now_ms};
 use switchyard_store::{
     Appended, AttemptRecord, DeliveryState, DeliveryStatus, EventLog, EventQuery, History,
-    Maintenance, Routed, Routing, StoreError, Transformed,
+    ListOrder, Maintenance, Routed, Routing, StoreError, Transformed,
 };
 use tokio::sync::oneshot;
 use ulid::Ulid;
@@ -175,18 +175,30 @@ impl EventLog for FjallStore {
     ) -> Result<(Vec<Event>, Option<EventId>), StoreError> {
         let from = Ulid::from_parts(q.since_ms, 0);
         let to = Ulid::from_parts(q.until_ms.min((1 << 48) - 1), u128::MAX);
-        let start = match q.cursor {
-            Some(c) => Ulid(c.0.wrapping_add(1)).max(from),
-            None => from,
+        let (lo, hi) = match (q.order, q.cursor) {
+            (_, None) => (from, to),
+            (ListOrder::Asc, Some(c)) => match c.0.checked_add(1) {
+                Some(n) => (Ulid(n).max(from), to),
+                None => return Ok((Vec::new(), None)),
+            },
+            (ListOrder::Desc, Some(c)) => match c.0.checked_sub(1) {
+                Some(n) => (from, Ulid(n).min(to)),
+                None => return Ok((Vec::new(), None)),
+            },
         };
+        if lo > hi {
+            return Ok((Vec::new(), None));
+        }
         let limit = q.limit.max(1);
         let mut out = Vec::new();
-        for (scanned, guard) in self
-            .ks
-            .events
-            .range(keys::event(start)..=keys::event(to))
-            .enumerate()
-        {
+        let range = self.ks.events.range(keys::event(lo)..=keys::event(hi));
+        // The keys are ids, so walking the range backwards is newest first
+        // at the cost of the same seek.
+        let iter: Box<dyn Iterator<Item = _>> = match q.order {
+            ListOrder::Asc => Box::new(range),
+            ListOrder::Desc => Box::new(range.rev()),
+        };
+        for (scanned, guard) in iter.enumerate() {
             let (k, v) = guard.into_inner().fj()?;
             let Some(id) = keys::decode_event(&k) else {
                 continue;

@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use switchyard_core::{EventId, now_ms};
 use switchyard_store::{
     DeadLetters, DeliveryState, DeliveryStatus, DlqEntry, DlqOwner, Hold, Lease, LeaseCheck,
-    QueueEntry, QueuePolicy, QueueStats, Queues, Settle, Settlement, StoreError,
+    ListOrder, QueueEntry, QueuePolicy, QueueStats, Queues, Settle, Settlement, StoreError,
 };
 use tokio::sync::Notify;
 use ulid::Ulid;
@@ -729,17 +729,34 @@ impl DeadLetters for FjallStore {
         &self,
         owner: DlqOwner<'_>,
         cursor: Option<EventId>,
+        order: ListOrder,
         limit: usize,
     ) -> Result<(Vec<DlqEntry>, Option<EventId>), StoreError> {
         let ks = self.ks.get(Self::dlq_ks(owner));
         let name = owner.name();
         let prefix = keys::name_prefix(name);
-        let start = match cursor {
-            Some(c) => keys::dlq(name, Ulid(c.0.wrapping_add(1))),
-            None => prefix.clone(),
+        // Every key of this owner lies in [prefix, prefix + 16 x 0xff].
+        let lo = match (order, cursor) {
+            (ListOrder::Asc, Some(c)) => match c.0.checked_add(1) {
+                Some(n) => keys::dlq(name, Ulid(n)),
+                None => return Ok((Vec::new(), None)),
+            },
+            _ => prefix.clone(),
+        };
+        let hi = match (order, cursor) {
+            (ListOrder::Desc, Some(c)) => match c.0.checked_sub(1) {
+                Some(n) => keys::dlq(name, Ulid(n)),
+                None => return Ok((Vec::new(), None)),
+            },
+            _ => keys::dlq(name, Ulid(u128::MAX)),
+        };
+        let range = ks.range(lo..=hi);
+        let iter: Box<dyn Iterator<Item = _>> = match order {
+            ListOrder::Asc => Box::new(range),
+            ListOrder::Desc => Box::new(range.rev()),
         };
         let mut out = Vec::new();
-        for guard in ks.range(start..) {
+        for guard in iter {
             let (k, v) = guard.into_inner().fj()?;
             if !k.starts_with(&prefix) {
                 break;

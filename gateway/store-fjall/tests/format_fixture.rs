@@ -12,7 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 use switchyard_core::{EventId, EventMeta, NewEvent, now_ms};
 use switchyard_store::{
-    Appended, DeliveryStatus, DlqOwner, Hold, QueuePolicy, Routing, SharedStore, StoreError,
+    Appended, DeliveryStatus, DlqOwner, Hold, ListOrder, QueuePolicy, Routing, SharedStore,
+    StoreError,
 };
 use switchyard_store_fjall::{Durability, FORMAT_VERSION, FjallStore};
 
@@ -111,7 +112,7 @@ async fn a_format_1_data_dir_opens_with_its_events_queues_dlqs_and_schemas() {
     // Dead letters: all six at the rejecting destination, one at the topic.
     assert_eq!(store.queue_stats("rejected", now).unwrap().depth, 0);
     let (dead, next) = store
-        .dlq_page(DlqOwner::Destination("rejected"), None, 100)
+        .dlq_page(DlqOwner::Destination("rejected"), None, ListOrder::Asc, 100)
         .await
         .unwrap();
     assert_eq!(dead.len(), 6);
@@ -122,7 +123,7 @@ async fn a_format_1_data_dir_opens_with_its_events_queues_dlqs_and_schemas() {
         assert!(d.error.contains("404"), "{}", d.error);
     }
     let (topic_dead, _) = store
-        .dlq_page(DlqOwner::Topic("plugged"), None, 10)
+        .dlq_page(DlqOwner::Topic("plugged"), None, ListOrder::Asc, 10)
         .await
         .unwrap();
     assert_eq!(topic_dead.len(), 1);

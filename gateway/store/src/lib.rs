@@ -197,6 +197,18 @@ impl DlqOwner<'_> {
     }
 }
 
+/// Which way a list runs through ids (acceptance order). A backend walks
+/// its index backwards for `Desc`, so "newest first" costs what "oldest
+/// first" does: no scan to the end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// Oldest first: the cursor continues after the last id.
+    #[default]
+    Asc,
+    /// Newest first: the cursor continues before the last id.
+    Desc,
+}
+
 /// Which events `list_events` returns.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
@@ -210,8 +222,9 @@ pub struct EventQuery {
     pub since_ms: u64,
     /// Accepted at or before (epoch ms).
     pub until_ms: u64,
-    /// Continue after this id.
+    /// Continue past this id (after it for `Asc`, before it for `Desc`).
     pub cursor: Option<EventId>,
+    pub order: ListOrder,
     pub limit: usize,
     /// Give up after looking at this many events (the answer then carries a
     /// cursor to go on from), so one request cannot scan a whole store.
@@ -348,12 +361,14 @@ pub trait Queues: Send + Sync {
 /// Dead-letter queues.
 #[async_trait]
 pub trait DeadLetters: Send + Sync {
-    /// A page of a DLQ, oldest event first, after `cursor`, and the cursor
-    /// to continue from.
+    /// A page of a DLQ in event-id order (`Asc`: oldest event first, after
+    /// `cursor`; `Desc`: newest first, before it), and the cursor to continue
+    /// from.
     async fn dlq_page(
         &self,
         owner: DlqOwner<'_>,
         cursor: Option<EventId>,
+        order: ListOrder,
         limit: usize,
     ) -> Result<(Vec<DlqEntry>, Option<EventId>), StoreError>;
 

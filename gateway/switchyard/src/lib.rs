@@ -27,12 +27,14 @@
 //! - [`auth`]: API tokens, scopes, per-token rate limits, the route guards.
 //! - [`registry_api`]: Confluent's REST API over the schema registry.
 //! - [`reload`]: re-reading the config file of a running gateway.
+//! - [`console`]: the web console at `/console`, embedded assets.
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod ingest;
 pub mod registry_api;

@@ -242,6 +242,7 @@ async fn reload_once(live: &mut Live) -> Report {
         auth,
         topic_limits: crate::ingest::limits::TopicLimits::new(&new),
         reload: app.reload.clone(),
+        series: app.series.clone(),
     }));
     live.http.store(Arc::new(http_router(next.clone())));
     live.config.store(new.clone());

@@ -228,6 +228,7 @@ pub(crate) async fn assemble(config: Arc<Config>, reload: Reload) -> Result<Asse
         auth,
         topic_limits: crate::ingest::limits::TopicLimits::new(&config),
         reload,
+        series: Default::default(),
     }));
     step("http");
     tracing::info!(
@@ -301,6 +302,7 @@ pub async fn run_with_reload(
         },
         stop.clone(),
     ));
+    tokio::spawn(crate::admin::series::sample(app.clone(), stop.clone()));
     health.set_ready(true);
     let addr = listener.local_addr()?;
     let scheme = if config.server.tls.is_some() {

@@ -330,6 +330,29 @@ impl Metrics {
             .inc();
     }
 
+    /// Events accepted on `topic` since start (the `accepted` outcome of
+    /// `ingest_events`). Read without creating a series, so sampling never
+    /// adds zero lines to `/metrics`.
+    pub fn ingest_accepted(&self, topic: &str) -> u64 {
+        self.ingest_events
+            .get(&TopicOutcome {
+                topic: topic.to_owned(),
+                outcome: "accepted".to_owned(),
+            })
+            .map_or(0, |c| c.get())
+    }
+
+    /// Delivery attempts at `destination` that came out as `outcome`
+    /// (`delivered`, `retry`, `dead_letter`, `paused`) since start.
+    pub fn attempts_total(&self, destination: &str, outcome: &str) -> u64 {
+        self.delivery_attempts
+            .get(&DestOutcome {
+                destination: destination.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .map_or(0, |c| c.get())
+    }
+
     /// Plugin totals as the plugin host reports them (cumulative since
     /// start), set at scrape time. Counters only move forward, so a total
     /// that went down (a restart of the host's counters) is ignored.

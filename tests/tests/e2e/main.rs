@@ -8,6 +8,8 @@
 mod auth;
 mod breaker;
 mod cli;
+mod console;
+mod console_api;
 mod crash;
 mod delivery;
 mod docs;

@@ -1,11 +1,13 @@
 //! The admin API: events and their delivery history, destinations (depths,
 //! pause/resume), dead-letter queues (list, replay, purge), readiness, and
-//! (`queues`) the pull-consumer endpoints.
+//! (`queues`) the pull-consumer endpoints, and (`series`) the in-gateway
+//! time series the console's overview charts draw.
 //!
 //! Shapes are documented in `docs/http-api.md`; the CLI's `dlq` commands
 //! are thin clients of these endpoints.
 
 mod queues;
+pub mod series;
 
 use std::collections::HashSet;
 
@@ -22,10 +24,17 @@ use ulid::Ulid;
 use crate::http::{ApiError, App};
 use switchyard_core::Event;
 use switchyard_core::event::{parse_rfc3339, rfc3339};
-use switchyard_store::{DeliveryStatus, DlqEntry, DlqOwner, EventQuery};
+use switchyard_store::{DeliveryStatus, DlqEntry, DlqOwner, EventQuery, ListOrder};
 
 /// Largest page any list endpoint returns.
 const MAX_PAGE: usize = 1000;
+
+/// Payload bytes `include=payload` returns by default: one event's page.
+const EVENT_PAYLOAD_CAP: usize = 64 * 1024;
+/// ... and per entry of a DLQ list (a preview; a page of 1000 stays small).
+const LIST_PAYLOAD_CAP: usize = 4 * 1024;
+/// The most `payload_limit` may ask for.
+const MAX_PAYLOAD_CAP: usize = 1024 * 1024;
 
 /// The admin routes, merged into the gateway's router. Everything but
 /// `/readyz` is guarded by `auth`: the admin API needs an `admin` token, the
@@ -38,6 +47,8 @@ pub fn routes(auth: &std::sync::Arc<crate::auth::Auth>) -> axum::Router<App> {
         .route("/v1/topics", get(list_topics))
         .route("/v1/plugins", get(list_plugins))
         .route("/v1/destinations", get(list_destinations))
+        .route("/v1/destinations/{name}", get(get_destination))
+        .route("/v1/stats/series", get(series::series))
         .route("/v1/destinations/{name}/pause", post(pause))
         .route("/v1/destinations/{name}/resume", post(resume))
         .route(
@@ -141,35 +152,6 @@ async fn deliveries(app: &App, e: &Event, with_attempts: bool) -> Result<Vec<Val
     Ok(out)
 }
 
-/// `include=payload`: whether an answer carries event payloads.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct IncludeParams {
-    include: Option<String>,
-}
-
-fn wants_payload(include: Option<&str>) -> Result<bool, ApiError> {
-    match include {
-        None => Ok(false),
-        Some("payload") => Ok(true),
-        Some(other) => Err(ApiError::malformed(format!(
-            "include: {other:?} is not known; the one value is \"payload\""
-        ))),
-    }
-}
-
-/// The payload as `payload` (UTF-8 text) or `payload_base64` (anything else).
-fn add_payload(v: &mut Value, e: &Event) {
-    use base64::Engine;
-    match std::str::from_utf8(&e.payload) {
-        Ok(text) => v["payload"] = json!(text),
-        Err(_) => {
-            v["payload_base64"] =
-                json!(base64::engine::general_purpose::STANDARD.encode(&e.payload))
-        }
-    }
-}
-
 async fn event_json(app: &App, e: &Event, with_attempts: bool) -> Result<Value, ApiError> {
     let mut v = json!({
         "id": e.id.to_string(),
@@ -192,12 +174,69 @@ async fn event_json(app: &App, e: &Event, with_attempts: bool) -> Result<Value, 
     Ok(v)
 }
 
+/// `include=payload` and its cap, shared by the event and the DLQ lists.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct IncludeParams {
+    include: Option<String>,
+    payload_limit: Option<usize>,
+}
+
+/// Whether `include` asks for the payload (a comma-separated list, so more
+/// parts can join later), and the cap to apply.
+fn payload_cap(
+    include: &Option<String>,
+    limit: Option<usize>,
+    default: usize,
+) -> Result<Option<usize>, ApiError> {
+    let Some(inc) = include else {
+        return Ok(None);
+    };
+    let mut payload = false;
+    for part in inc.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "payload" => payload = true,
+            other => {
+                return Err(ApiError::malformed(format!(
+                    "include: {other:?} is not one of payload"
+                )));
+            }
+        }
+    }
+    Ok(payload.then(|| limit.unwrap_or(default).clamp(1, MAX_PAYLOAD_CAP)))
+}
+
+/// Puts `payload` (UTF-8 text) or `payload_base64` (anything else) into
+/// `v`, at most `cap` bytes, with `payload_truncated` saying whether bytes
+/// were left out. A cut in the middle of a UTF-8 character still counts as
+/// text: only the whole character is left out.
+fn add_payload(v: &mut Value, payload: &[u8], cap: usize) {
+    let truncated = payload.len() > cap;
+    let head = &payload[..payload.len().min(cap)];
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => Some(t),
+        Err(e) if truncated && e.error_len().is_none() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).ok()
+        }
+        Err(_) => None,
+    };
+    match text {
+        Some(t) => v["payload"] = json!(t),
+        None => {
+            use base64::Engine as _;
+            v["payload_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(head));
+        }
+    }
+    v["payload_truncated"] = json!(truncated);
+}
+
 async fn get_event(
     State(app): State<App>,
     Path(id): Path<String>,
     q: Result<Query<IncludeParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let with_payload = wants_payload(query(q)?.include.as_deref())?;
+    let p = query(q)?;
+    let cap = payload_cap(&p.include, p.payload_limit, EVENT_PAYLOAD_CAP)?;
     let id = parse_id(&id)?;
     let e = app
         .store
@@ -205,10 +244,20 @@ async fn get_event(
         .await?
         .ok_or_else(|| ApiError::not_found("unknown_event", format!("no event {id}")))?;
     let mut v = event_json(&app, &e, true).await?;
-    if with_payload {
-        add_payload(&mut v, &e);
+    if let Some(cap) = cap {
+        add_payload(&mut v, &e.payload, cap);
     }
     Ok(axum::Json(v).into_response())
+}
+
+fn order_param(v: &Option<String>) -> Result<ListOrder, ApiError> {
+    match v.as_deref() {
+        None | Some("asc") => Ok(ListOrder::Asc),
+        Some("desc") => Ok(ListOrder::Desc),
+        Some(other) => Err(ApiError::malformed(format!(
+            "order: {other:?} is not one of asc, desc"
+        ))),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -222,6 +271,8 @@ struct ListParams {
     limit: Option<usize>,
     cursor: Option<String>,
     include: Option<String>,
+    payload_limit: Option<usize>,
+    order: Option<String>,
 }
 
 /// `limit`: 1 to [`MAX_PAGE`] (larger is clamped), 100 when absent. Zero is
@@ -252,7 +303,7 @@ async fn list_events(
 ) -> Result<Response, ApiError> {
     let p = query(q)?;
     let limit = limit_param(p.limit)?;
-    let with_payload = wants_payload(p.include.as_deref())?;
+    let cap = payload_cap(&p.include, p.payload_limit, LIST_PAYLOAD_CAP)?;
     // A filter naming nothing configured is a typo, not an empty answer.
     if let Some(t) = &p.topic {
         Owner::Topic.check(&app, t)?;
@@ -278,6 +329,7 @@ async fn list_events(
         since_ms: since,
         until_ms: until,
         cursor,
+        order: order_param(&p.order)?,
         limit,
         max_scanned: 50_000,
     };
@@ -285,8 +337,8 @@ async fn list_events(
     let mut out = Vec::with_capacity(events.len());
     for e in &events {
         let mut v = event_json(&app, e, false).await?;
-        if with_payload {
-            add_payload(&mut v, e);
+        if let Some(cap) = cap {
+            add_payload(&mut v, &e.payload, cap);
         }
         out.push(v);
     }
@@ -374,6 +426,28 @@ async fn list_destinations(State(app): State<App>) -> Result<Response, ApiError>
     Ok(axum::Json(json!({ "destinations": stats })).into_response())
 }
 
+/// `GET /v1/destinations/{name}`: one destination's levels, as the list
+/// shows them.
+async fn get_destination(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    if app.delivery.destination(&name).is_none() {
+        return Err(ApiError::not_found(
+            "unknown_destination",
+            format!("no destination named {name:?}"),
+        ));
+    }
+    let stats = app.delivery.stats().await?;
+    let one = stats.into_iter().find(|s| s.name == name).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_destination",
+            format!("no destination named {name:?}"),
+        )
+    })?;
+    Ok(axum::Json(one).into_response())
+}
+
 async fn set_paused(app: &App, name: &str, paused: bool) -> Result<Response, ApiError> {
     if !app.delivery.set_paused(name, paused).await? {
         return Err(ApiError::not_found(
@@ -433,6 +507,9 @@ impl Owner {
 struct PageParams {
     limit: Option<usize>,
     cursor: Option<String>,
+    order: Option<String>,
+    include: Option<String>,
+    payload_limit: Option<usize>,
 }
 
 fn dlq_json(e: &DlqEntry) -> Value {
@@ -454,8 +531,30 @@ async fn dlq_list(
     let p = query(q)?;
     let limit = limit_param(p.limit)?;
     let cursor = p.cursor.as_deref().map(parse_id).transpose()?;
-    let (entries, next) = app.store.dlq_page(owner.of(&name), cursor, limit).await?;
-    let entries: Vec<Value> = entries.iter().map(dlq_json).collect();
+    let order = order_param(&p.order)?;
+    let cap = payload_cap(&p.include, p.payload_limit, LIST_PAYLOAD_CAP)?;
+    let (entries, next) = app
+        .store
+        .dlq_page(owner.of(&name), cursor, order, limit)
+        .await?;
+    let mut out = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let mut v = dlq_json(e);
+        if let Some(cap) = cap {
+            // Retention may have removed the event under its dead letter.
+            match app.store.event(e.event_id).await? {
+                Some(ev) => {
+                    v["topic"] = json!(ev.topic);
+                    v["content_type"] = json!(ev.meta.content_type);
+                    v["size"] = json!(ev.payload.len());
+                    add_payload(&mut v, &ev.payload, cap);
+                }
+                None => v["payload_missing"] = json!(true),
+            }
+        }
+        out.push(v);
+    }
+    let entries = out;
     Ok(axum::Json(json!({
         "entries": entries,
         "next_cursor": next.map(|c| c.to_string()),
@@ -496,7 +595,10 @@ async fn select(
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
-        let (page, next) = app.store.dlq_page(owner.of(name), cursor, MAX_PAGE).await?;
+        let (page, next) = app
+            .store
+            .dlq_page(owner.of(name), cursor, ListOrder::Asc, MAX_PAGE)
+            .await?;
         out.extend(
             page.into_iter()
                 .filter(|e| e.dead_lettered_at_ms >= since && e.dead_lettered_at_ms <= until),
@@ -613,6 +715,7 @@ async fn topic_dlq_purge(
 ) -> Result<Response, ApiError> {
     dlq_purge(app, Owner::Topic, name, None).await
 }
+
 /// One dead letter, with its event (headers, deliveries, attempts and, with
 /// `include=payload`, the payload).
 async fn dlq_get_one(
@@ -623,7 +726,8 @@ async fn dlq_get_one(
     q: Result<Query<IncludeParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     owner.check(&app, &name)?;
-    let with_payload = wants_payload(query(q)?.include.as_deref())?;
+    let p = query(q)?;
+    let cap = payload_cap(&p.include, p.payload_limit, EVENT_PAYLOAD_CAP)?;
     let id = parse_id(&id)?;
     let entry = app
         .store
@@ -638,8 +742,8 @@ async fn dlq_get_one(
     let mut v = dlq_json(&entry);
     if let Some(e) = app.store.event(id).await? {
         let mut ev = event_json(&app, &e, true).await?;
-        if with_payload {
-            add_payload(&mut ev, &e);
+        if let Some(cap) = cap {
+            add_payload(&mut ev, &e.payload, cap);
         }
         v["event"] = ev;
     }

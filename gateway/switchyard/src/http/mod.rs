@@ -8,7 +8,10 @@
 //! - [`listener`]: accepting connections: TLS, limits, slow clients, the
 //!   graceful stop.
 //! - `observe`: the ingest telemetry layer and `GET /metrics`.
+//! - [`csrf`]: the guard that keeps a web page in the operator's browser
+//!   from changing state (cross-origin and form-style writes get 403).
 
+pub mod csrf;
 mod error;
 pub mod listener;
 mod observe;
@@ -81,6 +84,8 @@ pub struct AppInner {
     pub topic_limits: TopicLimits,
     /// Asks the gateway to reload its config (`POST /v1/admin/reload`).
     pub reload: crate::reload::Reload,
+    /// The last minutes of rates and levels, for the console's charts.
+    pub series: Arc<crate::admin::series::Series>,
 }
 
 /// Shared state handed to handlers (cheap to clone).
@@ -126,8 +131,11 @@ pub fn http_router(app: App) -> axum::Router {
                 ),
             ),
         )
+        .merge(crate::console::routes())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
+        // Before any handler or guard: a cross-site write changes nothing.
+        .layer(axum::middleware::from_fn(csrf::guard))
         .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(app)
 }
