@@ -219,7 +219,7 @@ async fn register_is_idempotent_and_ids_are_shared_across_subjects() {
     );
     assert_eq!(
         call(&f.app, "GET", "/schemas/types", None).await.body,
-        json!(["JSON", "AVRO"])
+        json!(["JSON", "PROTOBUF", "AVRO"])
     );
     assert_eq!(
         call(
@@ -314,7 +314,7 @@ async fn malformed_requests_get_confluent_error_codes() {
     let proto = call(
         app,
         "POST",
-        "/subjects/s/versions",
+        "/subjects/sp/versions",
         Some(json!({"schema": "syntax = \"proto3\";", "schemaType": "PROTOBUF"})),
     )
     .await;
