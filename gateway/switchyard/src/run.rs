@@ -290,6 +290,7 @@ pub async fn run_with_reload(
         live_config.clone(),
         store.clone(),
         app.handoff.clone(),
+        stop.clone(),
     ));
     let http = Arc::new(Current::new(Arc::new(http_router(app.clone()))));
     tokio::spawn(crate::reload::serve(
@@ -403,8 +404,16 @@ async fn send_operator_events(
     config: Arc<Current<Config>>,
     store: SharedStore,
     handoff: Handoff,
+    stop: CancellationToken,
 ) {
-    while let Some(e) = events.recv().await {
+    // Ends with the gateway, not with the channel: the sender lives in
+    // `delivery`, which this task's handoff keeps alive, and the store it
+    // holds must be dropped for the data dir to be free again.
+    loop {
+        let e = tokio::select! {
+            e = events.recv() => match e { Some(e) => e, None => return },
+            () = stop.cancelled() => return,
+        };
         if config.load().operator.is_none() {
             continue;
         }

@@ -874,6 +874,7 @@ async fn dlq_cli_sends_its_token() {
         "purge",
         "--topic",
         "orders",
+        "--yes",
         "--server",
         gw.url.as_str(),
         "--token",

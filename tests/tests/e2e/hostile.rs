@@ -356,7 +356,7 @@ async fn hostile_admin_pull_and_registry_requests_get_json_4xx() {
         ("registry non-json", client().post(gw.url("/registry/subjects/s/versions")).header("content-type", "application/vnd.schemaregistry.v1+json").body("not json at all")),
         ("registry bad avro", json(gw.url("/registry/subjects/s/versions"), br#"{"schema":"{\"type\":\"record\",\"name\":\"X\",\"fields\":[{\"name\":\"a\",\"type\":\"nope\"}]}"}"#.to_vec())),
         ("registry schema not a string", json(gw.url("/registry/subjects/s/versions"), br#"{"schema":{"type":"int"}}"#.to_vec())),
-        ("registry protobuf", json(gw.url("/registry/subjects/s/versions"), br#"{"schemaType":"PROTOBUF","schema":"syntax = \"proto3\"; message A {}"}"#.to_vec())),
+        ("registry protobuf that does not compile", json(gw.url("/registry/subjects/s/versions"), br#"{"schemaType":"PROTOBUF","schema":"syntax = \"proto3\"; message A { int32 = 1; }"}"#.to_vec())),
     ];
     for (what, req) in checks {
         let r = send(req).await;
