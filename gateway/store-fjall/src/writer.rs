@@ -170,10 +170,8 @@ pub struct WriterStats {
     pub groups: std::sync::atomic::AtomicU64,
     pub group_requests: std::sync::atomic::AtomicU64,
     pub persist_micros: std::sync::atomic::AtomicU64,
-    /// Time groups were held for the memtables to be written out.
-    pub write_buffer_wait_micros: std::sync::atomic::AtomicU64,
-    /// The same, in seconds, for `/metrics`: a store whose disk can't keep
-    /// up with ingest shows here first.
+    /// Seconds groups were held for the memtables to be written out: a
+    /// store whose disk can't keep up with ingest shows here first.
     pub write_buffer_wait:
         prometheus_client::metrics::counter::Counter<f64, std::sync::atomic::AtomicU64>,
     /// Memtable bytes not yet written out, after the last group commit.
@@ -194,7 +192,6 @@ impl Default for WriterStats {
             groups: Default::default(),
             group_requests: Default::default(),
             persist_micros: Default::default(),
-            write_buffer_wait_micros: Default::default(),
             write_buffer_wait: Default::default(),
             write_buffer_bytes: Default::default(),
             // 1 to 4096 requests (MAX_GROUP).
@@ -277,12 +274,9 @@ impl Writer {
         {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let waited = started.elapsed();
-        self.stats.write_buffer_wait_micros.fetch_add(
-            waited.as_micros() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        self.stats.write_buffer_wait.inc_by(waited.as_secs_f64());
+        self.stats
+            .write_buffer_wait
+            .inc_by(started.elapsed().as_secs_f64());
     }
 
     fn commit_group(&self, group: Vec<Request>, ids: &mut Generator) {
