@@ -119,15 +119,13 @@ impl<T> Current<T> {
 }
 
 /// The HTTP API whose every request is served by the router in force when
-/// it arrives: the listener keeps serving this one, and a reload swaps
-/// what is behind it, so no connection is closed.
-pub(crate) fn live_router(current: Arc<Current<axum::Router>>) -> axum::Router {
-    use tower::ServiceExt;
-    let service = tower::service_fn(move |req: axum::extract::Request| {
-        let router = (*current.load()).clone();
-        async move { router.oneshot(req).await }
-    });
-    axum::Router::new().fallback_service(service)
+/// it arrives: the listener asks for the router per request, and a reload
+/// swaps what it gets, so no connection is closed. (A source, not a router
+/// wrapping a router: that would cost every request a second routing pass.)
+pub(crate) fn live_router(
+    current: Arc<Current<axum::Router>>,
+) -> crate::http::listener::RouterSource {
+    Arc::new(move || (*current.load()).clone())
 }
 
 /// What a reload swaps, and the parts it keeps.

@@ -23,9 +23,7 @@
 //!    preflight, and this gateway answers no preflight. Ingest is exempt:
 //!    webhook senders post any content type.
 
-use axum::extract::Request;
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
@@ -34,30 +32,23 @@ use super::ApiError;
 /// origin (the console sends it on every call).
 pub const REQUEST_HEADER: &str = "x-switchyard-request";
 
-/// Refuses cross-site state-changing requests (see the module's rules).
-pub async fn guard(req: Request, next: Next) -> Response {
+/// The refusal of a cross-site state-changing request (see the module's
+/// rules), or `None` for a request that may go on.
+pub fn refusal<B>(req: &Request<B>) -> Option<Response> {
     // HTTP/2 carries the host as `:authority`, which lands in the URI.
     let host = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .map(str::to_owned);
-    if let Err(why) = check(
-        req.method(),
-        req.uri().path(),
-        host.as_deref(),
-        req.headers(),
-    ) {
-        tracing::warn!(
-            method = %req.method(),
-            path = %req.uri().path(),
-            reason = why,
-            "Cross-site request refused."
-        );
-        return ApiError::new(StatusCode::FORBIDDEN, "cross_site_request", why).into_response();
-    }
-    next.run(req).await
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let why = check(req.method(), req.uri().path(), host, req.headers()).err()?;
+    tracing::warn!(
+        method = %req.method(),
+        path = %req.uri().path(),
+        reason = why,
+        "Cross-site request refused."
+    );
+    Some(ApiError::new(StatusCode::FORBIDDEN, "cross_site_request", why).into_response())
 }
 
 /// Why a request is refused, if it is.

@@ -172,8 +172,14 @@ fn gateway_shape(status: StatusCode, message: String) -> Response {
     ApiError::new(status, code_for(status), message).into_response()
 }
 
-/// Layer for the gateway's router: see [`rewrite_plain_errors`].
-pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// Every request's first and last step, in one layer (a layer per concern
+/// costs each request another boxed service and future): the cross-site
+/// guard before anything runs, and, on the way out, axum's plain-text
+/// refusals rewritten in the gateway's JSON shape ([`rewrite_plain_errors`]).
+pub async fn edge(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if let Some(refused) = super::csrf::refusal(&req) {
+        return refused;
+    }
     let seen = super::listener::BodyTimeoutSeen::of(&req);
     let resp = next.run(req).await;
     rewrite_plain_errors(resp, seen.get(), gateway_shape).await

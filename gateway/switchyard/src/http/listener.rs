@@ -59,6 +59,10 @@ use crate::config::ServerConfig;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Where each request finds the router that serves it: the one in force
+/// when the request arrives (a reload swaps it under open connections).
+pub type RouterSource = Arc<dyn Fn() -> axum::Router + Send + Sync>;
+
 /// `[server] tls = { cert = "cert.pem", key = "key.pem" }`: serve HTTPS.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,7 +226,7 @@ struct Settings {
 /// `shutdown_grace`). Returns an error only if the TLS files can't be read.
 pub async fn serve(
     listener: TcpListener,
-    router: axum::Router,
+    router: RouterSource,
     server: &ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -347,7 +351,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    router: axum::Router,
+    router: RouterSource,
     builder: auto::Builder<TokioExecutor>,
     settings: Arc<Settings>,
     stop: CancellationToken,
@@ -377,7 +381,7 @@ async fn connection(
 async fn serve_http<S>(
     stream: S,
     peer: SocketAddr,
-    router: axum::Router,
+    router: RouterSource,
     builder: auto::Builder<TokioExecutor>,
     settings: &Settings,
     stop: CancellationToken,
@@ -392,7 +396,7 @@ async fn serve_http<S>(
     let body_timeout = settings.body_read_timeout;
     let on_request = activity.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let mut router = router.clone();
+        let mut router = router();
         let h2 = req.version() == hyper::Version::HTTP_2;
         let in_flight = InFlight::begin(on_request.clone(), h2);
         let seen = BodyTimeoutSeen::default();
@@ -406,9 +410,11 @@ async fn serve_http<S>(
     });
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
+    // One timer for the connection's life, moved rather than made anew.
+    let watchdog = tokio::time::sleep_until(activity.deadline(settings).wake);
+    tokio::pin!(watchdog);
     let mut stopping = false;
     loop {
-        let deadline = activity.deadline(settings);
         tokio::select! {
             r = conn.as_mut() => {
                 if let Err(e) = r {
@@ -420,25 +426,29 @@ async fn serve_http<S>(
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
-            // A request began or ended, or a new head started: the deadline moved.
-            () = activity.changed.notified() => {}
-            () = tokio::time::sleep_until(deadline.at) => {
-                if Instant::now() >= activity.deadline(settings).at {
+            () = watchdog.as_mut() => {
+                let deadline = activity.deadline(settings);
+                if Instant::now() >= deadline.at {
                     // Nothing is in flight: dropping the connection
                     // loses no request.
                     tracing::debug!(%peer, reason = deadline.why, "Connection closed.");
                     return;
                 }
+                watchdog.as_mut().reset(deadline.wake);
             }
         }
     }
 }
 
 /// What a connection is doing, for its watchdog.
+///
+/// Requests and bytes only write here; nothing wakes the watchdog. It looks
+/// again at least every `header_read_timeout` (see [`Deadline::wake`]), and
+/// no deadline can move earlier than that: a request head that starts now
+/// is due `header_read_timeout` from now. So a keep-alive request costs no
+/// wake-up and no new timer, and every limit still holds to the moment.
 struct Activity {
     phase: Mutex<Phase>,
-    /// Wakes the watchdog when its deadline may have moved earlier.
-    changed: tokio::sync::Notify,
 }
 
 struct Phase {
@@ -458,10 +468,13 @@ struct Phase {
     head_started: Option<Instant>,
 }
 
-/// When the watchdog should look again, and what it would close for.
+/// When the connection would be closed, what for, and when the watchdog
+/// looks again.
 struct Deadline {
     at: Instant,
     why: &'static str,
+    /// `at`, or sooner: never later than `header_read_timeout` from now.
+    wake: Instant,
 }
 
 impl Activity {
@@ -474,7 +487,6 @@ impl Activity {
                 idle_since: Instant::now(),
                 head_started: None,
             }),
-            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -484,28 +496,31 @@ impl Activity {
     }
 
     fn deadline(&self, s: &Settings) -> Deadline {
+        let now = Instant::now();
         let p = self.phase();
-        if p.in_flight > 0 {
-            // Busy: the body deadline and the handler bound the request;
-            // look again later.
-            return Deadline {
-                at: Instant::now() + s.idle_timeout,
-                why: "busy",
-            };
-        }
-        match p.head_started {
-            Some(t) if !p.h2 => Deadline {
-                at: t + s.header_read_timeout,
-                why: "request headers not received within server.header_read_timeout",
-            },
-            _ if !p.served => Deadline {
-                at: p.idle_since + s.header_read_timeout,
-                why: "no request within server.header_read_timeout of connecting",
-            },
-            _ => Deadline {
-                at: p.idle_since + s.idle_timeout,
-                why: "idle for server.idle_timeout",
-            },
+        let (at, why) = if p.in_flight > 0 {
+            // Busy: the body deadline and the handler bound the request.
+            (now + s.idle_timeout, "busy")
+        } else {
+            match p.head_started {
+                Some(t) if !p.h2 => (
+                    t + s.header_read_timeout,
+                    "request headers not received within server.header_read_timeout",
+                ),
+                _ if !p.served => (
+                    p.idle_since + s.header_read_timeout,
+                    "no request within server.header_read_timeout of connecting",
+                ),
+                _ => (
+                    p.idle_since + s.idle_timeout,
+                    "idle for server.idle_timeout",
+                ),
+            }
+        };
+        Deadline {
+            at,
+            why,
+            wake: at.min(now + s.header_read_timeout),
         }
     }
 
@@ -513,8 +528,6 @@ impl Activity {
         let mut p = self.phase();
         if p.in_flight == 0 && p.head_started.is_none() {
             p.head_started = Some(Instant::now());
-            drop(p);
-            self.changed.notify_one();
         }
     }
 }
@@ -542,8 +555,6 @@ impl Drop for InFlight {
         if p.in_flight == 0 {
             p.idle_since = Instant::now();
             p.head_started = None;
-            drop(p);
-            self.0.changed.notify_one();
         }
     }
 }

@@ -14,7 +14,7 @@
 pub mod csrf;
 mod error;
 pub mod listener;
-mod observe;
+pub(crate) mod observe;
 
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -107,17 +107,6 @@ pub fn http_router(app: App) -> axum::Router {
             "/v1/topics/{topic}/events/batch",
             post(crate::ingest::publish_batch),
         )
-        // Topics with `auth = "token"`; inside the telemetry layer below,
-        // so its refusals are counted as ingest refusals too.
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.auth.clone(),
-            crate::auth::layer::require_publish,
-        ))
-        // Only the routes above: the ingest span, latency and refusal counts.
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            observe::ingest_layer,
-        ))
         .route("/metrics", get(observe::metrics))
         .merge(crate::admin::routes(&app.auth))
         // Confluent-compatible: a client's base URL is http://host:port/registry.
@@ -134,8 +123,8 @@ pub fn http_router(app: App) -> axum::Router {
         .merge(crate::console::routes())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
-        // Before any handler or guard: a cross-site write changes nothing.
-        .layer(axum::middleware::from_fn(csrf::guard))
-        .layer(axum::middleware::from_fn(error::json_errors))
+        // Before any handler or guard, a cross-site write is refused; after
+        // them, plain-text refusals become JSON.
+        .layer(axum::middleware::from_fn(error::edge))
         .with_state(app)
 }

@@ -1,11 +1,11 @@
-//! The HTTP side of telemetry: the ingest routes' layer (the SERVER span,
+//! The HTTP side of telemetry: what the ingest handlers run inside (the SERVER span,
 //! the latency histogram, refusal counts) and `GET /metrics`, which reads
 //! each level from its owner and has `switchyard-telemetry` render it.
 
+use std::future::Future;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use opentelemetry::context::FutureExt;
 use switchyard_telemetry::metrics::{
@@ -13,49 +13,63 @@ use switchyard_telemetry::metrics::{
 };
 use switchyard_telemetry::spans;
 
-use super::App;
 use super::error::{ErrorCode, code_for};
+use super::{ApiError, App};
 
-/// The ingest routes' layer: the SERVER span (child of the sender's
-/// `traceparent`), made current while the handler runs so the event stores
-/// this span's context; the latency histogram; and the count of refusals,
-/// by the error code the client got.
-pub async fn ingest_layer(State(app): State<App>, req: Request, next: Next) -> Response {
+/// What each ingest handler runs inside: the topic's token check, the
+/// SERVER span (child of the sender's `traceparent`), made current while the
+/// handler runs so the event stores this span's context; the latency
+/// histogram; and the count of refusals, by the error code the client got.
+/// A function the handlers call rather than a layer, because every layer
+/// costs every request a boxed service and future.
+pub async fn ingest<F, Fut>(app: &App, topic: &str, req: Request, handler: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Result<Response, ApiError>>,
+{
     let started = Instant::now();
     // Label by topic only if it is configured: user input must not become
     // label values.
-    let topic = req
-        .uri()
-        .path()
-        .strip_prefix("/v1/topics/")
-        .and_then(|p| p.split('/').next())
-        .filter(|t| app.config.topic(t).is_some())
-        .unwrap_or("")
-        .to_owned();
+    let label = if app.config.topic(topic).is_some() {
+        topic
+    } else {
+        ""
+    };
     let tel = &app.telemetry;
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| req.uri().path().to_owned());
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    let resp = match spans::ingest(tel, &req, &route, client, &topic) {
+    let span = {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| req.uri().path(), |m| m.as_str());
+        let client = req
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        // `None` at once when tracing is off.
+        spans::ingest(tel, &req, route, client, label)
+    };
+    let work = async move {
+        if let Some(refused) = crate::auth::layer::publish_refusal(&app.auth, &req, topic) {
+            return refused;
+        }
+        handler(req)
+            .await
+            .unwrap_or_else(IntoResponse::into_response)
+    };
+    let resp = match span {
         Some(span) => {
             let cx = span.context().cloned().unwrap_or_default();
-            let resp = next.run(req).with_context(cx).await;
+            let resp = work.with_context(cx).await;
             span.finish_server(resp.status());
             resp
         }
-        None => next.run(req).await,
+        None => work.await,
     };
     let status = resp.status();
     tel.metrics
         .ingest_duration
         .get_or_create(&TopicLabel {
-            topic: topic.clone(),
+            topic: label.to_owned(),
         })
         .observe(started.elapsed().as_secs_f64());
     if !status.is_success() {
@@ -63,7 +77,7 @@ pub async fn ingest_layer(State(app): State<App>, req: Request, next: Next) -> R
             .extensions()
             .get::<ErrorCode>()
             .map_or_else(|| code_for(status), |c| c.0);
-        tel.metrics.ingested(&topic, code, 1);
+        tel.metrics.ingested(label, code, 1);
     }
     resp
 }

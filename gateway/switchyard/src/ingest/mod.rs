@@ -9,7 +9,7 @@ pub mod batch;
 pub mod limits;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -20,6 +20,7 @@ use switchyard_signatures::Verifier;
 use switchyard_store::{Appended, Routing};
 
 use crate::config::TopicConfig;
+use crate::http::observe;
 use crate::http::{ApiError, App};
 
 /// Longest accepted idempotency key, in bytes.
@@ -46,23 +47,25 @@ const DROPPED_HEADERS: &[&str] = &[
 ];
 
 /// `POST /v1/topics/{topic}/events`: one event, any content type.
-pub async fn publish(
-    State(app): State<App>,
-    Path(topic): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let t = admit(&app, &topic)?;
-    let limit = body_limit(&app, t);
-    let payload = read_body(body, &headers, limit).await?;
-    check_signature(&app, &t.name, &headers, &payload)?;
+pub async fn publish(State(app): State<App>, Path(topic): Path<String>, req: Request) -> Response {
+    observe::ingest(&app, &topic, req, |req| publish_one(&app, &topic, req)).await
+}
+
+async fn publish_one(app: &App, topic: &str, req: Request) -> Result<Response, ApiError> {
+    let t = admit(app, topic)?;
+    let limit = body_limit(app, t);
+    // The request's own headers, not a copy (an extractor would clone them).
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    let payload = read_body(body, headers, limit).await?;
+    check_signature(app, &t.name, headers, &payload)?;
     // After the signature: unsigned traffic must not use up the topic's rate.
     app.topic_limits.check(&t.name, 1)?;
-    let key = idempotency_key(&headers)?;
-    let mut meta = event_meta(&headers);
+    let key = idempotency_key(headers)?;
+    let mut meta = event_meta(headers);
     if let Some(schema) = &t.schema {
         let v =
-            validate(&app, schema, &meta.content_type, &payload).map_err(|e| e.into_api(None))?;
+            validate(app, schema, &meta.content_type, &payload).map_err(|e| e.into_api(None))?;
         meta.attributes.extend(schema_attributes(&v));
     }
     let outcome = app
@@ -78,14 +81,16 @@ pub async fn publish(
             routing(t),
         )
         .await?;
-    handed_over(&app, &t.name, &outcome);
+    handed_over(app, &t.name, &outcome);
     Ok(match outcome {
         Appended::New { ids, .. } => {
             let id = ids.first().map(|i| i.to_string()).unwrap_or_default();
-            (StatusCode::ACCEPTED, axum::Json(json!({ "id": id }))).into_response()
+            // An id is Crockford base32: nothing in it needs escaping, and
+            // the answer needs no JSON value built and serialised.
+            json_answer(StatusCode::ACCEPTED, format!("{{\"id\":\"{id}\"}}"))
         }
         Appended::Duplicate { ids } => {
-            let differs = body_differs(&app, &t.name, &ids, &[payload]).await?;
+            let differs = body_differs(app, &t.name, &ids, &[payload]).await?;
             let id = ids.first().map(|i| i.to_string()).unwrap_or_default();
             let mut answer = json!({ "id": id, "duplicate": true });
             if differs {
@@ -100,12 +105,17 @@ pub async fn publish(
 pub async fn publish_batch(
     State(app): State<App>,
     Path(topic): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let t = admit(&app, &topic)?;
-    let limit = body_limit(&app, t);
-    let format = batch::Format::from_content_type(content_type(&headers).as_deref())
+    req: Request,
+) -> Response {
+    observe::ingest(&app, &topic, req, |req| publish_many(&app, &topic, req)).await
+}
+
+async fn publish_many(app: &App, topic: &str, req: Request) -> Result<Response, ApiError> {
+    let t = admit(app, topic)?;
+    let limit = body_limit(app, t);
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    let format = batch::Format::from_content_type(content_type(headers).as_deref())
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -113,19 +123,19 @@ pub async fn publish_batch(
                 "a batch is a JSON array (content-type: application/json) or NDJSON (content-type: application/x-ndjson)",
             )
         })?;
-    let raw = read_body(body, &headers, limit).await?;
-    check_signature(&app, &t.name, &headers, &raw)?;
+    let raw = read_body(body, headers, limit).await?;
+    check_signature(app, &t.name, headers, &raw)?;
     let items = batch::split(&raw, format)
         .map_err(|e| ApiError::malformed(e.message).with("index", e.index))?;
     app.topic_limits.check(&t.name, items.len())?;
-    let key = idempotency_key(&headers)?;
-    let mut meta = event_meta(&headers);
+    let key = idempotency_key(headers)?;
+    let mut meta = event_meta(headers);
     // Each element is a JSON value of its own, whatever the envelope was.
     meta.content_type = "application/json".to_owned();
     let mut validated = Vec::new();
     if let Some(schema) = &t.schema {
         for (index, item) in items.iter().enumerate() {
-            let v = validate(&app, schema, &meta.content_type, item)
+            let v = validate(app, schema, &meta.content_type, item)
                 .map_err(|e| e.into_api(Some(index)))?;
             validated.push(schema_attributes(&v));
         }
@@ -146,14 +156,14 @@ pub async fn publish_batch(
         .store
         .append(&t.name, key, t.idempotency_window, events, routing(t))
         .await?;
-    handed_over(&app, &t.name, &outcome);
+    handed_over(app, &t.name, &outcome);
     Ok(match outcome {
         Appended::New { ids, .. } => {
             let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
             (StatusCode::ACCEPTED, axum::Json(json!({ "ids": ids }))).into_response()
         }
         Appended::Duplicate { ids } => {
-            let differs = body_differs(&app, &t.name, &ids, &payloads).await?;
+            let differs = body_differs(app, &t.name, &ids, &payloads).await?;
             let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
             let mut answer = json!({ "ids": ids, "duplicate": true });
             if differs {
@@ -162,6 +172,19 @@ pub async fn publish_batch(
             (StatusCode::OK, axum::Json(answer)).into_response()
         }
     })
+}
+
+/// A JSON answer from text already JSON.
+fn json_answer(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// A topic with neither routes nor plugins has nothing for the router to
