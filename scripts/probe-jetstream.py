@@ -1149,13 +1149,136 @@ async def p_setup_costs(js):
            "An R3 stream or consumer costs ~0.1 s to create; a pause or a registry change reaches other gateways in about a millisecond.")
 
 
+async def p_pinned_failover(js):
+    """§5.3's argument: a pinned router dies holding unacked messages; does
+    the next pinned puller get those redeliveries before newer messages?
+    Once with AckWait below priority_timeout, once above."""
+    out = {}
+    for name, ack_wait, pin_timeout in [("ackwait_2s_below_pin_4s", 2, 4), ("ackwait_5s_above_pin_2s", 5, 2)]:
+        await js.stream("P_PF", subjects=["pf.>"])
+        r = await js.consumer("P_PF", "route", priority_groups=["g"], priority_policy="pinned_client",
+                              priority_timeout=pin_timeout * 10**9, ack_wait=ack_wait * 10**9, max_deliver=-1)
+        for i in range(1, 11):
+            await js.pub("pf.ev", str(i).encode())
+        nca = await connect()
+        a, _ = await JS(nca).pull("P_PF", "route", batch=5, expires=0.5, group="g")
+        a_got = [m.data.decode() for m in a]
+        await nca.close()  # the pinned router dies, acking nothing
+        t0 = now()
+        b_got, first_at, pin = [], None, None
+        while now() - t0 < 12 and len(b_got) < 10:
+            extra = {"id": pin} if pin else {}
+            msgs, st = await js.pull("P_PF", "route", batch=10, expires=0.5, group="g", **extra)
+            for m in msgs:
+                pin = (m.headers or {}).get("Nats-Pin-Id") or pin
+                if first_at is None:
+                    first_at = round(now() - t0, 2)
+                b_got.append(m.data.decode())
+                await js.ack(m)
+        out[name] = {"create": r.get("error", "ok"), "a_took": a_got, "b_order": b_got, "b_first_message_after_s": first_at}
+        await js.delete("P_PF")
+    record("pinned_failover", "pinned_client route consumer: A takes 5 of 10 and dies unacked; B pulls until it has all 10",
+           out, "Order across a router failover holds only when AckWait < priority_timeout.")
+
+
+async def p_batch_bytes(js):
+    """Atomic batches by size: how many bytes will one commit take?"""
+    await js.stream("P_BB", subjects=["bb.>"], allow_atomic=True, num_replicas=3)
+    out = {}
+    for count, size in [(1000, 8 * 1024), (1000, 32 * 1024), (100, 512 * 1024)]:
+        bid = uuid.uuid4().hex
+        t0 = now()
+        ack = None
+        for i in range(1, count + 1):
+            h = {"Nats-Batch-Id": bid, "Nats-Batch-Sequence": str(i)}
+            if i == count:
+                h["Nats-Batch-Commit"] = "1"
+                try:
+                    ack = await js.pub("bb.x", b"x" * size, headers=h, timeout=30)
+                except Exception as e:
+                    ack = {"exception": repr(e)}
+            else:
+                await js.nc.publish("bb.x", b"x" * size, headers=h)
+        out[f"{count}x{size // 1024}KiB"] = {"ack": {k: v for k, v in (ack or {}).items() if k != "stream"},
+                                              "s": round(now() - t0, 2)}
+    out["max_payload"] = js.nc._server_info.get("max_payload")
+    record("atomic_batch_bytes", "R3 atomic batches of 1000x8KiB, 1000x32KiB, 100x512KiB", out,
+           "What one route or settle batch may carry.")
+    await js.delete("P_BB")
+
+
+async def p_leader_kill_batch(js):
+    """SIGKILL the stream leader in the middle of an atomic batch: is any
+    batch stored in part, and does a retry of the whole batch (same Msg-Ids)
+    end with every message once?"""
+    await js.stream("P_LB", subjects=["lb.>"], allow_atomic=True, num_replicas=3, duplicate_window=120 * 10**9)
+    await asyncio.sleep(0.5)
+    leader = (await js.info("P_LB")).get("cluster", {}).get("leader")
+    batches, per = 20, 200
+    outcomes = []
+    t_kill = None
+    for b in range(batches):
+        tries, t0 = 0, now()
+        while True:
+            tries += 1
+            bid = uuid.uuid4().hex
+            try:
+                for i in range(1, per + 1):
+                    h = {"Nats-Batch-Id": bid, "Nats-Batch-Sequence": str(i), "Nats-Msg-Id": f"b{b}-{i}"}
+                    if b == 5 and i == per // 2 and t_kill is None:
+                        os.kill(node_pid(leader), signal.SIGKILL)
+                        t_kill = now()
+                    if i == per:
+                        h["Nats-Batch-Commit"] = "1"
+                        ack = await js.pub("lb.x", f"{b}-{i}".encode(), headers=h, timeout=2)
+                    else:
+                        await js.nc.publish("lb.x", f"{b}-{i}".encode(), headers=h)
+                err = ack.get("error")
+                if err and err.get("err_code") == 10201:
+                    outcome = "10201 (already committed)"
+                    break
+                if err:
+                    raise RuntimeError(err.get("description"))
+                outcome = "committed"
+                break
+            except Exception as e:
+                last_err = repr(e)[:80]
+                await asyncio.sleep(0.2)
+                if now() - t0 > 30:
+                    outcome = "gave up: " + last_err
+                    break
+        outcomes.append({"batch": b, "tries": tries, "outcome": outcome, "s": round(now() - t0, 2)})
+    subprocess.run(["bash", os.path.join(ROOT, "scripts/nats-cluster.sh"), "restart", leader[1:]], check=True, capture_output=True)
+    await asyncio.sleep(1)
+    st = (await js.info("P_LB"))["state"]
+    await js.consumer("P_LB", "chk", deliver_policy="all", ack_policy="none")
+    seen = {}
+    while True:
+        msgs, _ = await js.pull("P_LB", "chk", batch=1000, expires=0.5)
+        if not msgs:
+            break
+        for m in msgs:
+            seen[m.data.decode()] = seen.get(m.data.decode(), 0) + 1
+    per_batch = {}
+    for k in seen:
+        per_batch[k.split("-")[0]] = per_batch.get(k.split("-")[0], 0) + 1
+    record("leader_kill_batch", f"{batches} atomic batches of {per} (Msg-Ids), SIGKILL of the stream leader in the middle of batch 5, retry whole batches",
+           {"killed": leader, "retried_batches": [o for o in outcomes if o["tries"] > 1],
+            "stored": st["messages"], "expected": batches * per, "stored_twice": sum(1 for v in seen.values() if v > 1),
+            "partial_batches": {k: v for k, v in per_batch.items() if v != per},
+            "max_batch_s": max(o["s"] for o in outcomes)},
+           "A leader change abandons the open batch (nothing of it stored); the retry commits it whole.")
+    await js.delete("P_LB")
+
+
 PROBES = {
     "version": p_version, "readback": p_readback, "filter": p_filter_subjects, "backoff": p_backoff_nak,
     "maxdeliver": p_maxdeliver, "acks": p_leases_and_acks, "naklease": p_nak_as_lease, "kv": p_dedupe_kv,
     "ttl": p_msg_ttl, "pause": p_pause, "atomic": p_atomic_batch, "fast": p_fast_batch,
     "schedules": p_schedules, "priority": p_priority_groups, "sync": p_sync_interval,
     "leaderkill": p_leader_kill, "filter1m": p_subjects_filter_1m, "design": p_design_checks,
-    "strict": p_strict, "setup": p_setup_costs,
+    "strict": p_strict, "setup": p_setup_costs, "pinned": p_pinned_failover, "batchbytes": p_batch_bytes,
+    "leaderkillbatch": p_leader_kill_batch,
 }
 
 
