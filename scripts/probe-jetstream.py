@@ -121,6 +121,8 @@ class JS:
                 return r.data.decode() or "ok"
             except (NatsTimeout, asyncio.TimeoutError):
                 return "timeout"
+            except nats.errors.NoRespondersError:
+                return "no responders"
         await self.nc.publish(subj, kind)
         return "sent"
 
@@ -1271,6 +1273,59 @@ async def p_leader_kill_batch(js):
     await js.delete("P_LB")
 
 
+async def p_lease_failover(js):
+    """Kill the consumer's leader while messages are Nak-delayed (leases):
+    do they stay hidden until their delay ends, and can the old reply
+    subject still ack one?"""
+    await js.stream("P_LF", subjects=["lf.>"], retention="workqueue", num_replicas=3)
+    await js.consumer("P_LF", "c", ack_wait=30 * 10**9, max_deliver=-1)
+    for i in range(3):
+        await js.pub("lf.x", str(i).encode())
+    msgs, _ = await js.pull("P_LF", "c", batch=3)
+    t0 = now()
+    for m in msgs:
+        await js.ack(m, b'-NAK {"delay": 6000000000}')
+    await asyncio.sleep(0.3)
+    leader = (await js.cinfo("P_LF", "c")).get("cluster", {}).get("leader")
+    os.kill(node_pid(leader), signal.SIGKILL)
+    killed_at = round(now() - t0, 2)
+    # the first lease is acked with its old reply subject after the failover
+    ack_res = None
+    deadline = now() + 15
+    while now() < deadline:
+        r = await js.ack(msgs[0].reply)
+        try:
+            ci = await js.api("CONSUMER.INFO.P_LF.c", timeout=1.0)
+        except Exception:
+            ci = {"error": "timeout"}
+        if "error" not in ci:
+            ack_res = {"reply": r, "at_s": round(now() - t0, 2)}
+            break
+        await asyncio.sleep(0.3)
+    try:
+        await lease_failover_pull(js, t0, early := [], back := [])
+    finally:
+        subprocess.run(["bash", os.path.join(ROOT, "scripts/nats-cluster.sh"), "restart", leader[1:]],
+                       check=True, capture_output=True)
+    try:
+        ci = await js.cinfo("P_LF", "c")
+    except Exception:
+        ci = {}
+    record("lease_failover", "3 messages Nak-delayed 6 s, SIGKILL of the consumer leader 0.3 s later, ack one with its old reply subject, pull the rest",
+           {"killed": leader, "new_leader": ci.get("cluster", {}).get("leader"), "killed_at_s": killed_at,
+            "old_reply_ack_after_failover": ack_res, "redelivered_before_5.5s": early,
+            "redelivered_after": back, "num_ack_pending_end": ci.get("num_ack_pending")},
+           "Leases (Nak timers) should survive a consumer leader change; if they come back early, visibility is only as good as the leader's uptime.")
+    await js.delete("P_LF")
+
+
+async def lease_failover_pull(js, t0, early, back):
+    while now() - t0 < 14 and len(back) < 2:
+        got, _ = await js.pull("P_LF", "c", batch=3, expires=0.5)
+        for m in got:
+            (early if now() - t0 < 5.5 else back).append((m.data.decode(), round(now() - t0, 2)))
+
+
 PROBES = {
     "version": p_version, "readback": p_readback, "filter": p_filter_subjects, "backoff": p_backoff_nak,
     "maxdeliver": p_maxdeliver, "acks": p_leases_and_acks, "naklease": p_nak_as_lease, "kv": p_dedupe_kv,
@@ -1278,7 +1333,7 @@ PROBES = {
     "schedules": p_schedules, "priority": p_priority_groups, "sync": p_sync_interval,
     "leaderkill": p_leader_kill, "filter1m": p_subjects_filter_1m, "design": p_design_checks,
     "strict": p_strict, "setup": p_setup_costs, "pinned": p_pinned_failover, "batchbytes": p_batch_bytes,
-    "leaderkillbatch": p_leader_kill_batch,
+    "leaderkillbatch": p_leader_kill_batch, "leasefailover": p_lease_failover,
 }
 
 
