@@ -95,10 +95,13 @@ wait_ready() {
     done
     if [ $ok = 1 ] && [ -n "$first" ]; then
       # A meta leader is not yet enough: /healthz answers 200 only once
-      # JetStream on that node is current with the meta group.
-      if curl -fsS "http://127.0.0.1:$(port "$base_http" 1)/healthz" >/dev/null 2>&1; then
-        echo "meta leader: $first"; return 0
-      fi
+      # JetStream on that node is current with the meta group. Every node
+      # that is up must say so (a restarted node catches up first).
+      for n in "${nodes[@]}"; do
+        alive "$n" || continue
+        curl -fsS "http://127.0.0.1:$(port "$base_http" "$n")/healthz" >/dev/null 2>&1 || { ok=0; break; }
+      done
+      if [ $ok = 1 ]; then echo "meta leader: $first"; return 0; fi
     fi
     sleep 0.2
   done
