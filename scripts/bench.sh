@@ -69,7 +69,7 @@ TOML
   echo "gateway did not start"; cat "$dir/log"; exit 1
 }
 
-stop_gateway() { kill -TERM "$gw_pid" 2>/dev/null; wait "$gw_pid" 2>/dev/null || true; }
+stop_gateway() { [ -n "${gw_pid:-}" ] || return 0; kill -TERM "$gw_pid" 2>/dev/null; wait "$gw_pid" 2>/dev/null || true; }
 trap stop_gateway EXIT
 
 # `bash scripts/bench.sh telemetry` runs only the telemetry section.

@@ -43,6 +43,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use fjall::config::PinningPolicy;
 use serde::Deserialize;
 use switchyard_store::{RegistrySnapshot, RegistryWrite, SchemaStore, StoreError};
 use tokio::sync::oneshot;
@@ -117,7 +118,10 @@ const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
 /// this bounds that time.
 const JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Block cache for reads (fjall's default).
+/// Block cache for reads (fjall's default). Filter and index blocks go
+/// through it too, rather than being pinned in memory for the first levels
+/// (fjall's default): after a fill faster than compaction, level 0 holds
+/// many tables, and their pinned blocks grew the RSS with the backlog.
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// fjall's background threads (flushes and compactions). One, not one per
@@ -133,7 +137,10 @@ impl Keyspaces {
     fn open(db: &fjall::Database) -> Result<Self, StoreError> {
         let open = |name: &str| {
             db.keyspace(name, || {
-                fjall::KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+                fjall::KeyspaceCreateOptions::default()
+                    .max_memtable_size(MEMTABLE_BYTES)
+                    .filter_block_pinning_policy(PinningPolicy::disabled())
+                    .index_block_pinning_policy(PinningPolicy::disabled())
             })
             .fj()
         };
