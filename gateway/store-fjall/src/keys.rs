@@ -200,6 +200,15 @@ pub fn stat_count(dest: &str) -> Vec<u8> {
     k
 }
 
+/// The name a priority band's counter is kept under in `qstat` (as
+/// `stat_count(band_counter(..))`): the destination, `\x01`, the band. A
+/// destination name never holds `\x01`, so it cannot collide with one, and
+/// the writer keeps it in order like any other count, in the same batch as
+/// the entries that change it.
+pub fn band_counter(dest: &str, band: u8) -> String {
+    format!("{dest}\u{1}{band}")
+}
+
 /// `qstat`: destination `\0` `h` second (u64 BE) -> stored entries due in
 /// that second (u64 BE).
 pub fn stat_due(dest: &str, second: u64) -> Vec<u8> {

@@ -178,6 +178,9 @@ pub struct QueueStats {
     /// FIFO keys that cannot move: their head is in flight, backing off, or
     /// held by a dead letter.
     pub blocked_keys: u64,
+    /// `depth` split by priority (index 0 to 9), so an operator sees whether
+    /// urgent work or bulk is backing up. Sums to `depth`.
+    pub depth_by_priority: [u64; 10],
 }
 
 /// Which dead-letter queue.

@@ -227,6 +227,99 @@ async fn one_destination_is_served_by_name() {
     gw.stop().await;
 }
 
+/// The value of the metric line starting with `prefix` (labels included).
+async fn metric(gw: &Gateway, prefix: &str) -> u64 {
+    let text = gw.metrics().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {prefix} in:\n{text}"))
+}
+
+#[tokio::test]
+async fn a_destination_shows_its_depth_by_priority_and_pull_counters_as_metrics_do() {
+    let config = Config::new()
+        .destination(Destination::pull("jobs"))
+        .topic(
+            Topic::new("orders")
+                .routes(["jobs"])
+                .set("priority_header", quoted("x-priority")),
+        )
+        .build();
+    let gw = Gateway::start(&config).await;
+    for p in ["9", "9", "9", "0", "0", ""] {
+        let mut r = client()
+            .post(gw.url("/v1/topics/orders/events"))
+            .header("content-type", "application/json");
+        if !p.is_empty() {
+            r = r.header("x-priority", p);
+        }
+        assert_eq!(r.body("{}").send().await.unwrap().status(), 202);
+    }
+    eventually(WAIT, "all six queued", || async {
+        (get(&gw, "/v1/destinations/jobs").await.1["queue_depth"] == 6).then_some(())
+    })
+    .await;
+    // Two receives (the urgent ones go first): one acked, one handed back.
+    let received = client()
+        .post(gw.url("/v1/queues/jobs/receive"))
+        .json(&json!({"max_messages": 2}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let receipts: Vec<String> = received["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["receipt"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(receipts.len(), 2, "{received}");
+    for (verb, receipt) in [("ack", &receipts[0]), ("nack", &receipts[1])] {
+        let r = client()
+            .post(gw.url(&format!("/v1/queues/jobs/{verb}")))
+            .json(&json!({"receipts": [receipt]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let (_, d) = get(&gw, "/v1/destinations/jobs").await;
+    // Priority 9: three published, one acknowledged; 5 is the default.
+    assert_eq!(
+        d["depth_by_priority"],
+        json!([2, 0, 0, 0, 0, 1, 0, 0, 0, 2]),
+        "{d}"
+    );
+    assert_eq!(d["queue_depth"], 5);
+    assert_eq!(
+        d["pull"],
+        json!({"receives": 2, "acks": 1, "nacks": 1, "lease_expiries": 0})
+    );
+    // /metrics says the same.
+    let l = "{destination=\"jobs\"";
+    assert_eq!(
+        metric(&gw, &format!("switchyard_queue_depth{l}}} ")).await,
+        5
+    );
+    for (p, n) in [(9, 2), (5, 1), (0, 2), (3, 0)] {
+        let line = format!("switchyard_queue_depth_by_priority{l},priority=\"{p}\"}} ");
+        assert_eq!(metric(&gw, &line).await, n, "priority {p}");
+    }
+    for (name, n) in [
+        ("receives", 2),
+        ("acks", 1),
+        ("nacks", 1),
+        ("lease_expiries", 0),
+    ] {
+        let line = format!("switchyard_pull_{name}_total{l}}} ");
+        assert_eq!(metric(&gw, &line).await, n, "{name}");
+    }
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn the_time_series_shows_ingest_rate_and_depth_from_the_gateway() {
     let gw = Gateway::start(&config(None)).await;
