@@ -16,6 +16,15 @@ pub fn event(id: Ulid) -> [u8; 16] {
     id.to_bytes()
 }
 
+/// `transformed`: id, `v` -> the plugins' verdicts of the event's last
+/// routing (JSON). Beside the rewrite (which is under the bare id), so
+/// retention removes both with the event.
+pub fn verdicts(id: Ulid) -> Vec<u8> {
+    let mut k = id.to_bytes().to_vec();
+    k.push(b'v');
+    k
+}
+
 pub fn decode_event(key: &[u8]) -> Option<Ulid> {
     let bytes: [u8; 16] = key.try_into().ok()?;
     Some(Ulid::from_bytes(bytes))

@@ -270,6 +270,7 @@ impl FjallStore {
             .error
             .clone()
             .or_else(|| attempt.status.map(|s| format!("HTTP {s}")));
+        let mut next_attempt_ms = None;
         let (status, last_error) = match &s.outcome {
             Settle::Delivered => {
                 remove_entry(ops, deltas, entry);
@@ -277,6 +278,7 @@ impl FjallStore {
             }
             Settle::Retry { next } => {
                 move_entry(ops, deltas, entry, next);
+                next_attempt_ms = Some(next.due_ms);
                 (DeliveryStatus::Pending, last_error)
             }
             Settle::DeadLetter { error } => {
@@ -304,6 +306,7 @@ impl FjallStore {
                 attempts: attempt.attempt,
                 updated_at_ms: now,
                 last_error,
+                next_attempt_ms,
             }),
         ));
     }
@@ -677,6 +680,7 @@ impl Queues for FjallStore {
                     attempts: e.history_base,
                     updated_at_ms: now,
                     last_error: None,
+                    next_attempt_ms: (e.due_ms > now).then_some(e.due_ms),
                 }),
             ));
             if from_dlq {

@@ -67,6 +67,7 @@ async fn fill(
                     lease: None,
                 }],
                 transformed: None,
+                verdicts: Vec::new(),
                 topic_dead_letter: None,
             }
         })
