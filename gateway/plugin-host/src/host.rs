@@ -90,6 +90,8 @@ struct Stats {
     busy_nanos: AtomicU64,
     timed_events: AtomicU64,
     reloads: AtomicU64,
+    /// Replacement files refused (the old version ran on).
+    refused_reloads: AtomicU64,
     /// Batches (calls of more than one event) that failed and were re-run
     /// one event at a time.
     batch_retries: AtomicU64,
@@ -146,6 +148,8 @@ pub struct PluginStatus {
     pub consecutive_failures: u32,
     /// Hot reloads that went live.
     pub reloads: u64,
+    /// Replacement files refused since start (the old version ran on).
+    pub refused_reloads: u64,
     /// Batches that failed (trap, timeout) and were re-run one event at a time.
     pub batch_retries: u64,
     /// Calls that ran out of time.
@@ -460,6 +464,7 @@ impl Slot {
     fn refuse(&self, e: &PluginError) {
         let message = format!("replacement refused, the previous version keeps running: {e}");
         tracing::error!(plugin = %self.name, error = %e, "Plugin replacement refused; the previous version keeps running.");
+        self.stats.refused_reloads.fetch_add(1, Ordering::Relaxed);
         set(&self.stats.reload_error, Some(message.clone()));
         set(&self.stats.last_error, Some(message));
     }
@@ -584,6 +589,7 @@ impl Slot {
             quarantines,
             consecutive_failures: consecutive,
             reloads: s.reloads.load(Ordering::Relaxed),
+            refused_reloads: s.refused_reloads.load(Ordering::Relaxed),
             batch_retries: s.batch_retries.load(Ordering::Relaxed),
             timeouts: s.timeouts.load(Ordering::Relaxed),
             last_timeout: s.last_timeout.lock().ok().and_then(|g| g.clone()),
