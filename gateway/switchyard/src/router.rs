@@ -452,3 +452,46 @@ fn plugin_event(e: &Event) -> PluginEvent {
         attributes: e.meta.attributes.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(routes: Option<&[&str]>, error: Option<&str>) -> Step {
+        Step {
+            plugin: "p".into(),
+            routes: routes.map(|r| r.iter().map(|s| s.to_string()).collect()),
+            priority: Some(7),
+            micros: 12,
+            error: error.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_plugins_step_is_recorded_as_route_drop_keep_or_error() {
+        let v = verdict_record(step(Some(&["a", "b"]), None));
+        assert_eq!(v.verdict, VerdictKind::Route);
+        assert_eq!(v.routes, ["a", "b"]);
+        assert_eq!((v.priority, v.duration_us), (Some(7), 12));
+        assert_eq!(
+            verdict_record(step(Some(&[]), None)).verdict,
+            VerdictKind::Drop
+        );
+        assert_eq!(verdict_record(step(None, None)).verdict, VerdictKind::Keep);
+        let e = verdict_record(step(Some(&["a"]), Some("boom")));
+        assert_eq!(e.verdict, VerdictKind::Error);
+        assert_eq!(e.error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn a_verdict_is_cut_to_its_bounds() {
+        let many: Vec<String> = (0..100).map(|i| format!("d{i}")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let long = "é".repeat(1000);
+        let v = verdict_record(step(Some(&refs), Some(&long)));
+        assert_eq!(v.routes.len(), 32);
+        let err = v.error.unwrap();
+        assert!(err.len() <= 512 + '…'.len_utf8(), "{}", err.len());
+        assert!(err.ends_with('…'));
+    }
+}
