@@ -454,6 +454,7 @@ fn plugin_event(e: &Event) -> PluginEvent {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
