@@ -125,6 +125,8 @@ pub struct DestinationStats {
     pub kind: DestinationKind,
     pub paused: bool,
     pub queue_depth: u64,
+    /// `queue_depth` by priority: index 0 to 9 is the priority.
+    pub depth_by_priority: [u64; 10],
     pub in_flight: u64,
     pub dlq_depth: u64,
     pub oldest_pending_age_seconds: f64,
@@ -404,6 +406,7 @@ impl Delivery {
                 kind: d.config.kind,
                 paused: d.is_paused(),
                 queue_depth: q.depth,
+                depth_by_priority: q.depth_by_priority,
                 in_flight: q.in_flight,
                 dlq_depth: self
                     .store
@@ -436,6 +439,7 @@ impl Delivery {
                 kind,
                 paused: false,
                 queue_depth: q.depth,
+                depth_by_priority: q.depth_by_priority,
                 in_flight: q.in_flight,
                 oldest_pending_age_seconds: q
                     .oldest_enqueued_ms

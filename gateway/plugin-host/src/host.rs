@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::bindings::{WitBatch, WitVerdict, encode_batch};
 use super::engine::{Compiled, EPOCH_TICK, Instance, LogCapture, PluginEngine, PoolSize};
 use super::limits::{Language, Limits, LimitsStatus};
-use super::{ChainOutcome, OnError, PluginConfig, PluginError, PluginEvent, Verdict};
+use super::{ChainOutcome, OnError, PluginConfig, PluginError, PluginEvent, Step, Verdict};
 
 /// Consecutive failed calls (traps, timeouts, failed instantiation) after
 /// which a plugin is quarantined: its events fail fast with `on_error`
@@ -90,6 +90,8 @@ struct Stats {
     busy_nanos: AtomicU64,
     timed_events: AtomicU64,
     reloads: AtomicU64,
+    /// Replacement files refused (the old version ran on).
+    refused_reloads: AtomicU64,
     /// Batches (calls of more than one event) that failed and were re-run
     /// one event at a time.
     batch_retries: AtomicU64,
@@ -146,6 +148,8 @@ pub struct PluginStatus {
     pub consecutive_failures: u32,
     /// Hot reloads that went live.
     pub reloads: u64,
+    /// Replacement files refused since start (the old version ran on).
+    pub refused_reloads: u64,
     /// Batches that failed (trap, timeout) and were re-run one event at a time.
     pub batch_retries: u64,
     /// Calls that ran out of time.
@@ -235,10 +239,36 @@ impl PluginHost {
         known: Option<&HashSet<String>>,
         events: Vec<PluginEvent>,
     ) -> Vec<ChainOutcome> {
+        self.run_traced(chain, known, events)
+            .await
+            .into_iter()
+            .map(|(outcome, _)| outcome)
+            .collect()
+    }
+
+    /// [`PluginHost::run_chain`], with what each plugin decided for each
+    /// event (in chain order; a failed plugin is the last step), for the
+    /// router to record.
+    pub async fn run_chain_traced(
+        &self,
+        chain: &[String],
+        known_destinations: &HashSet<String>,
+        events: Vec<PluginEvent>,
+    ) -> Vec<(ChainOutcome, Vec<Step>)> {
+        self.run_traced(chain, Some(known_destinations), events)
+            .await
+    }
+
+    async fn run_traced(
+        &self,
+        chain: &[String],
+        known: Option<&HashSet<String>>,
+        events: Vec<PluginEvent>,
+    ) -> Vec<(ChainOutcome, Vec<Step>)> {
         if chain.is_empty() || events.is_empty() {
             return events
                 .iter()
-                .map(|_| ChainOutcome::Done(Verdict::default()))
+                .map(|_| (ChainOutcome::Done(Verdict::default()), Vec::new()))
                 .collect();
         }
         run_on(&self.shared, chain, known, events).await
@@ -434,6 +464,7 @@ impl Slot {
     fn refuse(&self, e: &PluginError) {
         let message = format!("replacement refused, the previous version keeps running: {e}");
         tracing::error!(plugin = %self.name, error = %e, "Plugin replacement refused; the previous version keeps running.");
+        self.stats.refused_reloads.fetch_add(1, Ordering::Relaxed);
         set(&self.stats.reload_error, Some(message.clone()));
         set(&self.stats.last_error, Some(message));
     }
@@ -558,6 +589,7 @@ impl Slot {
             quarantines,
             consecutive_failures: consecutive,
             reloads: s.reloads.load(Ordering::Relaxed),
+            refused_reloads: s.refused_reloads.load(Ordering::Relaxed),
             batch_retries: s.batch_retries.load(Ordering::Relaxed),
             timeouts: s.timeouts.load(Ordering::Relaxed),
             last_timeout: s.last_timeout.lock().ok().and_then(|g| g.clone()),
@@ -612,7 +644,7 @@ async fn run_on(
     chain: &[String],
     known: Option<&HashSet<String>>,
     events: Vec<PluginEvent>,
-) -> Vec<ChainOutcome> {
+) -> Vec<(ChainOutcome, Vec<Step>)> {
     // Each plugin's changes are applied to the events in place for the
     // next one; each call lays them out afresh as the contract's batch.
     let mut events = events;
@@ -620,6 +652,7 @@ async fn run_on(
     let mut merged: Vec<Verdict> = vec![Verdict::default(); n];
     let mut changed: Vec<Changed> = vec![Changed::default(); n];
     let mut failed: Vec<Option<ChainOutcome>> = vec![None; n];
+    let mut steps: Vec<Vec<Step>> = vec![Vec::new(); n];
     for name in chain {
         let idx: Vec<usize> = (0..n).filter(|i| failed[*i].is_none()).collect();
         if idx.is_empty() {
@@ -627,19 +660,36 @@ async fn run_on(
         }
         let Some(slot) = shared.slots.get(name).cloned() else {
             for i in idx {
+                let error = format!("plugin {name:?} is not configured");
+                steps[i].push(Step::failed(name, 0, &error));
                 failed[i] = Some(ChainOutcome::Failed {
                     plugin: name.clone(),
-                    error: format!("plugin {name:?} is not configured"),
+                    error,
                     on_error: OnError::DeadLetter,
                 });
             }
             continue;
         };
+        let started = Instant::now();
         let results = call(shared, &slot, &events, &idx).await;
+        // The call's time shared out over its events: what one event cost.
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+            / idx.len().max(1) as u64;
         for (i, result) in idx.into_iter().zip(results) {
-            let applied = result
-                .and_then(|v| apply(v, &mut events[i], &mut merged[i], &mut changed[i], known));
+            let applied = result.and_then(|v| {
+                let step = Step {
+                    plugin: name.clone(),
+                    routes: v.routes.clone(),
+                    priority: v.priority,
+                    micros,
+                    error: None,
+                };
+                apply(v, &mut events[i], &mut merged[i], &mut changed[i], known)?;
+                steps[i].push(step);
+                Ok(())
+            });
             if let Err(error) = applied {
+                steps[i].push(Step::failed(name, micros, &error));
                 slot.stats.errors.fetch_add(1, Ordering::Relaxed);
                 set(&slot.stats.last_error, Some(error.clone()));
                 failed[i] = Some(ChainOutcome::Failed {
@@ -655,9 +705,10 @@ async fn run_on(
         .zip(merged)
         .zip(changed)
         .zip(failed)
-        .map(|(((e, mut m), c), failed)| {
+        .zip(steps)
+        .map(|((((e, mut m), c), failed), steps)| {
             if let Some(outcome) = failed {
-                return outcome;
+                return (outcome, steps);
             }
             if c.payload {
                 m.payload = Some(e.payload);
@@ -671,7 +722,7 @@ async fn run_on(
             if c.attributes {
                 m.attributes = Some(e.attributes);
             }
-            ChainOutcome::Done(m)
+            (ChainOutcome::Done(m), steps)
         })
         .collect()
 }

@@ -140,6 +140,33 @@ fn serialize_payload<S: serde::Serializer>(p: &Option<Bytes>, s: S) -> Result<S:
     }
 }
 
+/// What one plugin of a chain decided for one event
+/// ([`PluginHost::run_chain_traced`]), so the router can record it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub plugin: String,
+    /// The destinations it chose: `None` left the routing as it was, an
+    /// empty list routes the event nowhere.
+    pub routes: Option<Vec<String>>,
+    pub priority: Option<u8>,
+    /// Its call's time per event.
+    pub micros: u64,
+    /// Why it failed on the event (then it is the chain's last step).
+    pub error: Option<String>,
+}
+
+impl Step {
+    fn failed(plugin: &str, micros: u64, error: &str) -> Self {
+        Self {
+            plugin: plugin.to_owned(),
+            routes: None,
+            priority: None,
+            micros,
+            error: Some(error.to_owned()),
+        }
+    }
+}
+
 /// The result of a chain for one event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChainOutcome {

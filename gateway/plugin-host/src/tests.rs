@@ -488,6 +488,7 @@ async fn hot_reload_swaps_and_a_broken_replacement_keeps_the_old_version() {
     eventually("the refusal", || host.statuses()[0].reload_error.is_some()).await;
     let status = host.statuses()[0].clone();
     assert_eq!(status.version, second.version, "old version still live");
+    assert!(status.refused_reloads >= 1, "{status:?}");
     assert!(
         status
             .reload_error

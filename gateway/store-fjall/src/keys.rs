@@ -16,6 +16,15 @@ pub fn event(id: Ulid) -> [u8; 16] {
     id.to_bytes()
 }
 
+/// `transformed`: id, `v` -> the plugins' verdicts of the event's last
+/// routing (JSON). Beside the rewrite (which is under the bare id), so
+/// retention removes both with the event.
+pub fn verdicts(id: Ulid) -> Vec<u8> {
+    let mut k = id.to_bytes().to_vec();
+    k.push(b'v');
+    k
+}
+
 pub fn decode_event(key: &[u8]) -> Option<Ulid> {
     let bytes: [u8; 16] = key.try_into().ok()?;
     Some(Ulid::from_bytes(bytes))
@@ -198,6 +207,15 @@ pub fn stat_count(dest: &str) -> Vec<u8> {
     let mut k = name_prefix(dest);
     k.push(b'c');
     k
+}
+
+/// The name a priority band's counter is kept under in `qstat` (as
+/// `stat_count(band_counter(..))`): the destination, `\x01`, the band. A
+/// destination name never holds `\x01`, so it cannot collide with one, and
+/// the writer keeps it in order like any other count, in the same batch as
+/// the entries that change it.
+pub fn band_counter(dest: &str, band: u8) -> String {
+    format!("{dest}\u{1}{band}")
 }
 
 /// `qstat`: destination `\0` `h` second (u64 BE) -> stored entries due in

@@ -58,8 +58,10 @@ use writer::{Counters, Delta, Ks, Op, Request};
 /// - 1: the first layout (and every data directory written before versions
 ///   were recorded);
 /// - 2: adds the queue's indexes and counters (`qkeys`, `qage`, `leases`,
-///   `qstat`), so a queue need not be read whole at open.
-pub const FORMAT_VERSION: u32 = 2;
+///   `qstat`), so a queue need not be read whole at open;
+/// - 3: adds the stored entries of each priority band to `qstat`
+///   (`keys::band_counter`), for the depth by priority.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// How hard a write is pushed to disk before it is acknowledged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -362,6 +364,19 @@ impl FjallStore {
             .unwrap_or_else(|p| p.into_inner())
             .get(dest)
             .map_or(0, |c| c.count)
+    }
+
+    /// Stored entries of `dest` (pending and in flight) by band
+    /// (9 - priority), from the counters the writer keeps.
+    fn stored_by_band(&self, dest: &str) -> [u64; 10] {
+        let all = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = [0u64; 10];
+        for (band, n) in out.iter_mut().enumerate() {
+            *n = all
+                .get(&keys::band_counter(dest, band as u8))
+                .map_or(0, |c| c.count);
+        }
+        out
     }
 
     /// Stored entries of `dest`, and how many of them fall due after

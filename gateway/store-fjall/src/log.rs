@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use switchyard_core::{Event, EventId, NewEvent, now_ms};
 use switchyard_store::{
     Appended, AttemptRecord, DeliveryState, DeliveryStatus, EventLog, EventQuery, History,
-    ListOrder, Maintenance, Routed, Routing, StoreError, Transformed,
+    ListOrder, MAX_VERDICTS, Maintenance, PluginVerdict, Routed, Routing, StoreError, Transformed,
 };
 use tokio::sync::oneshot;
 use ulid::Ulid;
@@ -95,6 +95,13 @@ impl EventLog for FjallStore {
         }
     }
 
+    async fn verdicts(&self, id: EventId) -> Result<Vec<PluginVerdict>, StoreError> {
+        match self.ks.transformed.get(keys::verdicts(id)).fj()? {
+            Some(v) => codec::from_json("transformed", &v),
+            None => Ok(Vec::new()),
+        }
+    }
+
     async fn pending_routes(
         &self,
         after: Option<EventId>,
@@ -144,6 +151,7 @@ impl EventLog for FjallStore {
                         attempts: 0,
                         updated_at_ms: now,
                         last_error: None,
+                        next_attempt_ms: (e.due_ms > now).then_some(e.due_ms),
                     }),
                 ));
                 crate::queues::add_entry(&mut ops, &mut deltas, &e);
@@ -154,6 +162,17 @@ impl EventLog for FjallStore {
                     Ks::Transformed,
                     keys::event(r.event_id).to_vec(),
                     codec::encode_transformed(t),
+                ));
+            }
+            // A routing without plugins leaves an earlier routing's verdicts
+            // (a topic-DLQ replay after the chain was removed) as they were:
+            // they say what happened then.
+            if !r.verdicts.is_empty() {
+                let kept = &r.verdicts[..r.verdicts.len().min(MAX_VERDICTS)];
+                ops.push(Op::Put(
+                    Ks::Transformed,
+                    keys::verdicts(r.event_id),
+                    codec::to_json(&kept),
                 ));
             }
             if let Some((topic, entry)) = &r.topic_dead_letter {
@@ -337,6 +356,7 @@ impl Maintenance for FjallStore {
             }
             ops.push(Op::Del(Ks::TopicDlq, keys::dlq(&topic, id)));
             ops.push(Op::Del(Ks::Transformed, keys::event(id).to_vec()));
+            ops.push(Op::Del(Ks::Transformed, keys::verdicts(id)));
             ops.push(Op::Del(Ks::Events, keys::event(id).to_vec()));
             removed += 1;
         }

@@ -12,7 +12,9 @@
 //! - `leases`: the live pull leases, read at open;
 //! - `qstat`: per destination, the number of stored entries and how many
 //!   fall due in each second (the writer keeps them, in the same batch as
-//!   the entries), so depth and "delayed" are exact without a count.
+//!   the entries), so depth and "delayed" are exact without a count; and
+//!   stored entries per priority band, under `keys::band_counter` names,
+//!   for the depth by priority.
 //!
 //! Every change is written first, then applied to the window, so what the
 //! store says is what a restart resumes from. "In flight" is never written:
@@ -128,6 +130,10 @@ pub(crate) fn add_entry(ops: &mut Vec<Op>, deltas: &mut Vec<Delta>, e: &QueueEnt
         ));
     }
     deltas.push(Delta::count(&e.destination, 1));
+    deltas.push(Delta::count(
+        &keys::band_counter(&e.destination, band_of(e)),
+        1,
+    ));
     deltas.push(Delta::due(&e.destination, second(e.due_ms), 1));
 }
 
@@ -148,6 +154,10 @@ fn remove_entry(ops: &mut Vec<Op>, deltas: &mut Vec<Delta>, e: &QueueEntry) {
         ops.push(Op::Del(Ks::Leases, keys::lease(&e.destination, e.event_id)));
     }
     deltas.push(Delta::count(&e.destination, -1));
+    deltas.push(Delta::count(
+        &keys::band_counter(&e.destination, band_of(e)),
+        -1,
+    ));
     deltas.push(Delta::due(&e.destination, second(e.due_ms), -1));
 }
 
@@ -185,6 +195,16 @@ fn move_entry(ops: &mut Vec<Op>, deltas: &mut Vec<Delta>, old: &QueueEntry, new:
     if second(old.due_ms) != second(new.due_ms) {
         deltas.push(Delta::due(&new.destination, second(old.due_ms), -1));
         deltas.push(Delta::due(&new.destination, second(new.due_ms), 1));
+    }
+    if band_of(old) != band_of(new) {
+        deltas.push(Delta::count(
+            &keys::band_counter(&old.destination, band_of(old)),
+            -1,
+        ));
+        deltas.push(Delta::count(
+            &keys::band_counter(&new.destination, band_of(new)),
+            1,
+        ));
     }
 }
 
@@ -250,6 +270,7 @@ impl FjallStore {
             .error
             .clone()
             .or_else(|| attempt.status.map(|s| format!("HTTP {s}")));
+        let mut next_attempt_ms = None;
         let (status, last_error) = match &s.outcome {
             Settle::Delivered => {
                 remove_entry(ops, deltas, entry);
@@ -257,6 +278,7 @@ impl FjallStore {
             }
             Settle::Retry { next } => {
                 move_entry(ops, deltas, entry, next);
+                next_attempt_ms = Some(next.due_ms);
                 (DeliveryStatus::Pending, last_error)
             }
             Settle::DeadLetter { error } => {
@@ -284,6 +306,7 @@ impl FjallStore {
                 attempts: attempt.attempt,
                 updated_at_ms: now,
                 last_error,
+                next_attempt_ms,
             }),
         ));
     }
@@ -657,6 +680,7 @@ impl Queues for FjallStore {
                     attempts: e.history_base,
                     updated_at_ms: now,
                     last_error: None,
+                    next_attempt_ms: (e.due_ms > now).then_some(e.due_ms),
                 }),
             ));
             if from_dlq {
@@ -676,15 +700,23 @@ impl Queues for FjallStore {
     fn queue_stats(&self, dest: &str, now: u64) -> Result<QueueStats, StoreError> {
         let q = self.queue(dest)?;
         let (stored, due_later) = self.counted(dest, now)?;
-        let (in_flight, leased_later, blocked_keys) = {
+        let stored_by_band = self.stored_by_band(dest);
+        let (in_flight, leased_later, blocked_keys, in_flight_by_band) = {
             let w = q.window();
             (
                 w.in_flight() as u64,
                 w.in_flight_due_after(now),
                 w.blocked_keys(now),
+                w.in_flight_by_band(),
             )
         };
+        let mut depth_by_priority = [0u64; 10];
+        for band in 0..10 {
+            depth_by_priority[9 - band] =
+                stored_by_band[band].saturating_sub(in_flight_by_band[band]);
+        }
         Ok(QueueStats {
+            depth_by_priority,
             depth: stored.saturating_sub(in_flight),
             in_flight,
             delayed: due_later.saturating_sub(leased_later),

@@ -22,7 +22,10 @@ pub(crate) fn run(db: &fjall::Database, ks: &Keyspaces, from: u32) -> Result<(),
     if from < 2 {
         to_2(db, ks)?;
     }
-    debug_assert_eq!(FORMAT_VERSION, 2, "a new format needs its step here");
+    if from < 3 {
+        to_3(db, ks)?;
+    }
+    debug_assert_eq!(FORMAT_VERSION, 3, "a new format needs its step here");
     Ok(())
 }
 
@@ -82,7 +85,39 @@ fn to_2(db: &fjall::Database, ks: &Keyspaces) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Every destination's queue counters, as stored.
+/// Format 3: the stored entries of each priority band (`qstat` under
+/// `keys::band_counter`), counted once from the `queue` keyspace. The
+/// counters are written whole, with the version, in one batch: a crash
+/// before it leaves format 2, and the count runs again.
+fn to_3(db: &fjall::Database, ks: &Keyspaces) -> Result<(), StoreError> {
+    let mut bands: HashMap<String, u64> = HashMap::new();
+    let mut n = 0usize;
+    for guard in ks.queue.iter() {
+        let (_, v) = guard.into_inner().fj()?;
+        let e: QueueEntry = codec::from_json("queue", &v)?;
+        *bands
+            .entry(keys::band_counter(&e.destination, 9 - e.priority.min(9)))
+            .or_default() += 1;
+        n += 1;
+    }
+    let mut batch = db.batch();
+    for (name, c) in &bands {
+        batch.insert(&ks.qstat, keys::stat_count(name), c.to_be_bytes());
+    }
+    batch.insert(&ks.meta, keys::FORMAT, 3u32.to_be_bytes());
+    batch.commit().fj()?;
+    db.persist(fjall::PersistMode::SyncAll).fj()?;
+    if n > 0 {
+        tracing::info!(
+            entries = n,
+            "Upgraded the store to format 3: the queue counters by priority band are built."
+        );
+    }
+    Ok(())
+}
+
+/// Every destination's queue counters, as stored (a band's counter is
+/// under its `keys::band_counter` name).
 pub(crate) fn load_counters(ks: &Keyspaces) -> Result<HashMap<String, Counts>, StoreError> {
     let corrupt = |message: String| StoreError::Corrupt {
         keyspace: "qstat",

@@ -496,6 +496,16 @@ impl Window {
         self.in_flight.len()
     }
 
+    /// Entries in flight now, by band (9 - priority): what the stored count
+    /// of each band holds beyond its pending entries.
+    pub fn in_flight_by_band(&self) -> [u64; 10] {
+        let mut out = [0u64; 10];
+        for t in self.in_flight.values() {
+            out[band_of(&t.entry) as usize] += 1;
+        }
+        out
+    }
+
     /// In-flight entries whose stored due time is after `now_ms` (leases:
     /// they are stored at the lease's end).
     pub fn in_flight_due_after(&self, now_ms: u64) -> u64 {

@@ -67,6 +67,7 @@ async fn fill(
                     lease: None,
                 }],
                 transformed: None,
+                verdicts: Vec::new(),
                 topic_dead_letter: None,
             }
         })
@@ -320,4 +321,105 @@ async fn leases_and_dead_letters_survive_a_restart_with_the_queue_on_disk() {
         rest.iter()
             .all(|(_, id)| leased.iter().all(|l| l.event_id != *id))
     );
+}
+
+/// The depth of each priority, as `queue_stats` gives it.
+fn by_priority(store: &SharedStore, dest: &str) -> [u64; 10] {
+    let s = store.queue_stats(dest, now_ms()).unwrap();
+    assert_eq!(
+        s.depth_by_priority.iter().sum::<u64>(),
+        s.depth,
+        "the bands add up to the depth"
+    );
+    s.depth_by_priority
+}
+
+#[tokio::test]
+async fn depth_by_priority_stays_exact_across_take_settle_retry_lease_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.open_queue("d", QueuePolicy::default()).await.unwrap();
+    // 30 at priority 9, 50 at 5, 20 at 0: far more than the window holds.
+    fill(&store, "d", 100, |i| match i {
+        0..30 => (9, 0, None),
+        30..80 => (5, 0, None),
+        _ => (0, 0, None),
+    })
+    .await;
+    let mut want = [0u64; 10];
+    (want[9], want[5], want[0]) = (30, 50, 20);
+    assert_eq!(by_priority(&store, "d"), want);
+
+    // In flight leaves its band's depth; a delivery takes it out for good.
+    let taken = store.take("d", 3, Hold::InFlight).await.unwrap();
+    assert!(taken.iter().all(|e| e.priority == 9));
+    want[9] = 27;
+    assert_eq!(by_priority(&store, "d"), want);
+    let mut taken = taken.into_iter();
+    deliver(&store, taken.next().unwrap()).await;
+    assert_eq!(by_priority(&store, "d"), want);
+
+    // A retry puts it back in its band (later, so it counts as delayed too).
+    let e = taken.next().unwrap();
+    let next = QueueEntry {
+        due_ms: now_ms() + 600_000,
+        attempt: 1,
+        ..e.clone()
+    };
+    store
+        .settle(vec![Settlement {
+            entry: e,
+            attempt: attempt(1),
+            outcome: Settle::Retry { next },
+        }])
+        .await
+        .unwrap();
+    want[9] = 28;
+    assert_eq!(by_priority(&store, "d"), want);
+
+    // A dead letter leaves the queue.
+    let e = taken.next().unwrap();
+    store
+        .settle(vec![Settlement {
+            entry: e,
+            attempt: attempt(1),
+            outcome: Settle::DeadLetter {
+                error: "test".into(),
+            },
+        }])
+        .await
+        .unwrap();
+    assert_eq!(by_priority(&store, "d"), want);
+
+    // A lease (written) holds its entry out of the depth across a restart;
+    // an entry in flight for a push is simply pending again.
+    let leased = store
+        .take(
+            "d",
+            2,
+            Hold::Lease {
+                until_ms: now_ms() + 600_000,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 2);
+    store.take("d", 1, Hold::InFlight).await.unwrap();
+    want[9] = 25;
+    assert_eq!(by_priority(&store, "d"), want);
+    drop(store);
+    let store = open(dir.path());
+    store.open_queue("d", QueuePolicy::default()).await.unwrap();
+    want[9] = 26;
+    assert_eq!(by_priority(&store, "d"), want, "after a restart");
+
+    // Released back, the leases count again; then everything drains.
+    store.release(&leased, now_ms(), 0).await.unwrap();
+    want[9] = 28;
+    assert_eq!(by_priority(&store, "d"), want);
+    let drained = drain(&store, "d").await;
+    assert_eq!(drained.len(), 98 - 1, "all but the retry, due later");
+    want = [0; 10];
+    want[9] = 1;
+    assert_eq!(by_priority(&store, "d"), want);
 }

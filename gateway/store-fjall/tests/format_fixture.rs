@@ -97,12 +97,15 @@ async fn a_format_1_data_dir_opens_with_its_events_queues_dlqs_and_schemas() {
     let now = now_ms();
     let held = store.queue_stats("held", now).unwrap();
     assert_eq!((held.depth, held.in_flight), (8, 0));
+    // The upgrade counted each priority band (format 3).
+    assert_eq!(held.depth_by_priority.iter().sum::<u64>(), 8, "{held:?}");
     assert!(store.is_paused("held").await.unwrap());
     assert!(!store.is_paused("fifo").await.unwrap());
     // FIFO: five of six left (one acknowledged); the leased one is in
     // flight until its hour-long lease ends, visible again after.
     let fifo = store.queue_stats("fifo", now).unwrap();
     assert_eq!(fifo.depth + fifo.in_flight, 5, "{fifo:?}");
+    assert_eq!(fifo.depth_by_priority.iter().sum::<u64>(), fifo.depth);
     let acked = id(&expected["fifo"]["acked"]);
     let states = store.deliveries(acked).await.unwrap();
     let at_fifo = states.iter().find(|(d, _)| d == "fifo").unwrap();

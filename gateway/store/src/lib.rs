@@ -36,7 +36,8 @@ use tokio::sync::Notify;
 
 pub use order::{Lease, Policy as QueuePolicy};
 pub use records::{
-    AttemptRecord, DeliveryState, DeliveryStatus, DlqEntry, QueueEntry, Transformed,
+    AttemptRecord, DeliveryState, DeliveryStatus, DlqEntry, MAX_VERDICTS, PluginVerdict,
+    QueueEntry, Transformed, VerdictKind,
 };
 pub use schemas::{RegistrySnapshot, RegistryWrite, SchemaRecord, SchemaStore, VersionRecord};
 
@@ -110,6 +111,9 @@ pub struct Routed {
     pub entries: Vec<QueueEntry>,
     /// The body and headers to deliver instead of the original.
     pub transformed: Option<Transformed>,
+    /// What each plugin of the chain decided (empty without plugins):
+    /// stored beside the rewrite, replacing an earlier routing's.
+    pub verdicts: Vec<PluginVerdict>,
     /// The plugin chain failed and its policy says dead-letter: the event goes
     /// to the topic's DLQ with this error instead of being queued.
     pub topic_dead_letter: Option<(String, DlqEntry)>,
@@ -178,6 +182,9 @@ pub struct QueueStats {
     /// FIFO keys that cannot move: their head is in flight, backing off, or
     /// held by a dead letter.
     pub blocked_keys: u64,
+    /// `depth` split by priority (index 0 to 9), so an operator sees whether
+    /// urgent work or bulk is backing up. Sums to `depth`.
+    pub depth_by_priority: [u64; 10],
 }
 
 /// Which dead-letter queue.
@@ -251,6 +258,10 @@ pub trait EventLog: Send + Sync {
 
     /// A plugin's rewrite of an event, if one was stored.
     async fn transformed(&self, id: EventId) -> Result<Option<Transformed>, StoreError>;
+
+    /// What each plugin decided for an event at its last routing, in chain
+    /// order (empty when no plugin ran or nothing was recorded).
+    async fn verdicts(&self, id: EventId) -> Result<Vec<PluginVerdict>, StoreError>;
 
     /// Up to `max` events waiting to be routed, oldest first, strictly after
     /// `after` (the router's low-water mark).

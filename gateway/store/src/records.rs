@@ -1,5 +1,5 @@
 //! What the store keeps besides events: queue entries, delivery states,
-//! attempts, dead letters and plugin rewrites. Backends persist them as
+//! attempts, dead letters, plugin rewrites and plugin verdicts. Backends persist them as
 //! they see fit; the fjall backend writes them as JSON (their serde shape is
 //! part of its on-disk format).
 
@@ -87,6 +87,10 @@ pub struct DeliveryState {
     pub updated_at_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When the next attempt falls due (epoch ms): the due time a failed
+    /// attempt's retry, or a delayed first delivery, was queued with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_ms: Option<u64>,
 }
 
 /// One delivery attempt (or pull receive), as the history shows it.
@@ -131,4 +135,66 @@ pub struct Transformed {
     pub content_type: String,
     pub headers: Vec<(String, String)>,
     pub payload: Bytes,
+}
+
+/// What one plugin of a topic's chain decided for one event, kept so an
+/// operator can see why the event went where it went. Bounded: the router
+/// keeps at most [`MAX_VERDICTS`] a routing, and cuts long errors and route
+/// lists (see [`PluginVerdict::bounded`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginVerdict {
+    pub plugin: String,
+    pub verdict: VerdictKind,
+    /// The destinations it chose (`route`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+    /// The priority it set, if it set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    /// Its call's time per event (the call's time over the events in it).
+    pub duration_us: u64,
+    /// Why it failed (`error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The kind of a plugin's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerdictKind {
+    /// Chose destinations.
+    Route,
+    /// Chose none: the event goes nowhere.
+    Drop,
+    /// Left the routing as it was (it may still have rewritten the event).
+    Keep,
+    /// Failed on the event; the plugin's `on_error` applied.
+    Error,
+}
+
+/// Verdicts kept per routing of an event: a chain longer than this keeps
+/// its first ones (chains are a few plugins long).
+pub const MAX_VERDICTS: usize = 16;
+/// Destinations kept per verdict.
+const MAX_VERDICT_ROUTES: usize = 32;
+/// Bytes of an error kept per verdict.
+const MAX_VERDICT_ERROR: usize = 512;
+
+impl PluginVerdict {
+    /// The verdict cut to its bounds, so one event's record stays a few KiB
+    /// whatever a plugin returns.
+    pub fn bounded(mut self) -> Self {
+        self.routes.truncate(MAX_VERDICT_ROUTES);
+        if let Some(e) = &mut self.error
+            && e.len() > MAX_VERDICT_ERROR
+        {
+            let mut cut = MAX_VERDICT_ERROR;
+            while !e.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            e.truncate(cut);
+            e.push('…');
+        }
+        self
+    }
 }

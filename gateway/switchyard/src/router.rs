@@ -20,8 +20,10 @@ use std::time::Duration;
 
 use switchyard_core::{DEFAULT_PRIORITY, Event, now_ms};
 use switchyard_delivery::OrderingKey;
-use switchyard_plugin_host::{ChainOutcome, OnError, PluginEvent, PluginHost};
-use switchyard_store::{DlqEntry, QueueEntry, Routed, SharedStore, Transformed};
+use switchyard_plugin_host::{ChainOutcome, OnError, PluginEvent, PluginHost, Step};
+use switchyard_store::{
+    DlqEntry, PluginVerdict, QueueEntry, Routed, SharedStore, Transformed, VerdictKind,
+};
 use switchyard_telemetry::Telemetry;
 use switchyard_telemetry::spans::Routing;
 use tokio::sync::Notify;
@@ -240,7 +242,7 @@ impl Router {
         trace: &Routing,
     ) -> Vec<Routed> {
         let now = now_ms();
-        let mut outcomes: HashMap<Ulid, ChainOutcome> = HashMap::new();
+        let mut outcomes: HashMap<Ulid, (ChainOutcome, Vec<Step>)> = HashMap::new();
         if let Some(host) = &table.plugins {
             let mut by_topic: HashMap<&str, Vec<&Event>> = HashMap::new();
             for e in &batch {
@@ -258,10 +260,12 @@ impl Router {
                 };
                 let inputs = events.iter().map(|e| plugin_event(e)).collect();
                 let span = trace.plugin_run(&self.telemetry, &t.chain.join(","), events.len());
-                let results = host.run_chain(&t.chain, &table.destinations, inputs).await;
+                let results = host
+                    .run_chain_traced(&t.chain, &table.destinations, inputs)
+                    .await;
                 let failed = results
                     .iter()
-                    .filter(|r| matches!(r, ChainOutcome::Failed { .. }))
+                    .filter(|(r, _)| matches!(r, ChainOutcome::Failed { .. }))
                     .count();
                 if failed > 0 {
                     span.error(format!(
@@ -278,8 +282,13 @@ impl Router {
         batch
             .into_iter()
             .map(|e| {
-                let outcome = outcomes.remove(&e.id);
-                table.decide(e, outcome, now)
+                let (outcome, steps) = match outcomes.remove(&e.id) {
+                    Some((o, steps)) => (Some(o), steps),
+                    None => (None, Vec::new()),
+                };
+                let mut routed = table.decide(e, outcome, now);
+                routed.verdicts = steps.into_iter().map(verdict_record).collect();
+                routed
             })
             .collect()
     }
@@ -375,6 +384,7 @@ impl RouteTable {
             event_id: e.id,
             entries,
             transformed,
+            verdicts: Vec::new(),
             topic_dead_letter,
         }
     }
@@ -403,6 +413,25 @@ impl RouteTable {
     }
 }
 
+/// A plugin's step as the store records it (cut to its bounds).
+fn verdict_record(s: Step) -> PluginVerdict {
+    let verdict = match (&s.error, &s.routes) {
+        (Some(_), _) => VerdictKind::Error,
+        (None, None) => VerdictKind::Keep,
+        (None, Some(r)) if r.is_empty() => VerdictKind::Drop,
+        (None, Some(_)) => VerdictKind::Route,
+    };
+    PluginVerdict {
+        plugin: s.plugin,
+        verdict,
+        routes: s.routes.unwrap_or_default(),
+        priority: s.priority,
+        duration_us: s.micros,
+        error: s.error,
+    }
+    .bounded()
+}
+
 /// The priority a sender asked for in the topic's `priority_header`, if the
 /// topic allows one and the value is a digit 0-9.
 fn header_priority(e: &Event, t: &TopicRoutes) -> Option<u8> {
@@ -421,5 +450,49 @@ fn plugin_event(e: &Event) -> PluginEvent {
         content_type: e.meta.content_type.clone(),
         payload: e.payload.clone(),
         attributes: e.meta.attributes.clone(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn step(routes: Option<&[&str]>, error: Option<&str>) -> Step {
+        Step {
+            plugin: "p".into(),
+            routes: routes.map(|r| r.iter().map(|s| s.to_string()).collect()),
+            priority: Some(7),
+            micros: 12,
+            error: error.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_plugins_step_is_recorded_as_route_drop_keep_or_error() {
+        let v = verdict_record(step(Some(&["a", "b"]), None));
+        assert_eq!(v.verdict, VerdictKind::Route);
+        assert_eq!(v.routes, ["a", "b"]);
+        assert_eq!((v.priority, v.duration_us), (Some(7), 12));
+        assert_eq!(
+            verdict_record(step(Some(&[]), None)).verdict,
+            VerdictKind::Drop
+        );
+        assert_eq!(verdict_record(step(None, None)).verdict, VerdictKind::Keep);
+        let e = verdict_record(step(Some(&["a"]), Some("boom")));
+        assert_eq!(e.verdict, VerdictKind::Error);
+        assert_eq!(e.error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn a_verdict_is_cut_to_its_bounds() {
+        let many: Vec<String> = (0..100).map(|i| format!("d{i}")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let long = "é".repeat(1000);
+        let v = verdict_record(step(Some(&refs), Some(&long)));
+        assert_eq!(v.routes.len(), 32);
+        let err = v.error.unwrap();
+        assert!(err.len() <= 512 + '…'.len_utf8(), "{}", err.len());
+        assert!(err.ends_with('…'));
     }
 }

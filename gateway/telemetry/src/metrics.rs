@@ -50,6 +50,13 @@ pub struct DestLabel {
     pub destination: String,
 }
 
+/// A destination and a priority (0 to 9), for the depth by priority.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestPriority {
+    pub destination: String,
+    pub priority: u8,
+}
+
 /// An API access refusal: the configured token's name (empty when none
 /// was recognised) and why (`missing`, `unknown_token`, `forbidden`,
 /// `rate_limited`, ...).
@@ -89,6 +96,7 @@ pub struct Metrics {
     /// Connections the outbound address guard refused (`delivery/guard.rs`).
     pub delivery_refused: Family<DestLabel, Counter>,
     queue_depth: Family<DestLabel, Gauge>,
+    queue_depth_by_priority: Family<DestPriority, Gauge>,
     in_flight: Family<DestLabel, Gauge>,
     oldest_pending_age: Family<DestLabel, FloatGauge>,
     dlq_depth: Family<DestLabel, Gauge>,
@@ -129,6 +137,7 @@ impl Metrics {
             dead_letters: Family::default(),
             delivery_refused: Family::default(),
             queue_depth: Family::default(),
+            queue_depth_by_priority: Family::default(),
             queue_delayed: Family::default(),
             blocked_keys: Family::default(),
             pull_receives: Family::default(),
@@ -204,6 +213,11 @@ impl Metrics {
             "queue_depth",
             "Entries waiting for a destination (visible and delayed; in flight not included).",
             m.queue_depth.clone(),
+        );
+        r.register(
+            "queue_depth_by_priority",
+            "Entries waiting for a destination, by priority (0 to 9): queue_depth split by band.",
+            m.queue_depth_by_priority.clone(),
         );
         r.register(
             "in_flight",
@@ -390,6 +404,14 @@ impl Metrics {
                 destination: s.name.clone(),
             };
             self.queue_depth.get_or_create(&l).set(s.queue_depth as i64);
+            for (priority, n) in s.depth_by_priority.iter().enumerate() {
+                self.queue_depth_by_priority
+                    .get_or_create(&DestPriority {
+                        destination: s.name.clone(),
+                        priority: priority as u8,
+                    })
+                    .set(*n as i64);
+            }
             self.in_flight.get_or_create(&l).set(s.in_flight as i64);
             self.oldest_pending_age
                 .get_or_create(&l)
@@ -443,6 +465,8 @@ pub struct Levels {
 pub struct DestinationLevels {
     pub name: String,
     pub queue_depth: u64,
+    /// `queue_depth` by priority (index 0 to 9).
+    pub depth_by_priority: [u64; 10],
     pub in_flight: u64,
     pub oldest_pending_age_seconds: f64,
     pub dlq_depth: u64,

@@ -18,10 +18,22 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_tests::config::{Config, Destination, Topic, quoted};
+use switchyard_tests::config::{Config, Destination, Plugin, Topic, quoted};
 use switchyard_tests::{Gateway, Reply, Sink, client, eventually, workspace};
 
 const WAIT: Duration = Duration::from_secs(15);
+
+fn wasm(name: &str) -> PathBuf {
+    let p = workspace()
+        .join("plugins/target/wasm32-wasip2/release")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/build-plugins.sh",
+        p.display()
+    );
+    p
+}
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -164,13 +176,48 @@ impl Client {
     }
 
     async fn execute(&self, script: &str) -> Value {
+        self.execute_with(script, json!([])).await
+    }
+
+    async fn execute_with(&self, script: &str, args: Value) -> Value {
         self.call(
             reqwest::Method::POST,
             "/execute/sync",
-            Some(json!({ "script": script, "args": [] })),
+            Some(json!({ "script": script, "args": args })),
         )
         .await
         .unwrap()
+    }
+
+    /// Presses Tab, as a keyboard user moves through a page.
+    async fn tab(&self) {
+        let tab = "\u{E004}";
+        self.call(
+            reqwest::Method::POST,
+            "/actions",
+            Some(
+                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": tab}, {"type": "keyUp", "value": tab}]}]}),
+            ),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// The cells of the row of table `caption` whose first cell reads
+    /// `first`, by column heading, as the page shows them.
+    async fn row(&self, caption: &str, first: &str) -> Value {
+        self.execute_with(
+            "const [caption, first] = arguments;
+             const t = [...document.querySelectorAll('table')]
+               .find((t) => t.caption && t.caption.textContent === caption);
+             if (!t) return null;
+             const heads = [...t.tHead.rows[0].cells].map((c) => c.textContent);
+             const row = [...t.tBodies[0].rows].find((r) => r.cells[0].textContent === first);
+             return row ? Object.fromEntries(heads.map((h, i) => [h, row.cells[i].textContent])) : null;",
+            json!([caption, first]),
+        )
+        .await
     }
 
     async fn screenshot(&self) -> Vec<u8> {
@@ -281,6 +328,60 @@ async fn page(c: &Client, gw: &Gateway, hash: &str, ready: &str, shot: &str) {
     let png = c.screenshot().await;
     std::fs::write(screenshots().join(format!("{shot}.png")), png).unwrap();
     errors_are_none(c, hash).await;
+    accessible(c, hash).await;
+}
+
+/// Every control has an accessible name (its label, `aria-label`,
+/// `aria-labelledby`, its text or title; a placeholder is not one), no
+/// element jumps the Tab order (`tabindex` > 0), and Tab moves the focus
+/// onto controls with a visible focus ring.
+async fn accessible(c: &Client, when: &str) {
+    let unnamed = c
+        .execute(
+            "const name = (el) => [
+                 el.getAttribute('aria-label'),
+                 ...(el.labels ? [...el.labels].map((l) => l.textContent) : []),
+                 ...(el.getAttribute('aria-labelledby') || '').split(' ').filter(Boolean)
+                    .map((id) => (document.getElementById(id) || {}).textContent),
+                 el.matches('input') ? '' : el.textContent,
+                 el.getAttribute('title'),
+               ].some((n) => n && n.trim());
+             const bad = [...document.querySelectorAll('input, button, select, textarea, a[href]')]
+               .filter((el) => !name(el)).map((el) => el.outerHTML.slice(0, 120));
+             for (const el of document.querySelectorAll('[tabindex]'))
+               if (el.tabIndex > 0) bad.push('tabindex > 0: ' + el.outerHTML.slice(0, 120));
+             return bad;",
+        )
+        .await;
+    assert_eq!(unnamed, json!([]), "controls without a name on {when}");
+    c.execute("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);")
+        .await;
+    // From wherever the page left the focus (a short page ends soon: past
+    // its last control the focus leaves the document, and the next Tab
+    // comes back at the top).
+    let mut landed = 0;
+    for i in 0..4 {
+        c.tab().await;
+        let focus = c
+            .execute(
+                "const el = document.activeElement;
+                 const st = getComputedStyle(el);
+                 return [el.tagName, st.outlineStyle, parseFloat(st.outlineWidth) || 0, el.outerHTML.slice(0, 80)];",
+            )
+            .await;
+        if focus[0] == "BODY" {
+            continue;
+        }
+        landed += 1;
+        assert!(
+            focus[1] != "none" && focus[2].as_f64().unwrap_or(0.0) >= 2.0,
+            "Tab {i} on {when}: the focus is not visible: {focus}"
+        );
+    }
+    assert!(
+        landed >= 2,
+        "Tab moved the focus {landed} times in 4 on {when}"
+    );
 }
 
 /// Clicks an element, finding it again if a page redraw replaced it
@@ -318,10 +419,66 @@ async fn api(gw: &Gateway, path: &str) -> Value {
         .unwrap()
 }
 
+/// The value of the metric line starting with `prefix` (labels included).
+async fn metric(gw: &Gateway, prefix: &str) -> u64 {
+    let text = gw.metrics().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {prefix}"))
+}
+
+/// The destinations page shows what `/metrics` and the API say: depth,
+/// depth by priority, in flight and DLQ of each destination.
+async fn same_numbers_as_metrics_and_api(c: &Client, gw: &Gateway) {
+    for (name, depth, dlq) in [("jobs", 1, 0), ("hook", 0, 1)] {
+        let shown = c.row("Destinations", name).await;
+        let api_d = api(gw, &format!("/v1/destinations/{name}")).await;
+        let l = format!("{{destination=\"{name}\"}} ");
+        let from_metrics = [
+            (
+                "Depth",
+                metric(gw, &format!("switchyard_queue_depth{l}")).await,
+            ),
+            (
+                "In flight",
+                metric(gw, &format!("switchyard_in_flight{l}")).await,
+            ),
+            ("DLQ", metric(gw, &format!("switchyard_dlq_depth{l}")).await),
+        ];
+        for (col, m) in from_metrics {
+            assert_eq!(
+                shown[col],
+                m.to_string(),
+                "{name} {col}: page {shown}, /metrics {m}"
+            );
+        }
+        assert_eq!(shown["Depth"], api_d["queue_depth"].to_string(), "{name}");
+        assert_eq!(shown["DLQ"], api_d["dlq_depth"].to_string(), "{name}");
+        assert_eq!(shown["Depth"], depth.to_string(), "{name}: {shown}");
+        assert_eq!(shown["DLQ"], dlq.to_string(), "{name}: {shown}");
+        // The default priority (5) holds the one queued event of jobs.
+        let by_p = metric(
+            gw,
+            &format!(
+                "switchyard_queue_depth_by_priority{{destination=\"{name}\",priority=\"5\"}} "
+            ),
+        )
+        .await;
+        assert_eq!(api_d["depth_by_priority"][5], by_p, "{name}");
+        let want = if by_p > 0 {
+            format!("p5: {by_p}")
+        } else {
+            "none".into()
+        };
+        assert_eq!(shown["Depth by priority"], want, "{name}: {shown}");
+    }
+}
+
 const V1: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"}]}"#;
 const V2: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"note","type":"string","default":""}]}"#;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_console_page_works_in_a_real_browser() {
     let Some(d) = driver().await else { return };
     let sink = Sink::start().await;
@@ -334,7 +491,20 @@ async fn every_console_page_works_in_a_real_browser() {
                 .set("timeout", quoted("2s"))
                 .retry("{ initial = \"50ms\", multiplier = 2.0, max_attempts = 2 }"),
         )
-        .topic(Topic::new("orders").routes(["jobs", "hook"]))
+        // A real plugin routes the events, so the plugins page has a row
+        // and the event page verdicts.
+        .plugin(
+            Plugin::new("route-by-field", &wasm("route_by_field.wasm")).config([
+                ("pointer", "/type"),
+                ("routes", "never=jobs"),
+                ("default", "jobs|hook"),
+            ]),
+        )
+        .topic(
+            Topic::new("orders")
+                .routes(["jobs", "hook"])
+                .plugins(["route-by-field"]),
+        )
         .build();
     let gw = Gateway::start(&config).await;
     let r = client()
@@ -382,6 +552,9 @@ async fn every_console_page_works_in_a_real_browser() {
         payload.contains("\"note\": \"visible-in-browser\""),
         "the payload, pretty-printed: {payload}"
     );
+    let verdict = c.row("Plugin verdicts", "route-by-field").await;
+    assert_eq!(verdict["Verdict"], "route", "{verdict}");
+    assert_eq!(verdict["Destinations"], "jobs, hook", "{verdict}");
     page(
         &c,
         &gw,
@@ -390,14 +563,34 @@ async fn every_console_page_works_in_a_real_browser() {
         "destinations",
     )
     .await;
+    same_numbers_as_metrics_and_api(&c, &gw).await;
     page(
         &c,
         &gw,
         "#/plugins",
-        "//main/h1[text()='Plugins']",
+        "span[data-plugin='route-by-field']",
         "plugins",
     )
     .await;
+    let shown = c.row("Plugins", "route-by-field").await;
+    let api_plugin = api(&gw, "/v1/plugins").await["plugins"][0].clone();
+    let version = api_plugin["version"].as_str().unwrap();
+    assert_eq!(shown["Version (hash)"], version[..12], "{shown}");
+    assert_eq!(shown["Loaded"], api_plugin["loaded_at"], "{shown}");
+    assert_eq!(shown["Invocations"], "1", "one event routed: {shown}");
+    for (col, want) in [
+        ("Errors", "0"),
+        ("Traps", "0"),
+        ("Quarantined", "no"),
+        ("Reloads", "0"),
+        ("Refused reloads", "0"),
+        ("Last error", ""),
+        ("Refused reload", ""),
+    ] {
+        assert_eq!(shown[col], want, "{col}: {shown}");
+    }
+    let us: f64 = shown["µs / event"].as_str().unwrap().parse().unwrap();
+    assert!(us > 0.0, "{shown}");
     page(
         &c,
         &gw,

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_tests::config::{Config, Destination, Topic, quoted};
-use switchyard_tests::{Gateway, Reply, Sink, client, eventually};
+use switchyard_tests::config::{Config, Destination, Plugin, Topic, quoted};
+use switchyard_tests::{Gateway, Reply, Sink, client, eventually, workspace};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -225,6 +225,210 @@ async fn one_destination_is_served_by_name() {
     assert_eq!(s, 404);
     assert_eq!(e["error"]["code"], "unknown_destination");
     gw.stop().await;
+}
+
+/// The value of the metric line starting with `prefix` (labels included).
+async fn metric(gw: &Gateway, prefix: &str) -> u64 {
+    let text = gw.metrics().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {prefix} in:\n{text}"))
+}
+
+#[tokio::test]
+async fn a_destination_shows_its_depth_by_priority_and_pull_counters_as_metrics_do() {
+    let config = Config::new()
+        .destination(Destination::pull("jobs"))
+        .topic(
+            Topic::new("orders")
+                .routes(["jobs"])
+                .set("priority_header", quoted("x-priority")),
+        )
+        .build();
+    let gw = Gateway::start(&config).await;
+    for p in ["9", "9", "9", "0", "0", ""] {
+        let mut r = client()
+            .post(gw.url("/v1/topics/orders/events"))
+            .header("content-type", "application/json");
+        if !p.is_empty() {
+            r = r.header("x-priority", p);
+        }
+        assert_eq!(r.body("{}").send().await.unwrap().status(), 202);
+    }
+    eventually(WAIT, "all six queued", || async {
+        (get(&gw, "/v1/destinations/jobs").await.1["queue_depth"] == 6).then_some(())
+    })
+    .await;
+    // Two receives (the urgent ones go first): one acked, one handed back.
+    let received = client()
+        .post(gw.url("/v1/queues/jobs/receive"))
+        .json(&json!({"max_messages": 2}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let receipts: Vec<String> = received["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["receipt"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(receipts.len(), 2, "{received}");
+    for (verb, receipt) in [("ack", &receipts[0]), ("nack", &receipts[1])] {
+        let r = client()
+            .post(gw.url(&format!("/v1/queues/jobs/{verb}")))
+            .json(&json!({"receipts": [receipt]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let (_, d) = get(&gw, "/v1/destinations/jobs").await;
+    // Priority 9: three published, one acknowledged; 5 is the default.
+    assert_eq!(
+        d["depth_by_priority"],
+        json!([2, 0, 0, 0, 0, 1, 0, 0, 0, 2]),
+        "{d}"
+    );
+    assert_eq!(d["queue_depth"], 5);
+    assert_eq!(
+        d["pull"],
+        json!({"receives": 2, "acks": 1, "nacks": 1, "lease_expiries": 0})
+    );
+    // /metrics says the same.
+    let l = "{destination=\"jobs\"";
+    assert_eq!(
+        metric(&gw, &format!("switchyard_queue_depth{l}}} ")).await,
+        5
+    );
+    for (p, n) in [(9, 2), (5, 1), (0, 2), (3, 0)] {
+        let line = format!("switchyard_queue_depth_by_priority{l},priority=\"{p}\"}} ");
+        assert_eq!(metric(&gw, &line).await, n, "priority {p}");
+    }
+    for (name, n) in [
+        ("receives", 2),
+        ("acks", 1),
+        ("nacks", 1),
+        ("lease_expiries", 0),
+    ] {
+        let line = format!("switchyard_pull_{name}_total{l}}} ");
+        assert_eq!(metric(&gw, &line).await, n, "{name}");
+    }
+    gw.stop().await;
+}
+
+fn wasm(name: &str) -> std::path::PathBuf {
+    let p = workspace()
+        .join("plugins/target/wasm32-wasip2/release")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/build-plugins.sh",
+        p.display()
+    );
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_shows_each_plugins_verdict_and_its_next_retry() {
+    let sink = Sink::start().await;
+    sink.set_default(Reply::status(503));
+    let config = Config::new()
+        .plugin(
+            Plugin::new("route-by-field", &wasm("route_by_field.wasm")).config([
+                ("pointer", "/type"),
+                ("routes", "refund=jobs|hook,spam="),
+                ("priorities", "refund=8"),
+                ("default", "jobs"),
+            ]),
+        )
+        .plugin(Plugin::new("redact", &wasm("redact.wasm")).config([("keys", "email")]))
+        .destination(Destination::pull("jobs"))
+        .destination(
+            Destination::http("hook", &sink.url)
+                .set("timeout", quoted("2s"))
+                .retry("{ initial = \"60s\", multiplier = 2.0, max_attempts = 5 }"),
+        )
+        .topic(
+            Topic::new("orders")
+                .routes(["jobs"])
+                .plugins(["route-by-field", "redact"]),
+        )
+        .build();
+    let gw = Gateway::start(&config).await;
+    let id = publish(
+        &gw,
+        br#"{"type":"refund","email":"a@b.c"}"#.to_vec(),
+        "application/json",
+    )
+    .await;
+    // The first attempt fails (503): the retry is due a minute later.
+    let e = eventually(WAIT, "the first attempt", || async {
+        let (_, e) = get(&gw, &format!("/v1/events/{id}")).await;
+        let hook = e["deliveries"]
+            .as_array()?
+            .iter()
+            .find(|d| d["destination"] == "hook")?
+            .clone();
+        (hook["attempt_count"] == 1 && hook["state"] == "pending").then_some(e)
+    })
+    .await;
+    let plugins = e["plugins"].as_array().expect("the verdicts");
+    assert_eq!(plugins.len(), 2, "{e}");
+    assert_eq!(plugins[0]["plugin"], "route-by-field");
+    assert_eq!(plugins[0]["verdict"], "route");
+    assert_eq!(plugins[0]["routes"], json!(["jobs", "hook"]));
+    assert_eq!(plugins[0]["priority"], 8);
+    assert!(plugins[0]["duration_us"].is_u64());
+    assert_eq!(plugins[1]["plugin"], "redact");
+    assert_eq!(plugins[1]["verdict"], "keep", "{e}");
+    let hook = e["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["destination"] == "hook")
+        .unwrap();
+    let next = hook["next_attempt_at"].as_str().expect("a retry due");
+    let at = hook["updated_at"].as_str().unwrap();
+    let wait = (ms_of_day(next) - ms_of_day(at)).rem_euclid(86_400_000);
+    // A minute with equal jitter: between half a minute and a minute.
+    assert!(
+        (29_000..=61_000).contains(&wait),
+        "the retry is due 30-60 s after the attempt: {hook}"
+    );
+    // A pull delivery waiting for a consumer has no retry to show.
+    let jobs = e["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["destination"] == "jobs")
+        .unwrap();
+    assert!(jobs.get("next_attempt_at").is_none(), "{jobs}");
+
+    // A drop is recorded as one: routed nowhere.
+    let spam = publish(&gw, br#"{"type":"spam"}"#.to_vec(), "application/json").await;
+    let e = eventually(WAIT, "routed", || async {
+        let (_, e) = get(&gw, &format!("/v1/events/{spam}")).await;
+        e.get("plugins").is_some().then_some(e)
+    })
+    .await;
+    assert_eq!(e["plugins"][0]["verdict"], "drop", "{e}");
+    assert_eq!(e["deliveries"], json!([]));
+    gw.stop().await;
+}
+
+/// Milliseconds into the day of an RFC 3339 time such as
+/// `2026-01-02T03:04:05.678Z` (what the API writes).
+fn ms_of_day(t: &str) -> i64 {
+    let clock = t.split('T').nth(1).unwrap().trim_end_matches('Z');
+    let mut parts = clock.split(':');
+    let h: i64 = parts.next().unwrap().parse().unwrap();
+    let m: i64 = parts.next().unwrap().parse().unwrap();
+    let s: f64 = parts.next().unwrap().parse().unwrap();
+    (h * 3600 + m * 60) * 1000 + (s * 1000.0).round() as i64
 }
 
 #[tokio::test]

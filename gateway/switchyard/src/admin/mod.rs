@@ -127,6 +127,13 @@ async fn deliveries(app: &App, e: &Event, with_attempts: bool) -> Result<Vec<Val
         if let Some(err) = &st.last_error {
             d["last_error"] = json!(err);
         }
+        // A retry (or a delayed first delivery) still to come: its due time.
+        if let Some(next) = st.next_attempt_ms
+            && matches!(st.status, DeliveryStatus::Pending)
+            && next > switchyard_core::now_ms()
+        {
+            d["next_attempt_at"] = json!(rfc3339(next));
+        }
         if with_attempts {
             let attempts: Vec<Value> = app
                 .store
@@ -166,6 +173,10 @@ async fn event_json(app: &App, e: &Event, with_attempts: bool) -> Result<Value, 
             json!({"error": dl.error, "dead_lettered_at": rfc3339(dl.dead_lettered_at_ms)});
     }
     if with_attempts {
+        let verdicts = app.store.verdicts(e.id).await?;
+        if !verdicts.is_empty() {
+            v["plugins"] = json!(verdicts);
+        }
         v["headers"] = json!(e.meta.headers);
         if !e.meta.attributes.is_empty() {
             v["attributes"] = json!(e.meta.attributes);

@@ -104,6 +104,7 @@ async fn levels(app: &App) -> Levels {
             .map(|s| DestinationLevels {
                 name: s.name,
                 queue_depth: s.queue_depth,
+                depth_by_priority: s.depth_by_priority,
                 in_flight: s.in_flight,
                 oldest_pending_age_seconds: s.oldest_pending_age_seconds,
                 dlq_depth: s.dlq_depth,

@@ -19,10 +19,18 @@ function pauseButton(d, after) {
   }, verb);
 }
 
+// The non-empty priorities, most urgent first: "p9: 2, p0: 1".
+function byPriority(d) {
+  const bands = (d.depth_by_priority || [])
+    .map((n, p) => [p, n]).filter(([, n]) => n > 0).reverse();
+  return bands.length ? h("span", { class: "by-priority" }, bands.map(([p, n]) => `p${p}: ${n}`).join(", ")) : "none";
+}
+
 const COLS = [
   ["Kind", (d) => d.kind],
   ["State", (d) => (d.paused ? h("span", { class: "state-pending" }, "paused") : "running")],
   ["Depth", (d) => d.queue_depth, "num"],
+  ["Depth by priority", byPriority],
   ["In flight", (d) => d.in_flight, "num"],
   ["Delayed", (d) => d.delayed, "num"],
   ["Oldest pending", (d) => seconds(d.oldest_pending_age_seconds), "num"],

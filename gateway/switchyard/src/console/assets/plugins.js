@@ -9,7 +9,7 @@ export async function plugins(main) {
     const { plugins } = await api("/v1/plugins");
     const body = plugins.length
       ? table("Plugins", [
-        ["Plugin", (p) => h("span", { title: p.path }, p.name)],
+        ["Plugin", (p) => h("span", { title: p.path, "data-plugin": p.name }, p.name)],
         ["Version (hash)", (p) => h("code", { title: p.version }, String(p.version).slice(0, 12))],
         ["Language", (p) => p.language],
         ["Loaded", (p) => p.loaded_at],
@@ -20,7 +20,9 @@ export async function plugins(main) {
         ["Timeouts", (p) => p.timeouts, "num"],
         ["Quarantined", (p) => p.quarantined ? `yes (${Math.ceil((p.quarantine_remaining_ms || 0) / 1000)} s left)` : "no"],
         ["Reloads", (p) => p.reloads, "num"],
+        ["Refused reloads", (p) => p.refused_reloads, "num"],
         ["Last error", (p) => p.last_error || ""],
+        ["Refused reload", (p) => p.reload_error || ""],
       ], plugins)
       : h("p", {}, "No plugins are configured.");
     show(main, h("h1", {}, "Plugins"), body);
