@@ -18,6 +18,7 @@ mod formats;
 mod hostile;
 mod ingest;
 mod ingest_guards;
+mod openapi;
 mod outbound;
 mod plugins;
 mod protobuf;
