@@ -12,6 +12,7 @@ mod console;
 mod console_api;
 mod crash;
 mod delivery;
+mod deploy;
 mod docs;
 mod edge;
 mod formats;
