@@ -1,6 +1,6 @@
 //! Daily operator commands: `status` (every destination's levels, once or
-//! refreshed with `--watch`), `destinations pause|resume`, `events
-//! list|show|tail` and `publish`.
+//! refreshed with `--watch`), `destinations pause|resume|purge`, `events
+//! list|show|tail|cancel` and `publish`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use base64::Engine;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::{Conn, call, cell, print_json, print_table};
+use super::{Conn, call, cell, confirm, print_json, print_table};
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -94,12 +94,37 @@ pub enum DestinationsAction {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Cancels every delivery queued for a destination (its DLQ stays).
+    #[command(after_help = "Example:\n  switchyard destinations purge billing --yes")]
+    Purge {
+        /// The destination's name.
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+        /// Do not ask for confirmation (needed without a terminal).
+        #[arg(long, short)]
+        yes: bool,
+    },
 }
 
 pub async fn destinations(action: DestinationsAction) -> anyhow::Result<()> {
     let (name, conn, verb) = match &action {
         DestinationsAction::Pause { name, conn } => (name, conn, "pause"),
         DestinationsAction::Resume { name, conn } => (name, conn, "resume"),
+        DestinationsAction::Purge { name, conn, yes } => {
+            confirm(
+                &format!("cancel every delivery queued for destination {name:?}"),
+                *yes,
+            )?;
+            let http = conn.client()?;
+            let body =
+                call(http.delete(conn.url(&format!("/v1/destinations/{name}/queue")))).await?;
+            println!(
+                "{name}: purged {} queued, {} in flight cancelled when their attempt ends",
+                body["purged"], body["in_flight"]
+            );
+            return Ok(());
+        }
     };
     let http = conn.client()?;
     let body = call(http.post(conn.url(&format!("/v1/destinations/{name}/{verb}")))).await?;
@@ -164,6 +189,22 @@ pub enum EventsAction {
     /// Shows one event: payload, headers, and every delivery attempt.
     #[command(after_help = "Example:\n  switchyard events show 01JD6Z3Q8YQ2V8M7T4W1N0C5RK")]
     Show {
+        /// The event id.
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancels one event's pending delivery to a destination.
+    #[command(
+        after_help = "Example:\n  switchyard events cancel --destination billing 01JD6Z3Q8YQ2V8M7T4W1N0C5RK"
+    )]
+    Cancel {
+        /// The destination whose delivery to cancel.
+        #[arg(long)]
+        destination: String,
         /// The event id.
         id: String,
         #[command(flatten)]
@@ -308,6 +349,26 @@ pub async fn events(action: EventsAction) -> anyhow::Result<()> {
                 return print_json(&body);
             }
             print_event(&body);
+        }
+        EventsAction::Cancel {
+            destination,
+            id,
+            conn,
+            json,
+        } => {
+            let http = conn.client()?;
+            let body =
+                call(http.delete(conn.url(&format!("/v1/destinations/{destination}/events/{id}"))))
+                    .await?;
+            if json {
+                return print_json(&body);
+            }
+            match body["state"].as_str() {
+                Some("cancelled_at_attempt_end") => println!(
+                    "{id} at {destination}: an attempt is running; cancelled when it ends unless it delivers"
+                ),
+                _ => println!("{id} at {destination}: cancelled"),
+            }
         }
         EventsAction::Tail {
             filter,
