@@ -7,6 +7,7 @@
 
 mod auth;
 mod breaker;
+mod cancel;
 mod cli;
 mod console;
 mod console_api;

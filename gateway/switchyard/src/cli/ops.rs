@@ -146,7 +146,7 @@ pub struct EventFilter {
     #[arg(long)]
     destination: Option<String>,
     /// Only events with a delivery in this state (pending, in_flight,
-    /// delivered, dead_lettered).
+    /// delivered, dead_lettered, cancelled).
     #[arg(long)]
     state: Option<String>,
 }
