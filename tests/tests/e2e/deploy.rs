@@ -40,12 +40,7 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 fn scraped(text: &str) -> BTreeSet<String> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            l.split(|c| c == '{' || c == ' ')
-                .next()
-                .unwrap_or("")
-                .to_owned()
-        })
+        .map(|l| l.split(['{', ' ']).next().unwrap_or("").to_owned())
         .collect()
 }
 
