@@ -21,6 +21,7 @@ mod hostile;
 mod ingest;
 mod ingest_guards;
 mod openapi;
+mod operator;
 mod outbound;
 mod plugins;
 mod protobuf;

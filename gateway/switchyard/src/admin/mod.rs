@@ -75,6 +75,7 @@ pub fn routes(auth: &std::sync::Arc<crate::auth::Auth>) -> axum::Router<App> {
             get(topic_dlq_get_one).delete(topic_dlq_delete_one),
         )
         .route("/v1/admin/reload", post(crate::reload::handler))
+        .route("/v1/operator/events", get(operator_events))
         .route_layer(axum::middleware::from_fn_with_state(
             auth.clone(),
             crate::auth::layer::require_admin,
@@ -451,6 +452,12 @@ async fn get_destination(
         )
     })?;
     Ok(axum::Json(one).into_response())
+}
+
+/// `GET /v1/operator/events`: the last operator events (circuits, pauses,
+/// DLQ thresholds, disk, plugins), newest first.
+async fn operator_events(State(app): State<App>) -> Response {
+    axum::Json(json!({ "events": app.delivery.recent_operator_events() })).into_response()
 }
 
 fn known_destination(app: &App, name: &str) -> Result<(), ApiError> {

@@ -28,8 +28,11 @@ pub struct StatusArgs {
 pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let http = args.conn.client()?;
     loop {
-        let body = call(http.get(args.conn.url("/v1/destinations"))).await?;
+        let mut body = call(http.get(args.conn.url("/v1/destinations"))).await?;
+        let events = call(http.get(args.conn.url("/v1/operator/events"))).await?;
+        let events = events["events"].as_array().cloned().unwrap_or_default();
         if args.json {
+            body["operator_events"] = Value::Array(events);
             print_json(&body)?;
         } else {
             if args.watch.is_some() {
@@ -42,6 +45,16 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 .unwrap_or_default()
                 .iter()
                 .map(|d| {
+                    // Paused by the gateway itself (410 Gone, disable_after)
+                    // when its last pause was an operator event.
+                    let auto = events.iter().any(|e| {
+                        e["kind"] == "destination_paused" && e["destination"] == d["name"]
+                    });
+                    let paused = match (d["paused"] == true, auto) {
+                        (true, true) => "yes (auto)",
+                        (true, false) => "yes",
+                        (false, _) => "no",
+                    };
                     vec![
                         cell(&d["name"]),
                         cell(&d["kind"]),
@@ -52,7 +65,8 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
                         ),
                         cell(&d["in_flight"]),
                         cell(&d["dlq_depth"]),
-                        if d["paused"] == true { "yes" } else { "no" }.to_owned(),
+                        paused.to_owned(),
+                        cell(&d["circuit"]),
                     ]
                 })
                 .collect();
@@ -65,9 +79,26 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
                     "IN FLIGHT",
                     "DLQ",
                     "PAUSED",
+                    "CIRCUIT",
                 ],
                 &rows,
             );
+            if !events.is_empty() {
+                println!("\nRecent operator events (newest first):");
+                let rows: Vec<Vec<String>> = events
+                    .iter()
+                    .take(10)
+                    .map(|e| {
+                        vec![
+                            cell(&e["at"]),
+                            cell(&e["kind"]),
+                            cell(&e["destination"]),
+                            cell(&e["reason"]),
+                        ]
+                    })
+                    .collect();
+                print_table(&["AT", "KIND", "DESTINATION", "REASON"], &rows);
+            }
         }
         match args.watch {
             Some(every) => tokio::time::sleep(every).await,
