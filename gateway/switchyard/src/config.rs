@@ -58,6 +58,20 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// Each problem as its own message (file, key, what is wrong), for
+    /// answers that list them, such as a refused reload.
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            ConfigError::Several { path, problems } => problems
+                .iter()
+                .map(|p| format!("config file {}: {}: {}", path.display(), p.key, p.message))
+                .collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
 fn list(path: &Path, problems: &[Invalid]) -> String {
     problems
         .iter()
