@@ -917,4 +917,50 @@ mod tests {
             "a key with nothing left is forgotten"
         );
     }
+
+    #[test]
+    fn cancelled_entries_leave_the_window_and_their_keys_move_on() {
+        // Key "a": 1 (head), 2, 3; key "b": 4; unkeyed 5 and 6, in a tiny
+        // window. Cancel the head of "a", an entry behind a head (2 is
+        // never loaded) and an unkeyed one: the rest drain in order, and
+        // nothing cancelled comes out.
+        let policy = Policy {
+            ordered: true,
+            ..Policy::default()
+        };
+        let disk = FakeDisk::default();
+        let all = [
+            entry(1, 5, 1_000, Some("a")),
+            entry(2, 5, 1_000, Some("a")),
+            entry(3, 5, 1_000, Some("a")),
+            entry(4, 5, 1_000, Some("b")),
+            entry(5, 5, 1_000, None),
+            entry(6, 5, 1_000, None),
+        ];
+        for e in &all {
+            disk.put(e);
+        }
+        let mut win = Window::new(policy, TINY);
+        win.set_head("a", disk.key_after("a", Ulid::nil()).unwrap().unwrap());
+        win.set_head("b", disk.key_after("b", Ulid::nil()).unwrap().unwrap());
+        win.open(&disk).unwrap();
+        // As the store does it: taken out, deleted from disk, dropped.
+        for i in [1usize, 2, 5] {
+            let e = all[i - 1].clone();
+            win.take_out(e.clone(), &disk).unwrap();
+            assert!(win.is_in_flight(e.event_id));
+            disk.del(&e);
+            win.drop_taken(e.event_id, &disk).unwrap();
+            assert!(!win.is_in_flight(e.event_id));
+        }
+        let mut got = Vec::new();
+        while let Some(e) = win.take_due(2_000, None, &disk).unwrap() {
+            got.push(e.event_id.0);
+            disk.del(&e);
+            win.finish(e.event_id, &disk).unwrap();
+        }
+        assert_eq!(got, vec![3, 4, 6]);
+        assert_eq!(disk.len(), 0);
+        assert_eq!(win.tracked_keys(), 0);
+    }
 }
