@@ -42,6 +42,29 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+# The Prometheus rules users load (deploy/prometheus/): promtool checks
+# their syntax and runs their unit tests (alerts.test.yml). Debian's
+# `prometheus` package brings promtool; its daemon is never started here
+# (policy-rc.d refuses service starts during the install, for machines
+# where invoke-rc.d would start one).
+if ! command -v promtool >/dev/null; then
+  step "promtool (Debian's prometheus package) for the alert rules"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  policy=/usr/sbin/policy-rc.d
+  added_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 0755 "$policy"
+    added_policy=1
+  fi
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if [ -n "$added_policy" ]; then $sudo rm -f "$policy"; fi
+fi
+step "Checking and unit-testing the Prometheus alert rules"
+(cd deploy/prometheus && promtool check rules alerts.yml && promtool test rules alerts.test.yml)
+
 step "Building the workspace"
 cargo build --workspace
 export SWITCHYARD_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/switchyard"

@@ -96,12 +96,16 @@ pub struct Destination {
     breaker: Option<Arc<breaker::Breaker>>,
 }
 
+/// How many operator events [`Delivery::recent_operator_events`] keeps.
+const RECENT_OPERATOR_EVENTS: usize = 50;
+
 /// A state change an operator should hear about: logged, counted
 /// (`switchyard_operator_events_total`), and handed to the operator sink
 /// (`[operator] destination`).
 #[derive(Debug, Clone, Serialize)]
 pub struct OperatorEvent {
-    /// `circuit_opened`, `circuit_closed` or `destination_paused`.
+    /// `circuit_opened`, `circuit_closed`, `destination_paused`,
+    /// `dlq_growing`, `disk_low`, `disk_recovered` or `plugin_quarantined`.
     pub kind: &'static str,
     pub destination: String,
     /// RFC 3339.
@@ -178,6 +182,9 @@ pub struct Delivery {
     started: AtomicBool,
     /// Where operator events go besides the log and the metric.
     operator: Mutex<Option<tokio::sync::mpsc::UnboundedSender<OperatorEvent>>>,
+    /// The last operator events, for `switchyard status`: the log has them
+    /// all, but an operator asking "what happened?" wants them here.
+    recent: Mutex<std::collections::VecDeque<OperatorEvent>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     /// Spans of each attempt, delivery metrics.
@@ -216,6 +223,7 @@ impl Delivery {
             removed: Mutex::new(BTreeMap::new()),
             started: AtomicBool::new(false),
             operator: Mutex::new(None),
+            recent: Mutex::new(std::collections::VecDeque::new()),
             shutdown,
             tracker: TaskTracker::new(),
             telemetry,
@@ -246,8 +254,23 @@ impl Delivery {
         *self.operator.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
     }
 
-    fn operator_event(&self, kind: &'static str, destination: &str, reason: String) {
+    /// Raises an operator event: logged, counted, kept among the recent
+    /// ones (`GET /v1/operator/events`, `switchyard status`) and sent to
+    /// the operator sink. `destination` is empty for gateway-wide events.
+    pub fn operator_event(&self, kind: &'static str, destination: &str, reason: String) {
         tracing::warn!(kind, destination = %destination, reason = %reason, "Operator event.");
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.len() == RECENT_OPERATOR_EVENTS {
+                recent.pop_front();
+            }
+            recent.push_back(OperatorEvent {
+                kind,
+                destination: destination.to_owned(),
+                at: switchyard_core::event::rfc3339(now_ms()),
+                reason: reason.clone(),
+            });
+        }
         self.telemetry
             .metrics
             .operator_events
@@ -264,6 +287,12 @@ impl Delivery {
                 reason,
             });
         }
+    }
+
+    /// The last operator events, newest first.
+    pub fn recent_operator_events(&self) -> Vec<OperatorEvent> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().rev().cloned().collect()
     }
 
     /// The current destinations, as one snapshot.

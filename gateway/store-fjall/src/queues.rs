@@ -22,14 +22,16 @@
 //! entry's key moves to the lease's end, its nonce in the value), so they
 //! survive a restart.
 
+use std::collections::HashSet;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use switchyard_core::{EventId, now_ms};
 use switchyard_store::{
-    DeadLetters, DeliveryState, DeliveryStatus, DlqEntry, DlqOwner, Hold, Lease, LeaseCheck,
-    ListOrder, QueueEntry, QueuePolicy, QueueStats, Queues, Settle, Settlement, StoreError,
+    AttemptRecord, Cancelled, DeadLetters, DeliveryState, DeliveryStatus, DlqEntry, DlqOwner, Hold,
+    Lease, LeaseCheck, ListOrder, Purged, QueueEntry, QueuePolicy, QueueStats, Queues, Settle,
+    Settlement, StoreError,
 };
 use tokio::sync::Notify;
 use ulid::Ulid;
@@ -44,6 +46,11 @@ pub(crate) struct Queue {
     window: Mutex<Window>,
     /// Rung when an entry may have become takeable.
     wake: Arc<Notify>,
+    /// Push attempts in flight that an operator cancelled: their
+    /// settlement removes the entry instead of retrying or dead-lettering
+    /// it. Memory only, like "in flight" itself: after a crash the entry
+    /// is pending again, and a cancel must be repeated.
+    cancelled: Mutex<HashSet<Ulid>>,
 }
 
 /// The window's view of one destination's keys in the store.
@@ -215,6 +222,15 @@ impl Queue {
         // keep delivering, so don't cascade it.
         self.window.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn cancelled(&self) -> MutexGuard<'_, HashSet<Ulid>> {
+        self.cancelled.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a cancel was asked for this in-flight entry (and forgets it).
+    fn take_cancel(&self, id: Ulid) -> bool {
+        self.cancelled().remove(&id)
+    }
 }
 
 impl FjallStore {
@@ -309,6 +325,142 @@ impl FjallStore {
                 next_attempt_ms,
             }),
         ));
+    }
+
+    /// The ops that cancel a stored entry whose history holds `attempts`
+    /// attempts: the entry leaves the queue, a record numbered after them
+    /// says why, and the delivery state is `cancelled`.
+    fn cancel_ops(
+        ops: &mut Vec<Op>,
+        deltas: &mut Vec<Delta>,
+        entry: &QueueEntry,
+        attempts: u32,
+        reason: &str,
+    ) {
+        let (id, dest) = (entry.event_id, &entry.destination);
+        let now = now_ms();
+        let n = attempts + 1;
+        let error = format!("cancelled: {reason}");
+        remove_entry(ops, deltas, entry);
+        ops.push(Op::Put(
+            Ks::Attempts,
+            keys::attempt(id, dest, n),
+            codec::to_json(&AttemptRecord {
+                attempt: n,
+                at_ms: now,
+                status: None,
+                error: Some(error.clone()),
+                latency_ms: 0,
+                response_excerpt: None,
+                delay_before_ms: 0,
+            }),
+        ));
+        ops.push(Op::Put(
+            Ks::DState,
+            keys::dstate(id, dest),
+            codec::to_json(&DeliveryState {
+                status: DeliveryStatus::Cancelled,
+                attempts: n,
+                updated_at_ms: now,
+                last_error: Some(error),
+            }),
+        ));
+    }
+
+    /// Attempts recorded for `id` at `dest` so far (its delivery state's).
+    fn attempts_so_far(&self, dest: &str, id: Ulid) -> Result<u32, StoreError> {
+        Ok(match self.ks.dstate.get(keys::dstate(id, dest)).fj()? {
+            Some(v) => codec::from_json::<DeliveryState>("dstate", &v)?.attempts,
+            None => 0,
+        })
+    }
+
+    /// Writes the cancellation of entries the window holds as taken (taken
+    /// out for the purpose, or leases), then ends them in the window. If
+    /// the write fails they go back to the queue as they were.
+    async fn remove_cancelled(
+        &self,
+        entries: &[QueueEntry],
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let mut ops = Vec::with_capacity(entries.len() * 6);
+        let mut deltas = Vec::new();
+        for e in entries {
+            let n = self.attempts_so_far(&e.destination, e.event_id)?;
+            Self::cancel_ops(&mut ops, &mut deltas, e, n, reason);
+        }
+        let written = self.write_counted(ops, deltas, false).await;
+        for e in entries {
+            let Ok(q) = self.queue(&e.destination) else {
+                continue;
+            };
+            let disk = self.disk(&e.destination);
+            let mut window = q.window();
+            match &written {
+                Ok(()) => window.drop_taken(e.event_id, &disk)?,
+                Err(_) => window.requeue(e.clone(), &disk)?,
+            }
+            drop(window);
+            q.wake.notify_one();
+        }
+        written
+    }
+
+    /// Up to `limit` stored entries of `dest` after the key `after`, in key
+    /// order, with their keys.
+    fn stored_after(
+        &self,
+        dest: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, QueueEntry)>, StoreError> {
+        let prefix = keys::name_prefix(dest);
+        let start = match after {
+            Some(k) => Bound::Excluded(k.to_vec()),
+            None => Bound::Included(prefix.clone()),
+        };
+        let end = Bound::Excluded(keys::successor(&prefix));
+        let mut out = Vec::new();
+        for guard in self.ks.queue.range((start, end)).take(limit) {
+            let (k, v) = guard.into_inner().fj()?;
+            out.push((k.to_vec(), codec::from_json("queue", &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Takes out of the window, under its lock, what a cancel removes now:
+    /// stored pending entries (made in flight for the write) and leases
+    /// (already in flight, their entry as leased). Push attempts in flight
+    /// are marked instead, and counted in the second number.
+    fn take_out_for_cancel(
+        &self,
+        q: &Queue,
+        dest: &str,
+        candidates: Vec<QueueEntry>,
+    ) -> Result<(Vec<QueueEntry>, u64), StoreError> {
+        let disk = self.disk(dest);
+        let mut window = q.window();
+        let mut now = Vec::new();
+        let mut later = 0;
+        for e in candidates {
+            match window.taken(e.event_id) {
+                // A lease whose entry is written as leased: remove it now
+                // (the consumer's ack then finds no lease).
+                Some(t) if t.lease.is_some() && t.entry.lease.is_some() => {
+                    now.push(t.entry.clone())
+                }
+                Some(_) => {
+                    if q.cancelled().insert(e.event_id) {
+                        later += 1;
+                    }
+                }
+                None => {
+                    window.take_out(e.clone(), &disk)?;
+                    now.push(e);
+                }
+            }
+        }
+        Ok((now, later))
     }
 
     /// Entries rewritten in place: see [`move_entry`].
@@ -417,6 +569,7 @@ impl Queues for FjallStore {
             policy,
             window: Mutex::new(window),
             wake: Arc::new(Notify::new()),
+            cancelled: Mutex::new(HashSet::new()),
         });
         self.queues
             .write()
@@ -533,11 +686,34 @@ impl Queues for FjallStore {
         }
         let mut ops = Vec::with_capacity(settled.len() * 6);
         let mut deltas = Vec::new();
+        // Attempts an operator cancelled while they ran: unless they
+        // delivered, the entry leaves the queue instead.
+        let mut cancelled = Vec::new();
         for s in &settled {
-            Self::settle_ops(&mut ops, &mut deltas, s);
+            let cancel = !matches!(s.outcome, Settle::Delivered)
+                && self
+                    .queue(&s.entry.destination)
+                    .is_ok_and(|q| q.take_cancel(s.entry.event_id));
+            if cancel {
+                ops.push(Op::Put(
+                    Ks::Attempts,
+                    keys::attempt(s.entry.event_id, &s.entry.destination, s.attempt.attempt),
+                    codec::to_json(&s.attempt),
+                ));
+                Self::cancel_ops(
+                    &mut ops,
+                    &mut deltas,
+                    &s.entry,
+                    s.attempt.attempt,
+                    "cancelled while its attempt ran",
+                );
+            } else {
+                Self::settle_ops(&mut ops, &mut deltas, s);
+            }
+            cancelled.push(cancel);
         }
         self.write_counted(ops, deltas, false).await?;
-        for s in settled {
+        for (s, cancel) in settled.into_iter().zip(cancelled) {
             let dest = s.entry.destination.clone();
             let Ok(q) = self.queue(&dest) else {
                 continue;
@@ -546,6 +722,12 @@ impl Queues for FjallStore {
             {
                 let mut window = q.window();
                 let id = s.entry.event_id;
+                if cancel {
+                    window.drop_taken(id, &disk)?;
+                    drop(window);
+                    q.wake.notify_one();
+                    continue;
+                }
                 match s.outcome {
                     Settle::Delivered => {
                         window.finish(id, &disk)?;
@@ -572,6 +754,17 @@ impl Queues for FjallStore {
         due_ms: u64,
         delay_ms: u64,
     ) -> Result<(), StoreError> {
+        // A cancelled attempt that gives its entry back ends it instead.
+        let (cancelled, entries): (Vec<&QueueEntry>, Vec<&QueueEntry>) =
+            entries.iter().partition(|e| {
+                self.queue(&e.destination)
+                    .is_ok_and(|q| q.take_cancel(e.event_id))
+            });
+        if !cancelled.is_empty() {
+            let owned: Vec<QueueEntry> = cancelled.into_iter().cloned().collect();
+            self.remove_cancelled(&owned, "cancelled while its attempt ran")
+                .await?;
+        }
         let moves: Vec<(QueueEntry, QueueEntry)> = entries
             .iter()
             .map(|e| {
@@ -579,9 +772,9 @@ impl Queues for FjallStore {
                     due_ms,
                     delay_ms,
                     lease: None,
-                    ..e.clone()
+                    ..(*e).clone()
                 };
-                (e.clone(), back)
+                ((*e).clone(), back)
             })
             .collect();
         self.move_entries(&moves).await?;
@@ -752,6 +945,67 @@ impl Queues for FjallStore {
             Op::Del(Ks::Meta, keys::paused(dest))
         };
         self.write(vec![op], true).await
+    }
+
+    async fn cancel(&self, dest: &str, id: EventId, reason: &str) -> Result<Cancelled, StoreError> {
+        let q = self.queue(dest)?;
+        let taken = q.window().taken(id).map(|t| t.entry.clone());
+        let candidate = match taken {
+            Some(e) => Some(e),
+            None if self.stored_pending(dest, id)? => {
+                // Its key holds band and due time, which the id alone does
+                // not give: look it up among the destination's entries.
+                let mut after: Option<Vec<u8>> = None;
+                let mut found = None;
+                loop {
+                    let chunk = self.stored_after(dest, after.as_deref(), 1024)?;
+                    let Some((last, _)) = chunk.last() else {
+                        break;
+                    };
+                    after = Some(last.clone());
+                    if let Some((_, e)) = chunk.into_iter().find(|(_, e)| e.event_id == id) {
+                        found = Some(e);
+                        break;
+                    }
+                }
+                found
+            }
+            None => None,
+        };
+        let Some(e) = candidate else {
+            return Ok(Cancelled::NotPending);
+        };
+        let (now, later) = self.take_out_for_cancel(&q, dest, vec![e])?;
+        if later > 0 {
+            return Ok(Cancelled::AtAttemptEnd);
+        }
+        if now.is_empty() {
+            // Marked before: its attempt is still running.
+            return Ok(Cancelled::AtAttemptEnd);
+        }
+        self.remove_cancelled(&now, reason).await?;
+        Ok(Cancelled::Removed)
+    }
+
+    async fn purge_queue(&self, dest: &str, reason: &str) -> Result<Purged, StoreError> {
+        let q = self.queue(dest)?;
+        let mut purged = Purged::default();
+        let mut after: Option<Vec<u8>> = None;
+        // A chunk at a time, so a purge of millions holds neither the
+        // window's lock nor one write batch for long.
+        loop {
+            let chunk = self.stored_after(dest, after.as_deref(), 512)?;
+            let Some((last, _)) = chunk.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            let entries = chunk.into_iter().map(|(_, e)| e).collect();
+            let (now, later) = self.take_out_for_cancel(&q, dest, entries)?;
+            purged.in_flight += later;
+            purged.removed += now.len() as u64;
+            self.remove_cancelled(&now, reason).await?;
+        }
+        Ok(purged)
     }
 }
 

@@ -440,6 +440,69 @@ impl Window {
         self.push(e, src)
     }
 
+    /// Takes a stored, pending entry out of the queue for cancellation,
+    /// wherever it is (loaded in its band, its key's head, or on disk
+    /// only): it becomes in flight, so nothing else takes it while its
+    /// removal is written; [`Window::drop_taken`] then ends it (or
+    /// [`Window::requeue`] gives it back if the write failed). A key whose
+    /// head it was moves on to its next entry at once.
+    pub fn take_out(&mut self, e: QueueEntry, src: &dyn Source) -> Result<(), StoreError> {
+        if self.in_flight.contains_key(&e.event_id) {
+            return Ok(());
+        }
+        let band = band_of(&e);
+        self.band_remove(band, pos_of(&e));
+        let key = self.key_of(&e).map(str::to_owned);
+        if let Some(k) = &key {
+            let next = src.key_after(k, e.event_id)?;
+            let ks = self.keys.entry(k.clone()).or_default();
+            if ks.head.is_some_and(|h| h.id == e.event_id) {
+                ks.head = next;
+            }
+        }
+        self.in_flight.insert(
+            e.event_id,
+            Taken {
+                entry: e,
+                lease: None,
+            },
+        );
+        if let Some(k) = key {
+            self.release_head(&k, src)?;
+        }
+        self.refill(band as usize, src)
+    }
+
+    /// Ends an in-flight entry whose stored entry was removed (cancelled):
+    /// like [`Window::finish`], and if its key's head still names it (the
+    /// entry was pushed back meanwhile), the head moves on.
+    pub fn drop_taken(&mut self, id: Ulid, src: &dyn Source) -> Result<(), StoreError> {
+        let Some(t) = self.in_flight.remove(&id) else {
+            return Ok(());
+        };
+        if let Some(k) = self.key_of(&t.entry).map(str::to_owned) {
+            let stale_head = self
+                .keys
+                .get(&k)
+                .is_some_and(|ks| ks.head.is_some_and(|h| h.id == id));
+            let next = if stale_head {
+                src.key_after(&k, id)?
+            } else {
+                None
+            };
+            if let Some(ks) = self.keys.get_mut(&k) {
+                if ks.busy == Some(id) {
+                    ks.busy = None;
+                }
+                if stale_head {
+                    ks.head = next;
+                }
+            }
+            self.release_head(&k, src)?;
+        }
+        Ok(())
+    }
+
     /// Restores an entry leased before a restart, still in flight.
     pub fn insert_leased(&mut self, e: QueueEntry, lease: Lease) {
         if let Some(k) = self.key_of(&e).map(str::to_owned) {
@@ -863,5 +926,51 @@ mod tests {
             0,
             "a key with nothing left is forgotten"
         );
+    }
+
+    #[test]
+    fn cancelled_entries_leave_the_window_and_their_keys_move_on() {
+        // Key "a": 1 (head), 2, 3; key "b": 4; unkeyed 5 and 6, in a tiny
+        // window. Cancel the head of "a", an entry behind a head (2 is
+        // never loaded) and an unkeyed one: the rest drain in order, and
+        // nothing cancelled comes out.
+        let policy = Policy {
+            ordered: true,
+            ..Policy::default()
+        };
+        let disk = FakeDisk::default();
+        let all = [
+            entry(1, 5, 1_000, Some("a")),
+            entry(2, 5, 1_000, Some("a")),
+            entry(3, 5, 1_000, Some("a")),
+            entry(4, 5, 1_000, Some("b")),
+            entry(5, 5, 1_000, None),
+            entry(6, 5, 1_000, None),
+        ];
+        for e in &all {
+            disk.put(e);
+        }
+        let mut win = Window::new(policy, TINY);
+        win.set_head("a", disk.key_after("a", Ulid::nil()).unwrap().unwrap());
+        win.set_head("b", disk.key_after("b", Ulid::nil()).unwrap().unwrap());
+        win.open(&disk).unwrap();
+        // As the store does it: taken out, deleted from disk, dropped.
+        for i in [1usize, 2, 5] {
+            let e = all[i - 1].clone();
+            win.take_out(e.clone(), &disk).unwrap();
+            assert!(win.is_in_flight(e.event_id));
+            disk.del(&e);
+            win.drop_taken(e.event_id, &disk).unwrap();
+            assert!(!win.is_in_flight(e.event_id));
+        }
+        let mut got = Vec::new();
+        while let Some(e) = win.take_due(2_000, None, &disk).unwrap() {
+            got.push(e.event_id.0);
+            disk.del(&e);
+            win.finish(e.event_id, &disk).unwrap();
+        }
+        assert_eq!(got, vec![3, 4, 6]);
+        assert_eq!(disk.len(), 0);
+        assert_eq!(win.tracked_keys(), 0);
     }
 }

@@ -367,6 +367,47 @@ pub trait Queues: Send + Sync {
     /// Persists a destination's paused flag, so a pause survives a restart
     /// (and, on a cluster, holds on every gateway).
     async fn set_paused(&self, destination: &str, paused: bool) -> Result<(), StoreError>;
+
+    // Operator cancellation (kept together: `cancel` and `purge_queue`).
+
+    /// Cancels event `id`'s delivery to `destination`: a pending entry (or
+    /// a pull lease) leaves the queue now, with its delivery state
+    /// `cancelled` and a record in its attempt history saying `reason`; a
+    /// push attempt in flight is cancelled when it ends, unless it
+    /// delivered. Counters stay exact.
+    async fn cancel(
+        &self,
+        destination: &str,
+        id: EventId,
+        reason: &str,
+    ) -> Result<Cancelled, StoreError>;
+
+    /// Cancels every delivery queued for `destination`, as [`Queues::cancel`]
+    /// does one: what was removed now, and how many push attempts in flight
+    /// are cancelled when they end.
+    async fn purge_queue(&self, destination: &str, reason: &str) -> Result<Purged, StoreError>;
+}
+
+/// How [`Queues::cancel`] came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// Out of the queue, its state `cancelled`.
+    Removed,
+    /// A push attempt is running: cancelled when it ends (unless it
+    /// delivered).
+    AtAttemptEnd,
+    /// Nothing pending there: never routed there, delivered, dead-lettered
+    /// or cancelled already.
+    NotPending,
+}
+
+/// What [`Queues::purge_queue`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Entries removed from the queue now.
+    pub removed: u64,
+    /// Push attempts in flight, cancelled when they end.
+    pub in_flight: u64,
 }
 
 /// Dead-letter queues.

@@ -45,6 +45,9 @@ pub enum DeliveryStatus {
     InFlight,
     Delivered,
     DeadLettered,
+    /// An operator cancelled the delivery (one event, or a purge of the
+    /// destination's queue): it left the queue and will not be attempted.
+    Cancelled,
 }
 
 impl DeliveryStatus {
@@ -55,6 +58,7 @@ impl DeliveryStatus {
             DeliveryStatus::InFlight => "in_flight",
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::DeadLettered => "dead_lettered",
+            DeliveryStatus::Cancelled => "cancelled",
         }
     }
 
@@ -65,6 +69,7 @@ impl DeliveryStatus {
             DeliveryStatus::InFlight,
             DeliveryStatus::Delivered,
             DeliveryStatus::DeadLettered,
+            DeliveryStatus::Cancelled,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -74,7 +79,7 @@ impl DeliveryStatus {
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            DeliveryStatus::Delivered | DeliveryStatus::DeadLettered
+            DeliveryStatus::Delivered | DeliveryStatus::DeadLettered | DeliveryStatus::Cancelled
         )
     }
 }

@@ -58,6 +58,20 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// Each problem as its own message (file, key, what is wrong), for
+    /// answers that list them, such as a refused reload.
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            ConfigError::Several { path, problems } => problems
+                .iter()
+                .map(|p| format!("config file {}: {}: {}", path.display(), p.key, p.message))
+                .collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
 fn list(path: &Path, problems: &[Invalid]) -> String {
     problems
         .iter()
@@ -146,8 +160,15 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorConfig {
-    /// The `[[destinations]]` entry operator events are delivered to.
-    pub destination: String,
+    /// The `[[destinations]]` entry operator events are delivered to;
+    /// without one they are logged, counted and listed only.
+    #[serde(default)]
+    pub destination: Option<String>,
+    /// A destination's DLQ reaching this many entries is an operator event
+    /// (`dlq_growing`), once per crossing; without it, DLQ depth raises
+    /// none.
+    #[serde(default)]
+    pub dlq_threshold: Option<u64>,
 }
 
 /// The topic operator events are stored under. Not a configured topic:
@@ -561,15 +582,18 @@ impl Config {
         if let Err((key, message)) = crate::auth::validate(self) {
             out.push(Invalid::new(key, message));
         }
-        if let Some(o) = &self.operator
-            && !self.destinations.iter().any(|d| d.name == o.destination)
+        if let Some(dest) = self.operator.as_ref().and_then(|o| o.destination.as_ref())
+            && !self.destinations.iter().any(|d| &d.name == dest)
         {
             out.push(Invalid::new(
                 "operator.destination",
-                format!(
-                    "unknown destination {:?}: name one of [[destinations]]",
-                    o.destination
-                ),
+                format!("unknown destination {dest:?}: name one of [[destinations]]"),
+            ));
+        }
+        if self.operator.as_ref().and_then(|o| o.dlq_threshold) == Some(0) {
+            out.push(Invalid::new(
+                "operator.dlq_threshold",
+                "must be at least 1 (leave it out for no DLQ events), e.g. 100",
             ));
         }
         out

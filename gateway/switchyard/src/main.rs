@@ -61,7 +61,7 @@ enum Command {
     /// Every destination's depth, lag, in-flight count, DLQ and pause state.
     #[command(after_help = "Example:\n  switchyard status --watch 5s")]
     Status(cli::ops::StatusArgs),
-    /// Pauses or resumes a destination.
+    /// Pauses, resumes or purges a destination.
     #[command(after_help = "Example:\n  switchyard destinations pause billing")]
     Destinations {
         #[command(subcommand)]

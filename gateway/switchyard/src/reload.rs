@@ -162,7 +162,8 @@ async fn reload_once(live: &mut Live) -> Report {
     tracing::info!(path = %path.display(), "Reloading the config file.");
     let mut new = match Config::load(&path) {
         Ok(c) => c,
-        Err(e) => return refuse(vec![e.to_string()]),
+        // Every problem in the file, each on its own, as check-config lists them.
+        Err(e) => return refuse(e.messages()),
     };
     let restart_needed = keep_restart_only(&old, &mut new);
     let app = &live.app;

@@ -157,11 +157,15 @@ impl RouteTable {
             })
             .collect();
         // Operator events reach only the `[operator]` destination.
-        if let Some(o) = &config.operator {
+        if let Some(dest) = config
+            .operator
+            .as_ref()
+            .and_then(|o| o.destination.as_ref())
+        {
             topics.insert(
                 crate::config::OPERATOR_TOPIC.to_owned(),
                 TopicRoutes {
-                    routes: vec![o.destination.clone()],
+                    routes: vec![dest.clone()],
                     priority_header: None,
                     chain: Vec::new(),
                 },

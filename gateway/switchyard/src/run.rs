@@ -304,6 +304,11 @@ pub async fn run_with_reload(
         stop.clone(),
     ));
     tokio::spawn(crate::admin::series::sample(app.clone(), stop.clone()));
+    tokio::spawn(watch_for_operator(
+        app.clone(),
+        live_config.clone(),
+        stop.clone(),
+    ));
     health.set_ready(true);
     let addr = listener.local_addr()?;
     let scheme = if config.server.tls.is_some() {
@@ -395,6 +400,82 @@ async fn watch_disk(
     }
 }
 
+/// Raises the operator events that are levels crossing a line rather than
+/// a state change delivery makes: a DLQ reaching `[operator]
+/// dlq_threshold`, free disk going below `server.min_free_disk` (and back),
+/// a plugin quarantined. Each once per crossing, polled every 2 s.
+async fn watch_for_operator(app: App, config: Arc<Current<Config>>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut over: std::collections::HashSet<String> = Default::default();
+    let mut quarantines: std::collections::HashMap<String, u64> = Default::default();
+    let mut disk_low = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let threshold = config
+            .load()
+            .operator
+            .as_ref()
+            .and_then(|o| o.dlq_threshold);
+        if let Some(th) = threshold
+            && let Ok(stats) = app.delivery.stats().await
+        {
+            for s in stats {
+                if s.dlq_depth >= th {
+                    if over.insert(s.name.clone()) {
+                        app.delivery.operator_event(
+                            "dlq_growing",
+                            &s.name,
+                            format!(
+                                "the dead-letter queue holds {} entries (operator.dlq_threshold = {th})",
+                                s.dlq_depth
+                            ),
+                        );
+                    }
+                } else {
+                    over.remove(&s.name);
+                }
+            }
+        }
+        let low = app.health.disk_low();
+        if low != disk_low {
+            disk_low = low;
+            let (kind, reason) = if low {
+                (
+                    "disk_low",
+                    "free disk is below server.min_free_disk: ingest answers 503",
+                )
+            } else {
+                (
+                    "disk_recovered",
+                    "free disk is back above server.min_free_disk",
+                )
+            };
+            app.delivery.operator_event(kind, "", reason.to_owned());
+        }
+        if let Some(host) = &app.plugins {
+            // By the count of quarantines, not the flag: a first quarantine
+            // lasts a second, less than the poll interval.
+            for p in host.statuses() {
+                let seen = quarantines.insert(p.name.clone(), p.quarantines);
+                if p.quarantines > seen.unwrap_or(0) {
+                    let why = p
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "repeated failures".into());
+                    app.delivery.operator_event(
+                        "plugin_quarantined",
+                        "",
+                        format!("plugin {:?} was quarantined: {why}", p.name),
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Stores each operator event as a JSON event of [`OPERATOR_TOPIC`], which
 /// the router sends to the `[operator]` destination (read at each event,
 /// so a reload may set or change it). Without one, the log and the metric
@@ -414,7 +495,13 @@ async fn send_operator_events(
             e = events.recv() => match e { Some(e) => e, None => return },
             () = stop.cancelled() => return,
         };
-        if config.load().operator.is_none() {
+        if config
+            .load()
+            .operator
+            .as_ref()
+            .and_then(|o| o.destination.as_ref())
+            .is_none()
+        {
             continue;
         }
         let payload = match serde_json::to_vec(&e) {

@@ -102,6 +102,15 @@ pub struct Metrics {
     dlq_depth: Family<DestLabel, Gauge>,
     queue_delayed: Family<DestLabel, Gauge>,
     blocked_keys: Family<DestLabel, Gauge>,
+    /// 0 closed, 1 half-open (a probe in flight), 2 open: one series an
+    /// alert can compare, for destinations with a `circuit_breaker`.
+    circuit_state: Family<DestLabel, Gauge>,
+    /// Free bytes on the data dir's file system, and the floor under which
+    /// ingest answers 503: an alert warns before the two meet.
+    free_disk: Gauge,
+    min_free_disk: Gauge,
+    /// 1 while a plugin is quarantined (its events fail fast).
+    plugin_quarantined: Family<PluginLabel, Gauge>,
     pull_receives: Family<DestLabel, Counter>,
     pull_acks: Family<DestLabel, Counter>,
     pull_nacks: Family<DestLabel, Counter>,
@@ -140,6 +149,10 @@ impl Metrics {
             queue_depth_by_priority: Family::default(),
             queue_delayed: Family::default(),
             blocked_keys: Family::default(),
+            circuit_state: Family::default(),
+            free_disk: Gauge::default(),
+            min_free_disk: Gauge::default(),
+            plugin_quarantined: Family::default(),
             pull_receives: Family::default(),
             pull_acks: Family::default(),
             pull_nacks: Family::default(),
@@ -239,6 +252,28 @@ impl Metrics {
             "blocked_keys",
             "Ordering keys whose head is in flight or backing off (FIFO destinations).",
             m.blocked_keys.clone(),
+        );
+        r.register(
+            "circuit_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            m.circuit_state.clone(),
+        );
+        r.register_with_unit(
+            "disk_free",
+            "Free space on the data dir's file system.",
+            Unit::Bytes,
+            m.free_disk.clone(),
+        );
+        r.register_with_unit(
+            "disk_min_free",
+            "server.min_free_disk: below it ingest answers 503.",
+            Unit::Bytes,
+            m.min_free_disk.clone(),
+        );
+        r.register(
+            "plugin_quarantined",
+            "1 while the plugin is quarantined after repeated failures.",
+            m.plugin_quarantined.clone(),
         );
         r.register(
             "operator_events",
@@ -399,6 +434,10 @@ impl Metrics {
     /// Renders the text format, with the levels of `levels`.
     pub fn render(&self, levels: &Levels) -> String {
         self.store_size.set(levels.store_disk_bytes as i64);
+        if let Some(free) = levels.free_disk_bytes {
+            self.free_disk.set(free as i64);
+        }
+        self.min_free_disk.set(levels.min_free_disk_bytes as i64);
         for s in &levels.destinations {
             let l = DestLabel {
                 destination: s.name.clone(),
@@ -421,6 +460,9 @@ impl Metrics {
             if let Some(b) = s.blocked_keys {
                 self.blocked_keys.get_or_create(&l).set(b as i64);
             }
+            if let Some(c) = s.circuit {
+                self.circuit_state.get_or_create(&l).set(c as i64);
+            }
             if let Some(p) = &s.pull {
                 // The destination keeps the totals; mirror them.
                 for (family, total) in [
@@ -436,6 +478,11 @@ impl Metrics {
         }
         for p in &levels.plugins {
             self.set_plugin(&p.name, p.invocations, p.errors, p.traps, p.seconds);
+            self.plugin_quarantined
+                .get_or_create(&PluginLabel {
+                    plugin: p.name.clone(),
+                })
+                .set(i64::from(p.quarantined));
         }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
@@ -456,6 +503,10 @@ impl Default for Metrics {
 pub struct Levels {
     /// Bytes the store takes on disk.
     pub store_disk_bytes: u64,
+    /// Free bytes where the data dir is; `None` when it can't be read.
+    pub free_disk_bytes: Option<u64>,
+    /// `server.min_free_disk`, in bytes.
+    pub min_free_disk_bytes: u64,
     pub destinations: Vec<DestinationLevels>,
     pub plugins: Vec<PluginTotals>,
 }
@@ -475,6 +526,8 @@ pub struct DestinationLevels {
     pub blocked_keys: Option<u64>,
     /// Pull destinations only: totals since start.
     pub pull: Option<PullTotals>,
+    /// Destinations with a circuit breaker: 0 closed, 1 half-open, 2 open.
+    pub circuit: Option<u8>,
 }
 
 /// What pull consumers did with a destination since start.
@@ -495,4 +548,6 @@ pub struct PluginTotals {
     pub traps: u64,
     /// Time spent inside the plugin.
     pub seconds: f64,
+    /// Whether it is quarantined now.
+    pub quarantined: bool,
 }

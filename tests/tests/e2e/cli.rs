@@ -391,14 +391,21 @@ async fn status_pause_publish_and_events_from_the_command_line() {
     let (code, out, err) = cli_async(with(&["status"]), vec![]).await;
     assert_eq!(code, 0, "{err}");
     let header = out.lines().next().unwrap_or("");
-    for col in ["DESTINATION", "DEPTH", "LAG", "IN FLIGHT", "DLQ", "PAUSED"] {
+    for col in [
+        "DESTINATION",
+        "DEPTH",
+        "LAG",
+        "IN FLIGHT",
+        "DLQ",
+        "PAUSED",
+        "CIRCUIT",
+    ] {
         assert!(header.contains(col), "{out}");
     }
+    // PAUSED, then CIRCUIT (`-`: no circuit breaker).
     let row = out.lines().nth(1).unwrap_or("");
-    assert!(
-        row.starts_with("billing") && row.trim_end().ends_with("yes"),
-        "{out}"
-    );
+    let cells: Vec<&str> = row.split_whitespace().rev().take(2).collect();
+    assert!(row.starts_with("billing") && cells == ["-", "yes"], "{out}");
 
     // From a file, with a header; a resend is a duplicate.
     let dir = tempfile::tempdir().unwrap();

@@ -7,17 +7,21 @@
 
 mod auth;
 mod breaker;
+mod cancel;
 mod cli;
 mod console;
 mod console_api;
 mod crash;
 mod delivery;
+mod deploy;
 mod docs;
 mod edge;
 mod formats;
 mod hostile;
 mod ingest;
 mod ingest_guards;
+mod openapi;
+mod operator;
 mod outbound;
 mod plugins;
 mod protobuf;

@@ -478,3 +478,91 @@ async fn a_removed_destination_keeps_its_queue_until_it_returns() {
     .await;
     gw.sigterm();
 }
+
+/// In process, through the real `switchyard::run`: a file with several
+/// independent mistakes is refused with every one of them listed, each
+/// naming its key; a `[telemetry]` change is named as needing a restart
+/// (the tracer provider and its exporter are built once at start and
+/// shared by every part that makes spans), while the rest comes into force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reload_lists_every_error_and_telemetry_needs_a_restart() {
+    let config = || {
+        Config::new()
+            .destination(Destination::log("audit"))
+            .topic(Topic::new("orders").routes(["audit"]))
+    };
+    let gw = switchyard_tests::Gateway::start(&config().build()).await;
+    let file = gw.dir.path().join("switchyard.toml");
+    let data = gw.dir.path().join("data").display().to_string();
+    let write_in =
+        |c: Config| std::fs::write(&file, c.build().replace("{data_dir}", &data)).unwrap();
+    let reload = || async {
+        let r = client()
+            .post(gw.url("/v1/admin/reload"))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+
+    // Three mistakes in sections that each parse: all three reported.
+    write_in(
+        config()
+            .destination(
+                Destination::http("slow", "http://127.0.0.1:9/").set("timeout", quoted("0s")),
+            )
+            .topic(Topic::new("refunds").routes(["nosuch"]))
+            .raw("[operator]\ndlq_threshold = 0\n"),
+    );
+    let (status, v) = reload().await;
+    assert_eq!(status, 422, "{v}");
+    let errors: Vec<String> = v["error"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_owned())
+        .collect();
+    for key in ["timeout", "nosuch", "operator.dlq_threshold"] {
+        assert!(
+            errors.iter().any(|e| e.contains(key)),
+            "no error about {key}: {errors:#?}"
+        );
+    }
+    assert!(errors.len() >= 3, "{errors:#?}");
+    // Two entries that do not even deserialize: both reported too.
+    write_in(
+        config()
+            .destination(Destination::log("a").set("concurency", "3"))
+            .topic(
+                Topic::new("b")
+                    .routes(["audit"])
+                    .set("max_bodyy", quoted("1KiB")),
+            ),
+    );
+    let (status, v) = reload().await;
+    assert_eq!(status, 422, "{v}");
+    let text = v["error"]["errors"].to_string();
+    assert!(
+        text.contains("concurency") && text.contains("max_bodyy"),
+        "{v}"
+    );
+    assert!(v["error"]["errors"].as_array().unwrap().len() >= 2, "{v}");
+
+    // A telemetry change: named, the rest (a new topic) in force.
+    write_in(
+        config()
+            .topic(Topic::new("refunds").routes(["audit"]))
+            .raw("[telemetry]\nservice_name = \"renamed\"\n"),
+    );
+    let (status, v) = reload().await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["restart_needed"], serde_json::json!(["telemetry"]), "{v}");
+    let r = client()
+        .post(gw.url("/v1/topics/refunds/events"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    gw.stop().await;
+}

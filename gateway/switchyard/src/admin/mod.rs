@@ -1,5 +1,5 @@
 //! The admin API: events and their delivery history, destinations (depths,
-//! pause/resume), dead-letter queues (list, replay, purge), readiness, and
+//! pause/resume, cancelling one delivery or purging the queue), dead-letter queues (list, replay, purge), readiness, and
 //! (`queues`) the pull-consumer endpoints, and (`series`) the in-gateway
 //! time series the console's overview charts draw.
 //!
@@ -15,7 +15,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -57,6 +57,11 @@ pub fn routes(auth: &std::sync::Arc<crate::auth::Auth>) -> axum::Router<App> {
         )
         .route("/v1/destinations/{name}/dlq/replay", post(dest_dlq_replay))
         .route(
+            "/v1/destinations/{name}/events/{id}",
+            delete(cancel_delivery),
+        )
+        .route("/v1/destinations/{name}/queue", delete(purge_queue))
+        .route(
             "/v1/destinations/{name}/dlq/{id}",
             get(dest_dlq_get_one).delete(dest_dlq_delete_one),
         )
@@ -70,6 +75,7 @@ pub fn routes(auth: &std::sync::Arc<crate::auth::Auth>) -> axum::Router<App> {
             get(topic_dlq_get_one).delete(topic_dlq_delete_one),
         )
         .route("/v1/admin/reload", post(crate::reload::handler))
+        .route("/v1/operator/events", get(operator_events))
         .route_layer(axum::middleware::from_fn_with_state(
             auth.clone(),
             crate::auth::layer::require_admin,
@@ -457,6 +463,80 @@ async fn get_destination(
         )
     })?;
     Ok(axum::Json(one).into_response())
+}
+
+/// `GET /v1/operator/events`: the last operator events (circuits, pauses,
+/// DLQ thresholds, disk, plugins), newest first.
+async fn operator_events(State(app): State<App>) -> Response {
+    axum::Json(json!({ "events": app.delivery.recent_operator_events() })).into_response()
+}
+
+fn known_destination(app: &App, name: &str) -> Result<(), ApiError> {
+    match app.delivery.destination(name) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found(
+            "unknown_destination",
+            format!("no destination named {name:?}"),
+        )),
+    }
+}
+
+/// `DELETE /v1/destinations/{name}/events/{id}`: cancels one pending
+/// delivery. A push attempt in flight is cancelled when it ends (unless it
+/// delivered): the answer says which.
+async fn cancel_delivery(
+    State(app): State<App>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    known_destination(&app, &name)?;
+    let id = parse_id(&id)?;
+    let outcome = app
+        .store
+        .cancel(
+            &name,
+            id,
+            "by an operator (DELETE /v1/destinations/{name}/events/{id})",
+        )
+        .await?;
+    let state = match outcome {
+        switchyard_store::Cancelled::Removed => "cancelled",
+        switchyard_store::Cancelled::AtAttemptEnd => "cancelled_at_attempt_end",
+        switchyard_store::Cancelled::NotPending => {
+            return Err(ApiError::not_found(
+                "unknown_event",
+                format!("event {id} has no pending delivery to {name:?}"),
+            ));
+        }
+    };
+    tracing::info!(destination = %name, event_id = %id, outcome = state, "Delivery cancelled.");
+    Ok(
+        axum::Json(json!({"id": id.to_string(), "destination": name, "state": state}))
+            .into_response(),
+    )
+}
+
+/// `DELETE /v1/destinations/{name}/queue`: cancels every queued delivery
+/// of a destination (its dead letters stay: `DELETE .../dlq` purges those).
+async fn purge_queue(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    known_destination(&app, &name)?;
+    let purged = app
+        .store
+        .purge_queue(
+            &name,
+            "the queue was purged (DELETE /v1/destinations/{name}/queue)",
+        )
+        .await?;
+    tracing::warn!(destination = %name, removed = purged.removed, in_flight = purged.in_flight,
+        "Destination queue purged.");
+    Ok(axum::Json(json!({
+        "destination": name,
+        "purged": purged.removed,
+        "in_flight": purged.in_flight,
+    }))
+    .into_response())
 }
 
 async fn set_paused(app: &App, name: &str, paused: bool) -> Result<Response, ApiError> {

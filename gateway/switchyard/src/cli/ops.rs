@@ -1,6 +1,6 @@
 //! Daily operator commands: `status` (every destination's levels, once or
-//! refreshed with `--watch`), `destinations pause|resume`, `events
-//! list|show|tail` and `publish`.
+//! refreshed with `--watch`), `destinations pause|resume|purge`, `events
+//! list|show|tail|cancel` and `publish`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use base64::Engine;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::{Conn, call, cell, print_json, print_table};
+use super::{Conn, call, cell, confirm, print_json, print_table};
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -28,8 +28,11 @@ pub struct StatusArgs {
 pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let http = args.conn.client()?;
     loop {
-        let body = call(http.get(args.conn.url("/v1/destinations"))).await?;
+        let mut body = call(http.get(args.conn.url("/v1/destinations"))).await?;
+        let events = call(http.get(args.conn.url("/v1/operator/events"))).await?;
+        let events = events["events"].as_array().cloned().unwrap_or_default();
         if args.json {
+            body["operator_events"] = Value::Array(events);
             print_json(&body)?;
         } else {
             if args.watch.is_some() {
@@ -42,6 +45,16 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 .unwrap_or_default()
                 .iter()
                 .map(|d| {
+                    // Paused by the gateway itself (410 Gone, disable_after)
+                    // when its last pause was an operator event.
+                    let auto = events.iter().any(|e| {
+                        e["kind"] == "destination_paused" && e["destination"] == d["name"]
+                    });
+                    let paused = match (d["paused"] == true, auto) {
+                        (true, true) => "yes (auto)",
+                        (true, false) => "yes",
+                        (false, _) => "no",
+                    };
                     vec![
                         cell(&d["name"]),
                         cell(&d["kind"]),
@@ -52,7 +65,8 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
                         ),
                         cell(&d["in_flight"]),
                         cell(&d["dlq_depth"]),
-                        if d["paused"] == true { "yes" } else { "no" }.to_owned(),
+                        paused.to_owned(),
+                        cell(&d["circuit"]),
                     ]
                 })
                 .collect();
@@ -65,9 +79,26 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
                     "IN FLIGHT",
                     "DLQ",
                     "PAUSED",
+                    "CIRCUIT",
                 ],
                 &rows,
             );
+            if !events.is_empty() {
+                println!("\nRecent operator events (newest first):");
+                let rows: Vec<Vec<String>> = events
+                    .iter()
+                    .take(10)
+                    .map(|e| {
+                        vec![
+                            cell(&e["at"]),
+                            cell(&e["kind"]),
+                            cell(&e["destination"]),
+                            cell(&e["reason"]),
+                        ]
+                    })
+                    .collect();
+                print_table(&["AT", "KIND", "DESTINATION", "REASON"], &rows);
+            }
         }
         match args.watch {
             Some(every) => tokio::time::sleep(every).await,
@@ -94,12 +125,37 @@ pub enum DestinationsAction {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Cancels every delivery queued for a destination (its DLQ stays).
+    #[command(after_help = "Example:\n  switchyard destinations purge billing --yes")]
+    Purge {
+        /// The destination's name.
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+        /// Do not ask for confirmation (needed without a terminal).
+        #[arg(long, short)]
+        yes: bool,
+    },
 }
 
 pub async fn destinations(action: DestinationsAction) -> anyhow::Result<()> {
     let (name, conn, verb) = match &action {
         DestinationsAction::Pause { name, conn } => (name, conn, "pause"),
         DestinationsAction::Resume { name, conn } => (name, conn, "resume"),
+        DestinationsAction::Purge { name, conn, yes } => {
+            confirm(
+                &format!("cancel every delivery queued for destination {name:?}"),
+                *yes,
+            )?;
+            let http = conn.client()?;
+            let body =
+                call(http.delete(conn.url(&format!("/v1/destinations/{name}/queue")))).await?;
+            println!(
+                "{name}: purged {} queued, {} in flight cancelled when their attempt ends",
+                body["purged"], body["in_flight"]
+            );
+            return Ok(());
+        }
     };
     let http = conn.client()?;
     let body = call(http.post(conn.url(&format!("/v1/destinations/{name}/{verb}")))).await?;
@@ -121,7 +177,7 @@ pub struct EventFilter {
     #[arg(long)]
     destination: Option<String>,
     /// Only events with a delivery in this state (pending, in_flight,
-    /// delivered, dead_lettered).
+    /// delivered, dead_lettered, cancelled).
     #[arg(long)]
     state: Option<String>,
 }
@@ -164,6 +220,22 @@ pub enum EventsAction {
     /// Shows one event: payload, headers, and every delivery attempt.
     #[command(after_help = "Example:\n  switchyard events show 01JD6Z3Q8YQ2V8M7T4W1N0C5RK")]
     Show {
+        /// The event id.
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancels one event's pending delivery to a destination.
+    #[command(
+        after_help = "Example:\n  switchyard events cancel --destination billing 01JD6Z3Q8YQ2V8M7T4W1N0C5RK"
+    )]
+    Cancel {
+        /// The destination whose delivery to cancel.
+        #[arg(long)]
+        destination: String,
         /// The event id.
         id: String,
         #[command(flatten)]
@@ -308,6 +380,26 @@ pub async fn events(action: EventsAction) -> anyhow::Result<()> {
                 return print_json(&body);
             }
             print_event(&body);
+        }
+        EventsAction::Cancel {
+            destination,
+            id,
+            conn,
+            json,
+        } => {
+            let http = conn.client()?;
+            let body =
+                call(http.delete(conn.url(&format!("/v1/destinations/{destination}/events/{id}"))))
+                    .await?;
+            if json {
+                return print_json(&body);
+            }
+            match body["state"].as_str() {
+                Some("cancelled_at_attempt_end") => println!(
+                    "{id} at {destination}: an attempt is running; cancelled when it ends unless it delivers"
+                ),
+                _ => println!("{id} at {destination}: cancelled"),
+            }
         }
         EventsAction::Tail {
             filter,

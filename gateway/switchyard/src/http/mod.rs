@@ -99,6 +99,20 @@ impl Deref for App {
     }
 }
 
+/// The OpenAPI 3.1 document of this API, kept in `docs/` beside the prose
+/// reference and embedded so the binary serves the one it was built with.
+/// `tests/tests/e2e/openapi.rs` checks it against the router both ways.
+const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
+
+/// `GET /openapi.json`: open like `/healthz`, since it says nothing about
+/// this gateway's config, only what the code serves.
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
 /// The HTTP API as a plain router, so tests can call it without a socket.
 pub fn http_router(app: App) -> axum::Router {
     axum::Router::new()
@@ -122,6 +136,7 @@ pub fn http_router(app: App) -> axum::Router {
         )
         .merge(crate::console::routes())
         .route("/healthz", get(|| async { "ok" }))
+        .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint") })
         // Before any handler or guard, a cross-site write is refused; after
         // them, plain-text refusals become JSON.

@@ -116,6 +116,11 @@ async fn levels(app: &App) -> Levels {
                     nacks: p.nacks,
                     lease_expiries: p.lease_expiries,
                 }),
+                circuit: s.circuit.map(|c| match c {
+                    switchyard_delivery::breaker::State::Closed => 0,
+                    switchyard_delivery::breaker::State::HalfOpen => 1,
+                    switchyard_delivery::breaker::State::Open => 2,
+                }),
             })
             .collect(),
         Err(e) => {
@@ -135,12 +140,15 @@ async fn levels(app: &App) -> Levels {
                     invocations: s.invocations,
                     errors: s.errors,
                     traps: s.traps,
+                    quarantined: s.quarantined,
                 })
                 .collect()
         })
         .unwrap_or_default();
     Levels {
         store_disk_bytes: app.store.disk_space(),
+        free_disk_bytes: fs4::available_space(&app.config.server.data_dir).ok(),
+        min_free_disk_bytes: app.config.server.min_free_disk.as_u64(),
         destinations,
         plugins,
     }
