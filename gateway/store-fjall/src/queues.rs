@@ -363,6 +363,7 @@ impl FjallStore {
                 attempts: n,
                 updated_at_ms: now,
                 last_error: Some(error),
+                next_attempt_ms: None,
             }),
         ));
     }
