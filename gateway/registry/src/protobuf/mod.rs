@@ -6,19 +6,25 @@
 //! `FileDescriptorProto`; Confluent's registry takes both, so we do. Source
 //! is compiled with `protox` (a `.proto` compiler in Rust; we write no
 //! parser); imports resolve only through the schema's `references` (the
-//! reference's `name` is the import path, as Confluent does) and the
-//! well-known `google/protobuf/*.proto` files, never the disk. The result
+//! reference's `name` is the import path, as Confluent does), the
+//! well-known `google/protobuf/*.proto` files and Confluent's bundled
+//! `confluent/meta.proto` and `confluent/type/decimal.proto` (the last two
+//! need no reference in Confluent's registry either), never the disk. The result
 //! is a `prost-reflect` pool, built once per schema: validation decodes
 //! payloads as dynamic messages with it, and conversion to JSON uses
 //! prost-reflect's implementation of protobuf's JSON mapping.
 //!
 //! Identity: two submissions are the same schema when their descriptors
-//! are (source locations and the file name left out), so the same file as
-//! text and as a descriptor gets one id.
+//! are (source locations, the file name and JSON names protoc would give
+//! anyway left out), so the same file as text and as a descriptor gets one
+//! id. A schema registered as a descriptor is read back as `.proto` text,
+//! as Confluent answers it.
 //!
 //! - [`compat`]: Confluent's rules for Protobuf evolution.
+//! - [`print`]: `.proto` text from a descriptor.
 
 pub mod compat;
+pub mod print;
 
 use std::collections::HashMap;
 
@@ -44,6 +50,10 @@ const MAX_DEPTH: usize = 100;
 pub struct ProtoSchema {
     /// The schema's file, in a pool holding every file it imports.
     pub file: FileDescriptor,
+    /// The schema as `.proto` text: as registered when it came as text,
+    /// printed from the descriptor when it came as one (what every read
+    /// but `format=serialized` answers, as in Confluent).
+    pub text: String,
     /// Its `FileDescriptorProto`, base64: what `format=serialized` answers
     /// and what Python's deserializer parses.
     pub serialized: String,
@@ -60,15 +70,57 @@ impl std::fmt::Debug for ProtoSchema {
     }
 }
 
-/// Files a schema may import: its references' files, by import path.
+/// Confluent's own files, which its registry resolves without references
+/// (its serializers import them for `confluent.field_meta` and decimals).
+const BUNDLED: [(&str, &str); 2] = [
+    (
+        "confluent/meta.proto",
+        include_str!("bundled/confluent/meta.proto"),
+    ),
+    (
+        "confluent/type/decimal.proto",
+        include_str!("bundled/confluent/type/decimal.proto"),
+    ),
+];
+
+/// Files a schema may import: its references' files, by import path, then
+/// the bundled and the well-known ones.
 struct References(HashMap<String, FileDescriptorProto>);
 
 impl FileResolver for References {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-        match self.0.get(name) {
-            Some(fd) => Ok(File::from_file_descriptor_proto(fd.clone())),
+        if let Some(fd) = self.0.get(name) {
+            return Ok(File::from_file_descriptor_proto(fd.clone()));
+        }
+        match BUNDLED.iter().find(|(n, _)| *n == name) {
+            Some((n, src)) => File::from_source(n, src),
             None => GoogleFileResolver::new().open_file(name),
         }
+    }
+}
+
+/// Clears JSON names that are the default for their field, everywhere in
+/// the file: protox fills them in, Python's descriptors leave them out, and
+/// the two mean the same.
+fn drop_default_json_names(fd: &mut FileDescriptorProto) {
+    fn fields(f: &mut [prost_types::FieldDescriptorProto]) {
+        for f in f {
+            let name = f.name.as_deref().unwrap_or("");
+            if f.json_name.as_deref() == Some(print::default_json_name(name).as_str()) {
+                f.json_name = None;
+            }
+        }
+    }
+    fn message(m: &mut prost_types::DescriptorProto) {
+        fields(&mut m.field);
+        fields(&mut m.extension);
+        for n in &mut m.nested_type {
+            message(n);
+        }
+    }
+    fields(&mut fd.extension);
+    for m in &mut fd.message_type {
+        message(m);
     }
 }
 
@@ -104,6 +156,8 @@ impl ProtoSchema {
         let source = File::from_source(MAIN_FILE, text);
         let (main, name, source_text) = match source {
             Ok(f) => (f, MAIN_FILE.to_string(), Some(text)),
+            // A descriptor in base64 is a parse error as source; anything
+            // else that fails is reported as the source error it is.
             Err(parse_err) => match descriptor_from_base64(text) {
                 Some(mut fd) => {
                     let name = fd
@@ -141,10 +195,16 @@ impl ProtoSchema {
         let mut proto = file.file_descriptor_proto().clone();
         proto.source_code_info = None;
         let serialized = BASE64.encode(proto.encode_to_vec());
+        let text = match source_text {
+            Some(t) => t.to_string(),
+            None => print::render(&proto),
+        };
         proto.name = None;
+        drop_default_json_names(&mut proto);
         let canonical = BASE64.encode(proto.encode_to_vec());
         Ok(ProtoSchema {
             file,
+            text,
             serialized,
             canonical,
         })
@@ -492,6 +552,54 @@ message Refund { string order_id = 1; }
         )
         .unwrap();
         assert_eq!(c.message(None).unwrap().full_name(), "Pay");
+    }
+
+    #[test]
+    fn a_descriptor_reads_back_as_proto_text_and_is_the_same_schema_as_that_text() {
+        // As Python's serializer sends it: no JSON names, its own file name.
+        let mut fd = schema(ORDER).file.file_descriptor_proto().clone();
+        fd.name = Some("shop/order.proto".into());
+        fn strip(m: &mut prost_types::DescriptorProto) {
+            m.field.iter_mut().for_each(|f| f.json_name = None);
+            m.nested_type.iter_mut().for_each(strip);
+        }
+        fd.message_type.iter_mut().for_each(strip);
+        let b64 = BASE64.encode(fd.encode_to_vec());
+        let from_descriptor = ProtoSchema::parse(&b64, &[]).unwrap();
+        assert!(
+            from_descriptor
+                .text
+                .starts_with("syntax = \"proto3\";\npackage shop;"),
+            "{}",
+            from_descriptor.text
+        );
+        assert!(
+            from_descriptor
+                .text
+                .contains("repeated .shop.Order.Item items = 3;")
+        );
+        let from_text = ProtoSchema::parse(&from_descriptor.text, &[]).unwrap();
+        assert_eq!(from_descriptor.canonical, from_text.canonical);
+        assert_eq!(from_text.canonical, schema(ORDER).canonical);
+        assert_eq!(schema(ORDER).text, ORDER);
+    }
+
+    #[test]
+    fn confluents_bundled_files_and_well_known_types_need_no_reference() {
+        let s = schema(
+            "syntax = \"proto3\";\nimport \"confluent/meta.proto\";\nimport \"confluent/type/decimal.proto\";\nimport \"google/protobuf/any.proto\";\nmessage Price {\n  confluent.type.Decimal amount = 1 [(confluent.field_meta) = { doc: \"in euros\" }];\n  google.protobuf.Any extra = 2;\n}\n",
+        );
+        let price = s.message(None).unwrap();
+        assert_eq!(
+            price
+                .get_field_by_name("amount")
+                .unwrap()
+                .kind()
+                .as_message()
+                .unwrap()
+                .full_name(),
+            "confluent.type.Decimal"
+        );
     }
 
     #[test]
