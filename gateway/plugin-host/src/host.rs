@@ -620,6 +620,7 @@ async fn run_on(
     let mut merged: Vec<Verdict> = vec![Verdict::default(); n];
     let mut changed: Vec<Changed> = vec![Changed::default(); n];
     let mut failed: Vec<Option<ChainOutcome>> = vec![None; n];
+    let mut rewritten_by: Vec<Option<String>> = vec![None; n];
     for name in chain {
         let idx: Vec<usize> = (0..n).filter(|i| failed[*i].is_none()).collect();
         if idx.is_empty() {
@@ -637,6 +638,8 @@ async fn run_on(
         };
         let results = call(shared, &slot, &events, &idx).await;
         for (i, result) in idx.into_iter().zip(results) {
+            let rewrites =
+                matches!(&result, Ok(v) if v.payload.is_some() || v.content_type.is_some());
             let applied = result
                 .and_then(|v| apply(v, &mut events[i], &mut merged[i], &mut changed[i], known));
             if let Err(error) = applied {
@@ -647,6 +650,8 @@ async fn run_on(
                     error,
                     on_error: slot.config.on_error,
                 });
+            } else if rewrites {
+                rewritten_by[i] = Some(name.clone());
             }
         }
     }
@@ -655,10 +660,12 @@ async fn run_on(
         .zip(merged)
         .zip(changed)
         .zip(failed)
-        .map(|(((e, mut m), c), failed)| {
+        .zip(rewritten_by)
+        .map(|((((e, mut m), c), failed), by)| {
             if let Some(outcome) = failed {
                 return outcome;
             }
+            m.rewritten_by = by;
             if c.payload {
                 m.payload = Some(e.payload);
             }

@@ -131,4 +131,8 @@ pub struct Transformed {
     pub content_type: String,
     pub headers: Vec<(String, String)>,
     pub payload: Bytes,
+    /// The plugin that produced the payload, when the chain says: a
+    /// destination's schema refusal names it. Absent in records written
+    /// before it was kept.
+    pub plugin: Option<String>,
 }
