@@ -11,7 +11,9 @@
 //! extension ranges, extensions and services. Type names are printed fully
 //! qualified with their leading dot, so the text resolves to exactly the
 //! descriptor's types whatever else is in scope. The printer's contract is
-//! tested by compiling its output again and comparing descriptors.
+//! tested by compiling its output again and comparing descriptors. Options
+//! set through extensions (`[(confluent.field_meta) = {...}]`) are not
+//! printed: prost's descriptor types drop them as unknown fields.
 
 use std::fmt::Write as _;
 
