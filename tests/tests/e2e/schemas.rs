@@ -401,6 +401,20 @@ async fn a_pull_destination_schema_dead_letters_what_a_plugin_broke_and_names_th
     for s in ["billing-v2", "/amount", "type", "plugin \\\"redact\\\""] {
         assert!(text.contains(s), "{s:?} missing from {text}");
     }
+    // The event's attempt record says the same.
+    let event: Value = client()
+        .get(gw.url(&format!("/v1/events/{bad_id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = event.to_string();
+    assert!(
+        text.contains("plugin \\\"redact\\\"") && text.contains("billing-v2"),
+        "{text}"
+    );
     let metrics = gw.metrics().await;
     assert!(
         metrics.contains(
