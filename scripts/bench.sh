@@ -71,7 +71,7 @@ TOML
   echo "gateway did not start"; cat "$dir/log"; exit 1
 }
 
-stop_gateway() { kill -TERM "$gw_pid" 2>/dev/null; wait "$gw_pid" 2>/dev/null || true; }
+stop_gateway() { kill -TERM "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; }
 trap stop_gateway EXIT
 
 # `bash scripts/bench.sh telemetry` runs only the telemetry section.

@@ -242,18 +242,23 @@ impl ProtoSchema {
             Some(n) => {
                 let n = n.trim_start_matches('.');
                 let pkg = self.file.package_name();
-                let qualified = if pkg.is_empty() {
-                    n.to_string()
-                } else {
-                    format!("{pkg}.{n}")
+                // Looked up in the pool, not by listing the file's names:
+                // this runs for every event, and the list allocates.
+                let pool = self.file.parent_pool();
+                let in_file = |full: &str| {
+                    pool.get_message_by_name(full)
+                        .filter(|m| m.parent_file() == self.file && !m.is_map_entry())
                 };
-                self.message_names()
-                    .iter()
-                    .find(|m| m.as_str() == n || **m == qualified)
-                    .and_then(|m| self.file.parent_pool().get_message_by_name(m))
-                    .ok_or_else(|| {
-                        format!("no message {n:?} in the schema; it has: {}", available())
-                    })
+                let found = in_file(n).or_else(|| {
+                    if pkg.is_empty() {
+                        None
+                    } else {
+                        in_file(&format!("{pkg}.{n}"))
+                    }
+                });
+                found.ok_or_else(|| {
+                    format!("no message {n:?} in the schema; it has: {}", available())
+                })
             }
         }
     }
@@ -403,20 +408,48 @@ pub fn decode(desc: &MessageDescriptor, bytes: &[u8]) -> Result<DynamicMessage, 
         path: String::new(),
         message: format!("not a valid {} message: {e}", desc.full_name()),
     })?;
-    check_known(&msg, "", 0)?;
+    known(&msg, 0).map_err(Unknown::into_mismatch)?;
     Ok(msg)
 }
 
-fn check_known(msg: &DynamicMessage, path: &str, depth: usize) -> Result<(), ProtoMismatch> {
+/// Why a message is not its schema's, with the path from the failing
+/// value up; segments are pushed on the way out so the path is built only
+/// for a failure (this walk runs for every event).
+struct Unknown {
+    /// Path segments, innermost first.
+    segments: Vec<String>,
+    message: String,
+}
+
+impl Unknown {
+    fn at(mut self, segment: impl Into<String>) -> Unknown {
+        self.segments.push(segment.into());
+        self
+    }
+
+    fn into_mismatch(self) -> ProtoMismatch {
+        let mut path = String::new();
+        for s in self.segments.iter().rev() {
+            path.push('/');
+            path.push_str(s);
+        }
+        ProtoMismatch {
+            path,
+            message: self.message,
+        }
+    }
+}
+
+fn known(msg: &DynamicMessage, depth: usize) -> Result<(), Unknown> {
     if depth > MAX_DEPTH {
-        return Err(ProtoMismatch {
-            path: path.to_string(),
+        return Err(Unknown {
+            segments: Vec::new(),
             message: format!("messages nest deeper than {MAX_DEPTH} levels"),
         });
     }
     if let Some(u) = msg.unknown_fields().next() {
-        return Err(ProtoMismatch {
-            path: path.to_string(),
+        return Err(Unknown {
+            segments: Vec::new(),
             message: format!(
                 "field number {} is not declared in {}",
                 u.number(),
@@ -425,28 +458,28 @@ fn check_known(msg: &DynamicMessage, path: &str, depth: usize) -> Result<(), Pro
         });
     }
     for (f, v) in msg.fields() {
-        let here = format!("{path}/{}", f.name());
-        check_value(v, &here, depth)?;
+        known_value(v, depth).map_err(|e| e.at(f.name()))?;
     }
     Ok(())
 }
 
-fn check_value(v: &Value, path: &str, depth: usize) -> Result<(), ProtoMismatch> {
+fn known_value(v: &Value, depth: usize) -> Result<(), Unknown> {
     match v {
-        Value::Message(m) => check_known(m, path, depth + 1),
+        Value::Message(m) => known(m, depth + 1),
         Value::List(items) => {
             for (i, item) in items.iter().enumerate() {
-                check_value(item, &format!("{path}/{i}"), depth)?;
+                known_value(item, depth).map_err(|e| e.at(i.to_string()))?;
             }
             Ok(())
         }
         Value::Map(entries) => {
             for (k, item) in entries {
-                let key = match k {
-                    prost_reflect::MapKey::String(s) => s.clone(),
-                    other => format!("{other:?}"),
-                };
-                check_value(item, &format!("{path}/{key}"), depth)?;
+                known_value(item, depth).map_err(|e| {
+                    e.at(match k {
+                        prost_reflect::MapKey::String(s) => s.clone(),
+                        other => format!("{other:?}"),
+                    })
+                })?;
             }
             Ok(())
         }
@@ -631,6 +664,13 @@ message Refund { string order_id = 1; }
         let e = decode(&order, &extra).unwrap_err();
         assert!(e.message.contains("field number 9"), "{}", e.message);
         assert!(decode(&order, &[0x0a, 0x05, b'x']).is_err());
+        // The same inside items[1]: the path leads to it.
+        let nested = [
+            0x1a, 0x03, 0x0a, 0x01, b'a', 0x1a, 0x05, 0x0a, 0x01, b'b', 0x48, 0x01,
+        ];
+        let e = decode(&order, &nested).unwrap_err();
+        assert_eq!(e.path, "/items/1", "{}", e.message);
+        assert!(e.message.contains("shop.Order.Item"), "{}", e.message);
         assert!(from_json(&order, br#"{"nope":1}"#).is_err());
         assert!(from_json(&order, br#"{"qty":"many"}"#).is_err());
     }
