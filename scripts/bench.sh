@@ -5,6 +5,8 @@
 #   bash scripts/bench.sh core       # only the four core scenarios (0-3)
 #   bash scripts/bench.sh telemetry  # only the tracing overhead comparison
 #   bash scripts/bench.sh plugins    # only the one-plugin vs no-plugin comparison
+#   bash scripts/bench.sh schema     # schema validation: Avro, JSON Schema, Protobuf
+#   bash scripts/bench.sh schema-typed  # only its JSON Schema and Protobuf part
 #   bash scripts/bench.sh stalls     # 5,000/s for 60 s: the write path's tail
 #   bash scripts/bench.sh nginx      # wrk on nginx's static 202 and on ingest
 #   bash scripts/bench.sh backlog    # a 10-million backlog: RSS, restart, drain
@@ -137,8 +139,82 @@ for round in 1 2; do
 done
 stop_gateway
 rm -f "$avro_body"
-[ "$only" = schema ] && exit 0
 fi
+
+# ---------------------------------------------------------------------------
+# JSON Schema and Protobuf validation (issue 17): bench/schemas/order.json,
+# 1 KB of JSON shaped like a real order (nested objects, enums, a date-time
+# and an email format, patterns, an array of six line items), against
+# order.schema.json (draft 2020-12, closed objects) and against order.proto's
+# bench.Order, posted as JSON (protobuf's JSON mapping) and as the same
+# message in Confluent-framed bytes (612 B). Each case runs right after the
+# no-schema baseline with the same body, in one gateway run, alternating
+# A/B for BENCH_SCHEMA_ROUNDS rounds (default 2) of BENCH_SCHEMA_DURATION
+# (default 8s) each; a summary with the ratios and the gateway CPU per event
+# follows.
+if [ "$only" = all ] || [ "$only" = schema ] || [ "$only" = schema-typed ]; then
+echo
+echo "== T. JSON Schema and Protobuf validation: ingest only, 64 connections, no schema / schema"
+run_gateway "
+[[topics]]
+name = \"ingest-json\"
+schema = { subject = \"bench-json\" }
+
+[[topics]]
+name = \"ingest-proto\"
+schema = { subject = \"bench-proto\", message = \"bench.Order\" }"
+register() {
+  python3 -c 'import json, sys; print(json.dumps({"schemaType": sys.argv[1], "schema": open(sys.argv[2]).read()}))' "$2" "$3" |
+    curl -sf -X POST -H 'content-type: application/vnd.schemaregistry.v1+json' --data-binary @- \
+      "http://127.0.0.1:$port/registry/subjects/$1/versions" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'
+}
+register bench-json JSON bench/schemas/order.schema.json >/dev/null
+proto_id=$(register bench-proto PROTOBUF bench/schemas/order.proto)
+typed_dir=$(mktemp -d)
+python3 bench/schemas/frame_order.py "$proto_id" bench/schemas/order.json "$typed_dir/order.bin"
+secs=${BENCH_SCHEMA_DURATION:-8s}
+# One case: label, topic, body file, content type; its output is kept for
+# the summary.
+case_run() {
+  echo "-- $1"
+  "$lg" --url "http://127.0.0.1:$port/v1/topics/$2/events" --connections 64 --duration "$secs" \
+    --gateway-pid "$gw_pid" --body-file "$3" --content-type "$4" | tee "$typed_dir/$1.out"
+}
+for round in $(seq "${BENCH_SCHEMA_ROUNDS:-2}"); do
+  case_run "r$round-json-base" ingest-only bench/schemas/order.json application/json
+  case_run "r$round-json-schema" ingest-json bench/schemas/order.json application/json
+  case_run "r$round-protojson-base" ingest-only bench/schemas/order.json application/json
+  case_run "r$round-protojson-schema" ingest-proto bench/schemas/order.json application/json
+  case_run "r$round-protobin-base" ingest-only "$typed_dir/order.bin" application/x-protobuf
+  case_run "r$round-protobin-schema" ingest-proto "$typed_dir/order.bin" application/x-protobuf
+done
+stop_gateway
+python3 - "$typed_dir" <<'PY'
+import glob, os, re, sys
+d = sys.argv[1]
+def read(name):
+    t = open(os.path.join(d, name + ".out")).read()
+    ev = float(re.search(r"= ([0-9.]+) events/s", t).group(1))
+    err = int(re.search(r"errors ([0-9]+)", t).group(1))
+    cpu = re.search(r"([0-9.]+) ms per 1,000 events", t)
+    return ev, err, float(cpu.group(1)) if cpu else float("nan")
+rounds = sorted({f.split("-")[0] for f in os.listdir(d) if f.endswith(".out")})
+print()
+print("| case | round | no schema (ev/s) | schema (ev/s) | ratio | CPU us/event no schema / schema | added us/event | errors |")
+print("|---|---|---|---|---|---|---|---|")
+for case, label in [("json", "JSON Schema, JSON"), ("protojson", "Protobuf, JSON mapping"), ("protobin", "Protobuf, framed bytes")]:
+    tb = ts = 0.0
+    for r in rounds:
+        b, eb, cb = read(f"{r}-{case}-base")
+        s, es, cs = read(f"{r}-{case}-schema")
+        tb += b; ts += s
+        print(f"| {label} | {r[1:]} | {b:,.0f} | {s:,.0f} | {s / b:.0%} | {cb:.1f} / {cs:.1f} | {cs - cb:+.1f} | {eb} / {es} |")
+    print(f"| {label} | total | {tb:,.0f} | {ts:,.0f} | **{ts / tb:.0%}** | | | |")
+PY
+rm -rf "$typed_dir"
+fi
+[ "$only" = schema ] || [ "$only" = schema-typed ] && exit 0
 
 # ---------------------------------------------------------------------------
 # Plugins (issue 3): ingest -> delivery with one Wasm plugin (route-by-field,

@@ -5,7 +5,9 @@ FileDescriptorProtos, as the client sends them), frames the message
 (magic byte, schema id, message-index array, message), the gateway's
 ingest accepts the bytes (202) and refuses broken ones (422), and
 ProtobufDeserializer fetches the writer schema by id (format=serialized)
-and decodes the bytes.
+and decodes the bytes. A fresh client (no cache) reads the schema back as
+`.proto` text, as Confluent's registry answers it, and looking that text up
+under the subject finds the id the descriptor got.
 
 The message classes are built at run time from descriptors
 (descriptor_pb2 and message_factory), so no protoc is needed.
@@ -23,7 +25,7 @@ import urllib.request
 from google.protobuf import descriptor_pb2, descriptor_pool, timestamp_pb2  # noqa: F401
 from google.protobuf.message_factory import GetMessageClass
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -97,6 +99,19 @@ def main():
     # Field 9 is not in shop.Order: refused.
     assert post(data + b"\x48\x01", "application/x-protobuf") == 422
     assert post(data[:4], "application/x-protobuf") == 422
+
+    # A new client: the first one caches what it registered (base64).
+    fresh = SchemaRegistryClient({"url": BASE})
+    got = fresh.get_schema(schema_id)
+    assert got.schema_type == "PROTOBUF", got.schema_type
+    text = got.schema_str
+    assert text.startswith('syntax = "proto3";\npackage shop;\n'), text
+    for line in ('import "shop/money.proto";', 'import "google/protobuf/timestamp.proto";',
+                 "message Order {", ".shop.Money total = 3;", ".google.protobuf.Timestamp at = 4;"):
+        assert line in text, (line, text)
+    assert latest.schema.schema_str == text, latest.schema.schema_str
+    found = fresh.lookup_schema(TOPIC + "-value", Schema(text, "PROTOBUF", got.references))
+    assert found.schema_id == schema_id, (found.schema_id, schema_id)
 
     de = ProtobufDeserializer(Order, {"use.deprecated.format": False}, schema_registry_client=client)
     back = de(data, ctx)

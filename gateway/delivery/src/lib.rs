@@ -705,9 +705,10 @@ impl Delivery {
         };
         if let Err(reason) = egress_check(
             &self.registry,
+            &self.telemetry,
             d,
             &event.topic,
-            transformed.is_some(),
+            transformed.as_ref().map(|t| t.plugin.as_deref()),
             content_type,
             &body,
         ) {
@@ -926,12 +927,16 @@ async fn build(
 
 /// Checks a payload about to leave against the destination's `schema`, if
 /// it has one. The reason names the failing path and keyword, and says
-/// when a plugin's rewrite produced the payload (the usual culprit).
+/// when a plugin's rewrite produced the payload (the usual culprit), by
+/// name when the chain recorded it. `rewritten` is `None` for the payload
+/// as received, `Some(plugin)` for a rewrite. A refusal is counted in
+/// `switchyard_egress_schema_rejections_total`.
 pub(crate) fn egress_check(
     registry: &Registry,
+    telemetry: &Telemetry,
     d: &Destination,
     topic: &str,
-    rewritten: bool,
+    rewritten: Option<Option<&str>>,
     content_type: &str,
     body: &[u8],
 ) -> Result<(), String> {
@@ -952,10 +957,18 @@ pub(crate) fn egress_check(
                 ),
                 _ => String::new(),
             };
-            let by = if rewritten {
-                format!("; the payload was rewritten by the plugin chain of topic {topic:?}")
-            } else {
-                String::new()
+            telemetry
+                .metrics
+                .egress_rejected(&d.config.name, &schema.subject);
+            let by = match rewritten {
+                Some(Some(plugin)) => format!(
+                    "; the payload was produced by plugin {plugin:?} (the plugin chain of topic \
+                     {topic:?})"
+                ),
+                Some(None) => {
+                    format!("; the payload was rewritten by the plugin chain of topic {topic:?}")
+                }
+                None => String::new(),
             };
             format!(
                 "payload breaks the destination's schema {:?}{at}: {e}{by}",

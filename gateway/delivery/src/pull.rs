@@ -174,7 +174,7 @@ impl Delivery {
                 continue;
             };
             let transformed = self.store.transformed(id).await?;
-            let rewritten = transformed.is_some();
+            let rewritten = transformed.as_ref().map(|t| t.plugin.clone());
             let (content_type, headers, body) = match transformed {
                 Some(t) => (t.content_type, t.headers, t.payload),
                 None => (
@@ -202,9 +202,10 @@ impl Delivery {
             };
             if let Err(reason) = super::egress_check(
                 &self.registry,
+                &self.telemetry,
                 d,
                 &event.topic,
-                rewritten,
+                rewritten.as_ref().map(Option::as_deref),
                 &content_type,
                 &body,
             ) {

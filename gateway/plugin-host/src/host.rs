@@ -653,6 +653,7 @@ async fn run_on(
     let mut changed: Vec<Changed> = vec![Changed::default(); n];
     let mut failed: Vec<Option<ChainOutcome>> = vec![None; n];
     let mut steps: Vec<Vec<Step>> = vec![Vec::new(); n];
+    let mut rewritten_by: Vec<Option<String>> = vec![None; n];
     for name in chain {
         let idx: Vec<usize> = (0..n).filter(|i| failed[*i].is_none()).collect();
         if idx.is_empty() {
@@ -676,6 +677,8 @@ async fn run_on(
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
             / idx.len().max(1) as u64;
         for (i, result) in idx.into_iter().zip(results) {
+            let rewrites =
+                matches!(&result, Ok(v) if v.payload.is_some() || v.content_type.is_some());
             let applied = result.and_then(|v| {
                 let step = Step {
                     plugin: name.clone(),
@@ -697,6 +700,8 @@ async fn run_on(
                     error,
                     on_error: slot.config.on_error,
                 });
+            } else if rewrites {
+                rewritten_by[i] = Some(name.clone());
             }
         }
     }
@@ -706,10 +711,12 @@ async fn run_on(
         .zip(changed)
         .zip(failed)
         .zip(steps)
-        .map(|((((e, mut m), c), failed), steps)| {
+        .zip(rewritten_by)
+        .map(|(((((e, mut m), c), failed), steps), by)| {
             if let Some(outcome) = failed {
                 return (outcome, steps);
             }
+            m.rewritten_by = by;
             if c.payload {
                 m.payload = Some(e.payload);
             }

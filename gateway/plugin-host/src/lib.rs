@@ -122,6 +122,11 @@ pub struct Verdict {
     /// The event's attributes after the chain, if any plugin set one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Vec<(String, String)>>,
+    /// The last plugin of the chain that replaced the payload or its
+    /// content type: named when a destination's schema refuses what it
+    /// produced, so the operator knows which plugin to look at.
+    #[serde(skip)]
+    pub rewritten_by: Option<String>,
 }
 
 /// Payloads print as text when they are UTF-8 (JSON, mostly), else as

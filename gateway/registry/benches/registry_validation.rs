@@ -1,6 +1,10 @@
 //! Schema validation cost per event: what `Registry::validate` adds to ingest
 //! for a ~1 KB JSON event and for the same event as Confluent-framed Avro
-//! (writer = reader, and an older writer resolved to the latest reader).
+//! (writer = reader, and an older writer resolved to the latest reader);
+//! then `bench/schemas/order.json` against `order.schema.json` (JSON
+//! Schema, with the jsonschema walk alone beside it) and against
+//! `order.proto`'s `bench.Order` as JSON and as Confluent-framed bytes,
+//! the fixtures `scripts/bench.sh schema` runs end to end.
 //!
 //! Run with `cargo bench -p switchyard-registry --bench registry_validation`.
 //! Results are recorded in BENCHMARKS.md under "Schema validation".
@@ -163,7 +167,87 @@ fn bench(c: &mut Criterion) {
             reader.read_value(&mut datum).expect("decodes")
         })
     });
+    typed(&registry, &mut g);
     g.finish();
+}
+
+/// The JSON Schema and Protobuf cases, on the end-to-end bench's fixtures.
+fn typed(
+    registry: &Registry,
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+) {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/schemas");
+    let read = |name: &str| std::fs::read_to_string(fixtures.join(name)).expect("fixture");
+    let order = read("order.json").into_bytes();
+    let json_schema = read("order.schema.json");
+    let sub = parse_submission(&json_schema, Some("JSON"), false).expect("JSON schema");
+    registry
+        .core()
+        .register("bench-json", sub)
+        .expect("registers");
+    let sub = parse_submission(&read("order.proto"), Some("PROTOBUF"), false).expect("proto");
+    let proto_id = registry
+        .core()
+        .register("bench-proto", sub)
+        .expect("registers");
+    let Some((_, stored)) = registry.core().resolve_reader("bench-proto", None) else {
+        panic!("bench-proto is registered");
+    };
+    let switchyard_registry::Parsed::Protobuf(p) = &stored.parsed else {
+        panic!("bench-proto is Protobuf");
+    };
+    let desc = p.message(Some("bench.Order")).expect("bench.Order");
+    let msg = switchyard_registry::protobuf::from_json(&desc, &order).expect("order.json fits");
+    let mut rest = vec![0u8];
+    rest.extend_from_slice(&prost::Message::encode_to_vec(&msg));
+    let proto_framed = framed(proto_id, &rest);
+    eprintln!(
+        "typed event sizes: JSON {} bytes, framed Protobuf {} bytes",
+        order.len(),
+        proto_framed.len()
+    );
+    let compiled = switchyard_registry::json_schema::JsonSchema::parse(
+        &json_schema,
+        std::collections::HashMap::new(),
+    )
+    .expect("compiles");
+    let value: Value = serde_json::from_slice(&order).expect("parses");
+    g.bench_function("jsonschema_walk_only", |b| {
+        b.iter(|| compiled.validate(black_box(&value)).expect("valid"))
+    });
+    g.bench_function("json_schema_1kb", |b| {
+        b.iter(|| {
+            registry
+                .validate("bench-json", None, "application/json", black_box(&order))
+                .expect("valid")
+        })
+    });
+    g.bench_function("protobuf_json_1kb", |b| {
+        b.iter(|| {
+            registry
+                .validate_message(
+                    "bench-proto",
+                    None,
+                    Some("bench.Order"),
+                    "application/json",
+                    black_box(&order),
+                )
+                .expect("valid")
+        })
+    });
+    g.bench_function("protobuf_framed", |b| {
+        b.iter(|| {
+            registry
+                .validate_message(
+                    "bench-proto",
+                    None,
+                    Some("bench.Order"),
+                    "application/x-protobuf",
+                    black_box(&proto_framed),
+                )
+                .expect("valid")
+        })
+    });
 }
 
 criterion_group!(benches, bench);

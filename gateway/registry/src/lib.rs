@@ -17,6 +17,8 @@
 //!   messages and the JSON mapping with prost-reflect, Confluent's
 //!   message-index framing and compatibility rules.
 //! - [`kinds`]: schema types, references, the parsed form, the stored form.
+//! - [`properties`]: the JSON Schema and Protobuf promises the fuzz targets
+//!   check (and the unit tests replay on their seed corpora).
 //! - [`schema`]: our parsed model of Avro schemas; schema identity.
 //! - `convert`: JSON <-> Avro for destinations with a `format`.
 
@@ -30,6 +32,7 @@ pub mod error;
 pub mod json;
 pub mod json_schema;
 pub mod kinds;
+pub mod properties;
 pub mod protobuf;
 pub mod schema;
 pub mod state;

@@ -61,12 +61,16 @@ pub fn decode_event(id: Ulid, value: &[u8]) -> Result<Event, StoreError> {
 struct TransformedHeader {
     content_type: String,
     headers: Vec<(String, String)>,
+    /// Added later: older records have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    plugin: Option<String>,
 }
 
 pub fn encode_transformed(t: &Transformed) -> Vec<u8> {
     let header = TransformedHeader {
         content_type: t.content_type.clone(),
         headers: t.headers.clone(),
+        plugin: t.plugin.clone(),
     };
     let json = serde_json::to_vec(&header).unwrap_or_default();
     let mut v = Vec::with_capacity(4 + json.len() + t.payload.len());
@@ -92,6 +96,7 @@ pub fn decode_transformed(value: &[u8]) -> Result<Transformed, StoreError> {
         content_type: h.content_type,
         headers: h.headers,
         payload: Bytes::copy_from_slice(&value[4 + len..]),
+        plugin: h.plugin,
     })
 }
 

@@ -140,6 +140,10 @@ pub struct Transformed {
     pub content_type: String,
     pub headers: Vec<(String, String)>,
     pub payload: Bytes,
+    /// The plugin that produced the payload, when the chain says: a
+    /// destination's schema refusal names it. Absent in records written
+    /// before it was kept.
+    pub plugin: Option<String>,
 }
 
 /// What one plugin of a topic's chain decided for one event, kept so an

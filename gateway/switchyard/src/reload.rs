@@ -167,6 +167,11 @@ async fn reload_once(live: &mut Live) -> Report {
     };
     let restart_needed = keep_restart_only(&old, &mut new);
     let app = &live.app;
+    // Schema use is checked against the registry as it is now (a subject
+    // registered since start-up counts), before anything is built.
+    if let Err(e) = crate::run::check_schema_messages(&new, &app.registry) {
+        return refuse(vec![e.to_string()]);
+    }
     let mut errors = Vec::new();
     let verifiers = match crate::ingest::verifiers(&new) {
         Ok(v) => Some(v),

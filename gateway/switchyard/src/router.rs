@@ -331,6 +331,7 @@ impl RouteTable {
                             .unwrap_or_else(|| e.meta.content_type.clone()),
                         headers: v.headers.unwrap_or_else(|| e.meta.headers.clone()),
                         payload: v.payload.unwrap_or_else(|| e.payload.clone()),
+                        plugin: v.rewritten_by,
                     });
                 }
             }

@@ -57,6 +57,18 @@ pub enum Error {
         message: String,
         available: Vec<String>,
     },
+    /// A `schema.message` on a subject that is not Protobuf: only a
+    /// Protobuf file holds several messages to choose from.
+    #[error(
+        "{owner}: schema.message {message:?} names a Protobuf message, but subject {subject:?} \
+         holds a {schema_type} schema: remove `message`, or point `subject` at a PROTOBUF subject"
+    )]
+    SchemaMessageNotProtobuf {
+        owner: String,
+        subject: String,
+        message: String,
+        schema_type: &'static str,
+    },
     /// `format = "avro"` behind a topic whose subject is not Avro.
     #[error(
         "topic {topic:?} routes to destination {destination:?}, whose format = \"avro\" needs an \
@@ -78,9 +90,11 @@ pub enum Error {
 /// Refuses to start when a topic or destination names a Protobuf message
 /// its subject's registered schema lacks (every payload would be refused),
 /// or a topic whose subject is not Avro routes to a `format = "avro"`
-/// destination (nothing it accepts could be encoded). A subject not
-/// registered yet is left to ingest and delivery, which refuse until it is.
-fn check_schema_messages(config: &Config, registry: &Registry) -> Result<(), Error> {
+/// destination (nothing it accepts could be encoded), or a `message` is
+/// set on a subject that is not Protobuf. A subject not registered yet is
+/// left to ingest and delivery, which refuse until it is. Run at start-up
+/// once the registry is loaded, and on every reload.
+pub(crate) fn check_schema_messages(config: &Config, registry: &Registry) -> Result<(), Error> {
     for t in &config.topics {
         let Some(s) = &t.schema else { continue };
         let Some((_, stored)) = registry.core().resolve_reader(&s.subject, s.version) else {
@@ -115,6 +129,17 @@ fn check_schema_messages(config: &Config, registry: &Registry) -> Result<(), Err
     for (owner, schema) in topics.chain(destinations) {
         let Some(s) = schema else { continue };
         let Some(message) = &s.message else { continue };
+        if let Some((_, stored)) = registry.core().resolve_reader(&s.subject, s.version) {
+            let ty = stored.schema_type();
+            if ty != switchyard_registry::SchemaType::Protobuf {
+                return Err(Error::SchemaMessageNotProtobuf {
+                    owner,
+                    subject: s.subject.clone(),
+                    message: message.clone(),
+                    schema_type: ty.as_str(),
+                });
+            }
+        }
         if let Some(available) = registry.missing_message(&s.subject, s.version, message) {
             return Err(Error::SchemaMessage {
                 owner,

@@ -57,6 +57,13 @@ pub struct DestPriority {
     pub priority: u8,
 }
 
+/// A destination and the schema subject it checks payloads against.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestSubject {
+    pub destination: String,
+    pub subject: String,
+}
+
 /// An API access refusal: the configured token's name (empty when none
 /// was recognised) and why (`missing`, `unknown_token`, `forbidden`,
 /// `rate_limited`, ...).
@@ -95,6 +102,9 @@ pub struct Metrics {
     pub dead_letters: Family<DestLabel, Counter>,
     /// Connections the outbound address guard refused (`delivery/guard.rs`).
     pub delivery_refused: Family<DestLabel, Counter>,
+    /// Payloads dead-lettered because they break the destination's own
+    /// `schema` (egress validation), push and pull alike.
+    pub egress_schema_rejections: Family<DestSubject, Counter>,
     queue_depth: Family<DestLabel, Gauge>,
     queue_depth_by_priority: Family<DestPriority, Gauge>,
     in_flight: Family<DestLabel, Gauge>,
@@ -145,6 +155,7 @@ impl Metrics {
             delivery_duration: Family::new_with_constructor(latency_histogram),
             dead_letters: Family::default(),
             delivery_refused: Family::default(),
+            egress_schema_rejections: Family::default(),
             queue_depth: Family::default(),
             queue_depth_by_priority: Family::default(),
             queue_delayed: Family::default(),
@@ -221,6 +232,11 @@ impl Metrics {
             "delivery_refused",
             "Delivery attempts refused by the outbound address guard (metadata, link-local, private peers).",
             m.delivery_refused.clone(),
+        );
+        r.register(
+            "egress_schema_rejections",
+            "Payloads dead-lettered unsent because they break the destination's schema (after plugins and format conversion).",
+            m.egress_schema_rejections.clone(),
         );
         r.register(
             "queue_depth",
@@ -393,6 +409,16 @@ impl Metrics {
 
     /// Delivery attempts at `destination` that came out as `outcome`
     /// (`delivered`, `retry`, `dead_letter`, `paused`) since start.
+    /// Counts one payload refused by `destination`'s schema `subject`.
+    pub fn egress_rejected(&self, destination: &str, subject: &str) {
+        self.egress_schema_rejections
+            .get_or_create(&DestSubject {
+                destination: destination.to_owned(),
+                subject: subject.to_owned(),
+            })
+            .inc();
+    }
+
     pub fn attempts_total(&self, destination: &str, outcome: &str) -> u64 {
         self.delivery_attempts
             .get(&DestOutcome {

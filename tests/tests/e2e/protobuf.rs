@@ -261,14 +261,24 @@ async fn protobuf_topics_take_framed_bytes_and_json_and_deliver_json() {
     gw.stop().await;
 }
 
-/// A message the subject's schema lacks would refuse every payload, and
-/// `format = "avro"` behind a Protobuf subject could encode nothing: the
-/// gateway refuses to start instead, naming the subject and what it has.
+/// A message the subject's schema lacks would refuse every payload, a
+/// `message` on a JSON Schema subject has nothing to choose from, and
+/// `format = "avro"` behind a Protobuf or JSON Schema subject could encode
+/// nothing: the gateway refuses to start instead, naming the subject, the
+/// destination and what it has; a reload to such a config is refused the
+/// same way and the running config stays.
 #[tokio::test]
-async fn config_that_cannot_fit_the_registered_protobuf_subject_stops_start_up() {
+async fn config_that_cannot_fit_the_registered_subject_stops_start_up_and_reload() {
     let plain = Config::new().build();
     let gw = Gateway::start(&plain).await;
     register_orders(&gw).await;
+    let (s, v) = register(
+        &gw,
+        "orders-json",
+        json!({"schema": r#"{"type":"object"}"#, "schemaType": "JSON"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
     let dir = gw.stop().await;
 
     let unknown_message = Config::new()
@@ -277,23 +287,45 @@ async fn config_that_cannot_fit_the_registered_protobuf_subject_stops_start_up()
             "{ subject = \"orders-proto\", message = \"shop.Nope\" }",
         ))
         .build();
-    let avro_behind_protobuf = Config::new()
-        .destination(Destination::log("lake").format("avro"))
-        .topic(Topic::new("orders").routes(["lake"]).schema("orders-proto"))
+    let message_on_json = Config::new()
+        .topic(Topic::new("orders").set(
+            "schema",
+            "{ subject = \"orders-json\", message = \"shop.Order\" }",
+        ))
         .build();
-    for (cfg, says) in [
+    let avro_behind = |subject: &str| {
+        Config::new()
+            .destination(Destination::log("lake").format("avro"))
+            .topic(Topic::new("orders").routes(["lake"]).schema(subject))
+            .build()
+    };
+    let cases = [
         (
             unknown_message,
             vec!["orders-proto", "shop.Nope", "shop.Refund, shop.Order"],
         ),
         (
-            avro_behind_protobuf,
-            vec!["orders-proto", "PROTOBUF", "\"lake\""],
+            message_on_json,
+            vec![
+                "orders-json",
+                "shop.Order",
+                "JSON schema",
+                "remove `message`",
+            ],
         ),
-    ] {
-        let text = cfg.replace("{data_dir}", &dir.path().join("data").display().to_string());
+        (
+            avro_behind("orders-proto"),
+            vec!["orders-proto", "PROTOBUF", "\"lake\"", "topic \"orders\""],
+        ),
+        (
+            avro_behind("orders-json"),
+            vec!["orders-json", "JSON", "\"lake\"", "format = \"json\""],
+        ),
+    ];
+    let data = dir.path().join("data").display().to_string();
+    for (cfg, says) in &cases {
         let path = dir.path().join("bad.toml");
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(&path, cfg.replace("{data_dir}", &data)).unwrap();
         let config = switchyard::config::Config::load(&path).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let err = switchyard::run(config, listener, std::future::pending())
@@ -304,6 +336,41 @@ async fn config_that_cannot_fit_the_registered_protobuf_subject_stops_start_up()
             assert!(err.contains(s), "{s:?} missing from: {err}");
         }
     }
+
+    // The same configs by reload, onto a gateway running on `plain`.
+    let gw = Gateway::start_in(&plain, dir).await;
+    for (cfg, says) in &cases {
+        let path = gw.dir.path().join("switchyard.toml");
+        std::fs::write(&path, cfg.replace("{data_dir}", &data)).unwrap();
+        let r = client()
+            .post(gw.url("/v1/admin/reload"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "invalid_config", "{v}");
+        let errors: Vec<&str> = v["error"]["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let errors = errors.join("\n");
+        for s in says {
+            assert!(errors.contains(s), "{s:?} missing from: {errors}");
+        }
+    }
+    // Still running on the old config: no topic "orders".
+    let (s, _) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/json",
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 404);
+    gw.stop().await;
 }
 
 /// A destination's Protobuf contract, checked after plugins: a JSON

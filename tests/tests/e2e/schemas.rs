@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_tests::config::{Config, Destination, Topic};
+use switchyard_tests::config::{Config, Destination, Plugin, Topic};
 use switchyard_tests::{Gateway, Sink, client, eventually};
 
 const SCHEMA: &str = r#"{"type":"record","name":"Order","fields":[
@@ -307,5 +307,121 @@ async fn a_destination_schema_dead_letters_what_breaks_it_at_once() {
     // Only the good one reached the sink.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.received().len(), 1);
+    gw.stop().await;
+}
+
+/// A pull destination's contract, checked at receive after plugins: the
+/// payload the `redact` plugin turned into a string where the schema wants
+/// an integer is dead-lettered with the path, the keyword and the plugin's
+/// name, and counted; the consumer only ever sees the payload that keeps
+/// the contract.
+#[tokio::test]
+async fn a_pull_destination_schema_dead_letters_what_a_plugin_broke_and_names_the_plugin() {
+    let redact =
+        switchyard_tests::workspace().join("plugins/target/wasm32-wasip2/release/redact.wasm");
+    assert!(
+        redact.exists(),
+        "{} is missing: run scripts/build-plugins.sh",
+        redact.display()
+    );
+    let cfg = Config::new()
+        .plugin(Plugin::new("redact", &redact).config([("mask", "/amount")]))
+        .destination(Destination::pull("jobs").set("schema", "{ subject = \"billing-v2\" }"))
+        .topic(Topic::new("orders").routes(["jobs"]).plugins(["redact"]))
+        .build();
+    let gw = Gateway::start(&cfg).await;
+    let schema = json!({"type": "object", "properties": {"amount": {"type": "integer"}}});
+    let (s, v) = post(
+        &gw,
+        "/registry/subjects/billing-v2/versions",
+        "application/vnd.schemaregistry.v1+json",
+        json!({ "schema": schema.to_string(), "schemaType": "JSON" })
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/json",
+        br#"{"amount": 12}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let bad_id = v["id"].as_str().unwrap().to_owned();
+    let (s, v) = post(
+        &gw,
+        "/v1/topics/orders/events",
+        "application/json",
+        br#"{"note": "no amount"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let good_id = v["id"].as_str().unwrap().to_owned();
+
+    // Receive until the good one arrives; the bad one must never be handed out.
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains(&good_id) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the conforming message never came: {seen:?}"
+        );
+        let (s, v) = post(
+            &gw,
+            "/v1/queues/jobs/receive",
+            "application/json",
+            json!({"max_messages": 10, "wait_seconds": 1})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        for m in v["messages"].as_array().unwrap() {
+            seen.push(m["id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(
+        !seen.contains(&bad_id),
+        "the consumer was handed the broken payload: {seen:?}"
+    );
+    let dlq: Value = client()
+        .get(gw.url("/v1/destinations/jobs/dlq"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = dlq["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{dlq}");
+    assert_eq!(entries[0]["id"], bad_id.as_str());
+    let text = entries[0].to_string();
+    for s in ["billing-v2", "/amount", "type", "plugin \\\"redact\\\""] {
+        assert!(text.contains(s), "{s:?} missing from {text}");
+    }
+    // The event's attempt record says the same.
+    let event: Value = client()
+        .get(gw.url(&format!("/v1/events/{bad_id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = event.to_string();
+    assert!(
+        text.contains("plugin \\\"redact\\\"") && text.contains("billing-v2"),
+        "{text}"
+    );
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(
+            "switchyard_egress_schema_rejections_total{destination=\"jobs\",subject=\"billing-v2\"} 1"
+        ),
+        "{}",
+        metrics.lines().filter(|l| l.contains("egress")).collect::<Vec<_>>().join("\n")
+    );
     gw.stop().await;
 }

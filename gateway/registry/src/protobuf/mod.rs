@@ -6,19 +6,25 @@
 //! `FileDescriptorProto`; Confluent's registry takes both, so we do. Source
 //! is compiled with `protox` (a `.proto` compiler in Rust; we write no
 //! parser); imports resolve only through the schema's `references` (the
-//! reference's `name` is the import path, as Confluent does) and the
-//! well-known `google/protobuf/*.proto` files, never the disk. The result
+//! reference's `name` is the import path, as Confluent does), the
+//! well-known `google/protobuf/*.proto` files and Confluent's bundled
+//! `confluent/meta.proto` and `confluent/type/decimal.proto` (the last two
+//! need no reference in Confluent's registry either), never the disk. The result
 //! is a `prost-reflect` pool, built once per schema: validation decodes
 //! payloads as dynamic messages with it, and conversion to JSON uses
 //! prost-reflect's implementation of protobuf's JSON mapping.
 //!
 //! Identity: two submissions are the same schema when their descriptors
-//! are (source locations and the file name left out), so the same file as
-//! text and as a descriptor gets one id.
+//! are (source locations, the file name and JSON names protoc would give
+//! anyway left out), so the same file as text and as a descriptor gets one
+//! id. A schema registered as a descriptor is read back as `.proto` text,
+//! as Confluent answers it.
 //!
 //! - [`compat`]: Confluent's rules for Protobuf evolution.
+//! - [`print`]: `.proto` text from a descriptor.
 
 pub mod compat;
+pub mod print;
 
 use std::collections::HashMap;
 
@@ -44,6 +50,10 @@ const MAX_DEPTH: usize = 100;
 pub struct ProtoSchema {
     /// The schema's file, in a pool holding every file it imports.
     pub file: FileDescriptor,
+    /// The schema as `.proto` text: as registered when it came as text,
+    /// printed from the descriptor when it came as one (what every read
+    /// but `format=serialized` answers, as in Confluent).
+    pub text: String,
     /// Its `FileDescriptorProto`, base64: what `format=serialized` answers
     /// and what Python's deserializer parses.
     pub serialized: String,
@@ -60,15 +70,57 @@ impl std::fmt::Debug for ProtoSchema {
     }
 }
 
-/// Files a schema may import: its references' files, by import path.
+/// Confluent's own files, which its registry resolves without references
+/// (its serializers import them for `confluent.field_meta` and decimals).
+const BUNDLED: [(&str, &str); 2] = [
+    (
+        "confluent/meta.proto",
+        include_str!("bundled/confluent/meta.proto"),
+    ),
+    (
+        "confluent/type/decimal.proto",
+        include_str!("bundled/confluent/type/decimal.proto"),
+    ),
+];
+
+/// Files a schema may import: its references' files, by import path, then
+/// the bundled and the well-known ones.
 struct References(HashMap<String, FileDescriptorProto>);
 
 impl FileResolver for References {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-        match self.0.get(name) {
-            Some(fd) => Ok(File::from_file_descriptor_proto(fd.clone())),
+        if let Some(fd) = self.0.get(name) {
+            return Ok(File::from_file_descriptor_proto(fd.clone()));
+        }
+        match BUNDLED.iter().find(|(n, _)| *n == name) {
+            Some((n, src)) => File::from_source(n, src),
             None => GoogleFileResolver::new().open_file(name),
         }
+    }
+}
+
+/// Clears JSON names that are the default for their field, everywhere in
+/// the file: protox fills them in, Python's descriptors leave them out, and
+/// the two mean the same.
+fn drop_default_json_names(fd: &mut FileDescriptorProto) {
+    fn fields(f: &mut [prost_types::FieldDescriptorProto]) {
+        for f in f {
+            let name = f.name.as_deref().unwrap_or("");
+            if f.json_name.as_deref() == Some(print::default_json_name(name).as_str()) {
+                f.json_name = None;
+            }
+        }
+    }
+    fn message(m: &mut prost_types::DescriptorProto) {
+        fields(&mut m.field);
+        fields(&mut m.extension);
+        for n in &mut m.nested_type {
+            message(n);
+        }
+    }
+    fields(&mut fd.extension);
+    for m in &mut fd.message_type {
+        message(m);
     }
 }
 
@@ -104,6 +156,8 @@ impl ProtoSchema {
         let source = File::from_source(MAIN_FILE, text);
         let (main, name, source_text) = match source {
             Ok(f) => (f, MAIN_FILE.to_string(), Some(text)),
+            // A descriptor in base64 is a parse error as source; anything
+            // else that fails is reported as the source error it is.
             Err(parse_err) => match descriptor_from_base64(text) {
                 Some(mut fd) => {
                     let name = fd
@@ -141,10 +195,16 @@ impl ProtoSchema {
         let mut proto = file.file_descriptor_proto().clone();
         proto.source_code_info = None;
         let serialized = BASE64.encode(proto.encode_to_vec());
+        let text = match source_text {
+            Some(t) => t.to_string(),
+            None => print::render(&proto),
+        };
         proto.name = None;
+        drop_default_json_names(&mut proto);
         let canonical = BASE64.encode(proto.encode_to_vec());
         Ok(ProtoSchema {
             file,
+            text,
             serialized,
             canonical,
         })
@@ -182,18 +242,23 @@ impl ProtoSchema {
             Some(n) => {
                 let n = n.trim_start_matches('.');
                 let pkg = self.file.package_name();
-                let qualified = if pkg.is_empty() {
-                    n.to_string()
-                } else {
-                    format!("{pkg}.{n}")
+                // Looked up in the pool, not by listing the file's names:
+                // this runs for every event, and the list allocates.
+                let pool = self.file.parent_pool();
+                let in_file = |full: &str| {
+                    pool.get_message_by_name(full)
+                        .filter(|m| m.parent_file() == self.file && !m.is_map_entry())
                 };
-                self.message_names()
-                    .iter()
-                    .find(|m| m.as_str() == n || **m == qualified)
-                    .and_then(|m| self.file.parent_pool().get_message_by_name(m))
-                    .ok_or_else(|| {
-                        format!("no message {n:?} in the schema; it has: {}", available())
-                    })
+                let found = in_file(n).or_else(|| {
+                    if pkg.is_empty() {
+                        None
+                    } else {
+                        in_file(&format!("{pkg}.{n}"))
+                    }
+                });
+                found.ok_or_else(|| {
+                    format!("no message {n:?} in the schema; it has: {}", available())
+                })
             }
         }
     }
@@ -343,20 +408,48 @@ pub fn decode(desc: &MessageDescriptor, bytes: &[u8]) -> Result<DynamicMessage, 
         path: String::new(),
         message: format!("not a valid {} message: {e}", desc.full_name()),
     })?;
-    check_known(&msg, "", 0)?;
+    known(&msg, 0).map_err(Unknown::into_mismatch)?;
     Ok(msg)
 }
 
-fn check_known(msg: &DynamicMessage, path: &str, depth: usize) -> Result<(), ProtoMismatch> {
+/// Why a message is not its schema's, with the path from the failing
+/// value up; segments are pushed on the way out so the path is built only
+/// for a failure (this walk runs for every event).
+struct Unknown {
+    /// Path segments, innermost first.
+    segments: Vec<String>,
+    message: String,
+}
+
+impl Unknown {
+    fn at(mut self, segment: impl Into<String>) -> Unknown {
+        self.segments.push(segment.into());
+        self
+    }
+
+    fn into_mismatch(self) -> ProtoMismatch {
+        let mut path = String::new();
+        for s in self.segments.iter().rev() {
+            path.push('/');
+            path.push_str(s);
+        }
+        ProtoMismatch {
+            path,
+            message: self.message,
+        }
+    }
+}
+
+fn known(msg: &DynamicMessage, depth: usize) -> Result<(), Unknown> {
     if depth > MAX_DEPTH {
-        return Err(ProtoMismatch {
-            path: path.to_string(),
+        return Err(Unknown {
+            segments: Vec::new(),
             message: format!("messages nest deeper than {MAX_DEPTH} levels"),
         });
     }
     if let Some(u) = msg.unknown_fields().next() {
-        return Err(ProtoMismatch {
-            path: path.to_string(),
+        return Err(Unknown {
+            segments: Vec::new(),
             message: format!(
                 "field number {} is not declared in {}",
                 u.number(),
@@ -365,28 +458,28 @@ fn check_known(msg: &DynamicMessage, path: &str, depth: usize) -> Result<(), Pro
         });
     }
     for (f, v) in msg.fields() {
-        let here = format!("{path}/{}", f.name());
-        check_value(v, &here, depth)?;
+        known_value(v, depth).map_err(|e| e.at(f.name()))?;
     }
     Ok(())
 }
 
-fn check_value(v: &Value, path: &str, depth: usize) -> Result<(), ProtoMismatch> {
+fn known_value(v: &Value, depth: usize) -> Result<(), Unknown> {
     match v {
-        Value::Message(m) => check_known(m, path, depth + 1),
+        Value::Message(m) => known(m, depth + 1),
         Value::List(items) => {
             for (i, item) in items.iter().enumerate() {
-                check_value(item, &format!("{path}/{i}"), depth)?;
+                known_value(item, depth).map_err(|e| e.at(i.to_string()))?;
             }
             Ok(())
         }
         Value::Map(entries) => {
             for (k, item) in entries {
-                let key = match k {
-                    prost_reflect::MapKey::String(s) => s.clone(),
-                    other => format!("{other:?}"),
-                };
-                check_value(item, &format!("{path}/{key}"), depth)?;
+                known_value(item, depth).map_err(|e| {
+                    e.at(match k {
+                        prost_reflect::MapKey::String(s) => s.clone(),
+                        other => format!("{other:?}"),
+                    })
+                })?;
             }
             Ok(())
         }
@@ -495,6 +588,54 @@ message Refund { string order_id = 1; }
     }
 
     #[test]
+    fn a_descriptor_reads_back_as_proto_text_and_is_the_same_schema_as_that_text() {
+        // As Python's serializer sends it: no JSON names, its own file name.
+        let mut fd = schema(ORDER).file.file_descriptor_proto().clone();
+        fd.name = Some("shop/order.proto".into());
+        fn strip(m: &mut prost_types::DescriptorProto) {
+            m.field.iter_mut().for_each(|f| f.json_name = None);
+            m.nested_type.iter_mut().for_each(strip);
+        }
+        fd.message_type.iter_mut().for_each(strip);
+        let b64 = BASE64.encode(fd.encode_to_vec());
+        let from_descriptor = ProtoSchema::parse(&b64, &[]).unwrap();
+        assert!(
+            from_descriptor
+                .text
+                .starts_with("syntax = \"proto3\";\npackage shop;"),
+            "{}",
+            from_descriptor.text
+        );
+        assert!(
+            from_descriptor
+                .text
+                .contains("repeated .shop.Order.Item items = 3;")
+        );
+        let from_text = ProtoSchema::parse(&from_descriptor.text, &[]).unwrap();
+        assert_eq!(from_descriptor.canonical, from_text.canonical);
+        assert_eq!(from_text.canonical, schema(ORDER).canonical);
+        assert_eq!(schema(ORDER).text, ORDER);
+    }
+
+    #[test]
+    fn confluents_bundled_files_and_well_known_types_need_no_reference() {
+        let s = schema(
+            "syntax = \"proto3\";\nimport \"confluent/meta.proto\";\nimport \"confluent/type/decimal.proto\";\nimport \"google/protobuf/any.proto\";\nmessage Price {\n  confluent.type.Decimal amount = 1 [(confluent.field_meta) = { doc: \"in euros\" }];\n  google.protobuf.Any extra = 2;\n}\n",
+        );
+        let price = s.message(None).unwrap();
+        assert_eq!(
+            price
+                .get_field_by_name("amount")
+                .unwrap()
+                .kind()
+                .as_message()
+                .unwrap()
+                .full_name(),
+            "confluent.type.Decimal"
+        );
+    }
+
+    #[test]
     fn index_arrays_read_the_shortcut_and_refuse_lies() {
         assert_eq!(split_indexes(&[0, 9]).unwrap(), (vec![0], &[9u8][..]));
         let enc = encode_indexes(&[1, 0]);
@@ -523,6 +664,13 @@ message Refund { string order_id = 1; }
         let e = decode(&order, &extra).unwrap_err();
         assert!(e.message.contains("field number 9"), "{}", e.message);
         assert!(decode(&order, &[0x0a, 0x05, b'x']).is_err());
+        // The same inside items[1]: the path leads to it.
+        let nested = [
+            0x1a, 0x03, 0x0a, 0x01, b'a', 0x1a, 0x05, 0x0a, 0x01, b'b', 0x48, 0x01,
+        ];
+        let e = decode(&order, &nested).unwrap_err();
+        assert_eq!(e.path, "/items/1", "{}", e.message);
+        assert!(e.message.contains("shop.Order.Item"), "{}", e.message);
         assert!(from_json(&order, br#"{"nope":1}"#).is_err());
         assert!(from_json(&order, br#"{"qty":"many"}"#).is_err());
     }

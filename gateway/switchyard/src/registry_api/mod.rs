@@ -264,11 +264,13 @@ fn describe_schema(s: &StoredSchema, out: &mut serde_json::Map<String, Value>) {
 
 /// The schema's text as a client asked for it: `format=serialized` is a
 /// Protobuf schema as a base64 `FileDescriptorProto` (what Python's
-/// `ProtobufDeserializer` asks for and parses); anything else is the text as
-/// registered.
+/// `ProtobufDeserializer` asks for and parses); otherwise a Protobuf schema
+/// is `.proto` text even when it was registered as a descriptor (as
+/// Confluent answers), and the others are the text as registered.
 fn schema_text<'a>(s: &'a StoredSchema, q: &HashMap<String, String>) -> &'a str {
     match (&s.parsed, param(q, "format")) {
         (Parsed::Protobuf(p), Some(f)) if f.eq_ignore_ascii_case("serialized") => &p.serialized,
+        (Parsed::Protobuf(p), _) => &p.text,
         _ => &s.text,
     }
 }
@@ -343,7 +345,7 @@ async fn get_version_schema(
 ) -> ApiResult {
     let spec = VersionSpec::parse(&version)?;
     let v = core.version(&subject, spec, flag(&q, "deleted"))?;
-    raw_schema(&v.schema.text)
+    raw_schema(schema_text(&v.schema, &q))
 }
 
 /// Avro and JSON schemas are JSON and are answered as such; a `.proto` is
@@ -392,9 +394,9 @@ async fn schema_by_id(State(core): Api, Path(id): Path<String>, Query(q): Flags)
     ok(Value::Object(out))
 }
 
-async fn raw_schema_by_id(State(core): Api, Path(id): Path<String>) -> ApiResult {
+async fn raw_schema_by_id(State(core): Api, Path(id): Path<String>, Query(q): Flags) -> ApiResult {
     let s = core.schema_by_id(schema_id(&id)?)?;
-    raw_schema(&s.text)
+    raw_schema(schema_text(&s, &q))
 }
 
 async fn subjects_by_id(State(core): Api, Path(id): Path<String>, Query(q): Flags) -> ApiResult {

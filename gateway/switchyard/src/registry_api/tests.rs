@@ -15,6 +15,7 @@ use switchyard_registry::{Registry, ValidationError};
 use switchyard_store_fjall::{Durability, FjallStore};
 
 mod json_schema;
+mod protobuf;
 
 /// A registry on a fresh store under `dir`.
 fn open(dir: &std::path::Path) -> Registry {
