@@ -17,9 +17,10 @@
 //! connections carry on with the new one).
 //!
 //! Settings read once at start (the listen address, the data dir, the
-//! store's durability, the listener's TLS and limits, telemetry) are named
-//! in the answer and the log as needing a restart, and keep their running
-//! values.
+//! store's durability, the listener's TLS and limits) are named in the
+//! answer and the log as needing a restart, and keep their running values.
+//! Telemetry is swapped: a new exporter for new spans, the old one kept
+//! until the spans begun under it have ended.
 
 use std::sync::{Arc, RwLock};
 
@@ -218,7 +219,21 @@ async fn reload_once(live: &mut Live) -> Report {
             None
         }
     };
-    let (Some(verifiers), Some(plugins), Some(prepared)) = (verifiers, plugins, prepared) else {
+    // A new exporter is built now and put in force only with the rest.
+    let telemetry = if format!("{:?}", old.telemetry) == format!("{:?}", new.telemetry) {
+        Some(None)
+    } else {
+        match switchyard_telemetry::Telemetry::prepare(new.telemetry.as_ref()) {
+            Ok(t) => Some(Some(t)),
+            Err(e) => {
+                errors.push(e.to_string());
+                None
+            }
+        }
+    };
+    let (Some(verifiers), Some(plugins), Some(prepared), Some(telemetry)) =
+        (verifiers, plugins, prepared, telemetry)
+    else {
         return refuse(errors);
     };
     let mut restart_needed = restart_needed;
@@ -227,6 +242,9 @@ async fn reload_once(live: &mut Live) -> Report {
     // Everything is built: swap. Destinations first, so the router never
     // routes to a queue that is not there.
     let (added, removed) = app.delivery.apply(prepared);
+    if let Some(t) = telemetry {
+        app.telemetry.install(t);
+    }
     let new = Arc::new(new);
     live.routes.swap(RouteTable::new(&new, plugins.clone()));
     let auth = Arc::new(crate::auth::Auth::new(
@@ -306,10 +324,6 @@ fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<String> {
         max_headers,
         max_connections
     );
-    if format!("{:?}", old.telemetry) != format!("{:?}", new.telemetry) {
-        changed.push("telemetry".to_owned());
-        new.telemetry = old.telemetry.clone();
-    }
     changed
 }
 

@@ -25,6 +25,9 @@ pub mod metrics;
 pub mod otlp;
 pub mod spans;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use switchyard_store::Appended;
@@ -44,32 +47,81 @@ pub enum TelemetryError {
 
 /// This gateway's tracer and metrics.
 pub struct Telemetry {
-    /// Kept to flush and shut down the exporter; `None` when tracing is off.
-    provider: Option<SdkTracerProvider>,
-    /// `None` when tracing is off: every span helper then returns at once,
-    /// so an untraced gateway pays nothing but a branch.
-    tracer: Option<SdkTracer>,
+    /// The exporter and tracer in force; `None` when tracing is off. A
+    /// reload swaps it (see [`Telemetry::install`]).
+    pipeline: RwLock<Option<Arc<Pipeline>>>,
+    /// Whether `pipeline` is `Some`, read without the lock: an untraced
+    /// gateway pays one atomic load per span helper.
+    on: AtomicBool,
+    /// Pipelines a reload replaced, until they are shut down: spans begun
+    /// under one end under it.
+    retired: Mutex<Vec<Arc<Pipeline>>>,
     pub metrics: metrics::Metrics,
 }
+
+/// An OTLP exporter and its tracer.
+struct Pipeline {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    shut: AtomicBool,
+}
+
+impl Pipeline {
+    fn new(provider: SdkTracerProvider) -> Self {
+        let tracer = provider.tracer("switchyard");
+        Self {
+            provider,
+            tracer,
+            shut: AtomicBool::new(false),
+        }
+    }
+
+    /// Exports what is buffered and stops the exporter, once. Blocks.
+    fn shutdown(&self) {
+        if self.shut.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Err(e) = self.provider.shutdown() {
+            tracing::warn!(error = %e, "Flushing traces at shutdown failed; some spans were lost.");
+        }
+    }
+}
+
+/// A tracing setup built from a config but not yet in force: a reload builds
+/// it with the rest of the new config, and installs it only if all of that
+/// config is accepted.
+pub struct Prepared(Option<Pipeline>);
+
+/// How long spans begun under a pipeline a reload replaced may still end
+/// there before it is shut down (an attempt's span lasts its timeout).
+const RETIRE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Telemetry {
     /// Metrics only: for gateways (and tests) that trace nothing.
     pub fn metrics_only() -> Self {
         Self {
-            provider: None,
-            tracer: None,
+            pipeline: RwLock::new(None),
+            on: AtomicBool::new(false),
+            retired: Mutex::new(Vec::new()),
             metrics: metrics::Metrics::new(),
         }
     }
 
-    /// Sets up tracing from `[telemetry]` and the `OTEL_*` variables (off
-    /// when neither names an exporter) and the metrics registry. Runs inside
-    /// the tokio runtime, which the exporters send on.
+    /// Tracing as `[telemetry]` and the standard `OTEL_*` variables say
+    /// (see [`otlp::Settings::resolve`]); off when neither names an
+    /// endpoint.
     pub fn start(config: Option<&TelemetryConfig>) -> Result<Self, TelemetryError> {
+        let t = Self::metrics_only();
+        t.install(Self::prepare(config)?);
+        Ok(t)
+    }
+
+    /// Builds the exporter `config` asks for, without putting it in force.
+    pub fn prepare(config: Option<&TelemetryConfig>) -> Result<Prepared, TelemetryError> {
         let settings = otlp::Settings::resolve(config, &|k| std::env::var(k).ok())
             .map_err(TelemetryError::Config)?;
         let Some(settings) = settings else {
-            return Ok(Self::metrics_only());
+            return Ok(Prepared(None));
         };
         let provider = settings.provider()?;
         tracing::info!(
@@ -79,27 +131,66 @@ impl Telemetry {
             service = %settings.service_name,
             "Exporting traces over OTLP."
         );
-        let tracer = provider.tracer("switchyard");
-        Ok(Self {
-            provider: Some(provider),
-            tracer: Some(tracer),
-            metrics: metrics::Metrics::new(),
-        })
+        Ok(Prepared(Some(Pipeline::new(provider))))
     }
 
-    /// Whether spans are being made at all.
+    /// Puts `prepared` in force: new spans go to it. The pipeline it
+    /// replaces keeps the spans already begun under it, and is shut down
+    /// (its buffer exported) a minute later, or at [`Telemetry::shutdown`].
+    pub fn install(&self, prepared: Prepared) {
+        let next = prepared.0.map(Arc::new);
+        self.on.store(next.is_some(), Ordering::Release);
+        let old = std::mem::replace(
+            &mut *self.pipeline.write().unwrap_or_else(|p| p.into_inner()),
+            next,
+        );
+        let Some(old) = old else {
+            return;
+        };
+        if !self.on.load(Ordering::Acquire) {
+            tracing::info!(
+                "Tracing turned off by a reload; spans already begun are still exported."
+            );
+        }
+        self.retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(old.clone());
+        // The exporters send on the runtime: shut down from a blocking task
+        // while it still runs. Without a runtime (a test), at `shutdown`.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(RETIRE_AFTER).await;
+                let _ = tokio::task::spawn_blocking(move || old.shutdown()).await;
+            });
+        }
+    }
+
+    fn tracer(&self) -> Option<SdkTracer> {
+        if !self.on.load(Ordering::Acquire) {
+            return None;
+        }
+        let p = self.pipeline.read().unwrap_or_else(|p| p.into_inner());
+        p.as_ref().map(|p| p.tracer.clone())
+    }
+
+    /// Whether spans are made and exported.
     pub fn tracing(&self) -> bool {
-        self.tracer.is_some()
+        self.on.load(Ordering::Acquire)
     }
 
-    /// Exports what is buffered and stops the exporter. Blocks: call it from
-    /// `spawn_blocking` while the runtime still runs (the exporters send on
-    /// it).
+    /// Exports what is buffered and stops the exporter (and any a reload
+    /// replaced). Blocks: call it from `spawn_blocking` while the runtime
+    /// still runs (the exporters send on it).
     pub fn shutdown(&self) {
-        if let Some(p) = &self.provider
-            && let Err(e) = p.shutdown()
-        {
-            tracing::warn!(error = %e, "Flushing traces at shutdown failed; some spans were lost.");
+        let current = self
+            .pipeline
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let retired = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|p| p.into_inner()));
+        for p in retired.iter().chain(current.as_ref()) {
+            p.shutdown();
         }
     }
 
@@ -111,7 +202,7 @@ impl Telemetry {
             Appended::Duplicate { ids } => (ids, "duplicate"),
         };
         self.metrics.ingested(topic, label, ids.len().max(1) as u64);
-        if self.tracer.is_some() {
+        if self.tracing() {
             spans::note_ingested(ids, label == "duplicate");
         }
     }

@@ -137,7 +137,7 @@ impl Telemetry {
         attributes: Vec<KeyValue>,
         links: Vec<Link>,
     ) -> TraceSpan {
-        let Some(tracer) = &self.tracer else {
+        let Some(tracer) = self.tracer() else {
             return TraceSpan(None);
         };
         let span = tracer
@@ -145,7 +145,7 @@ impl Telemetry {
             .with_kind(kind)
             .with_attributes(attributes)
             .with_links(links)
-            .start_with_context(tracer, parent);
+            .start_with_context(&tracer, parent);
         TraceSpan(Some(Context::new().with_span(span)))
     }
 
@@ -159,7 +159,7 @@ impl Telemetry {
         attempt: u32,
         delay_ms: u64,
     ) -> TraceSpan {
-        if self.tracer.is_none() {
+        if !self.tracing() {
             return TraceSpan(None);
         }
         let mut attrs = vec![
@@ -230,7 +230,7 @@ impl Telemetry {
                 })
                 .inc();
         }
-        if self.tracer.is_none() {
+        if !self.tracing() {
             return;
         }
         let r = answer;
@@ -272,7 +272,7 @@ impl Telemetry {
 
     /// Dead-lettering of `event` at `destination` (a span that ends at once).
     pub fn dead_letter_span(&self, event: &Event, destination: &str, reason: &str, attempts: u32) {
-        if self.tracer.is_none() {
+        if !self.tracing() {
             return;
         }
         let span = self.span(
@@ -305,7 +305,7 @@ impl Telemetry {
         attempt: u32,
         started: std::time::SystemTime,
     ) -> TraceSpan {
-        let Some(tracer) = &self.tracer else {
+        let Some(tracer) = self.tracer() else {
             return TraceSpan(None);
         };
         let span = tracer
@@ -321,14 +321,14 @@ impl Telemetry {
                 KeyValue::new("switchyard.topic", event.topic.clone()),
                 KeyValue::new("switchyard.delivery.attempt", i64::from(attempt)),
             ])
-            .start_with_context(tracer, &context::from_meta(&event.meta));
+            .start_with_context(&tracer, &context::from_meta(&event.meta));
         TraceSpan(Some(Context::new().with_span(span)))
     }
 
     /// A pull consumer settling `event`: `ack` or `nack` (a CLIENT span,
     /// `messaging.operation.type = settle`, that ends at once).
     pub fn settle_span(&self, event: &Event, destination: &str, operation: &'static str) {
-        if self.tracer.is_none() {
+        if !self.tracing() {
             return;
         }
         self.span(
@@ -356,7 +356,7 @@ impl Telemetry {
                 None => topics.push((e.topic.clone(), 1)),
             }
         }
-        if self.tracer.is_none() || batch.is_empty() {
+        if !self.tracing() || batch.is_empty() {
             return Routing {
                 topics,
                 ..Routing::default()
@@ -532,7 +532,9 @@ pub fn ingest<B>(
     client: Option<std::net::IpAddr>,
     topic: &str,
 ) -> Option<TraceSpan> {
-    telemetry.tracer.as_ref()?;
+    if !telemetry.tracing() {
+        return None;
+    }
     let route = route.to_owned();
     let mut attrs = vec![
         system(),

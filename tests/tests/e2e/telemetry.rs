@@ -889,3 +889,71 @@ async fn every_log_line_about_an_event_names_its_id() {
     }
     gw.kill9();
 }
+
+/// A reload turns tracing on, then renames the service: each reload's new
+/// spans go to the exporter it built, and the answer names no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_turns_tracing_on_and_changes_it_without_a_restart() {
+    let collector = Collector::http().await;
+    let (hooks, refuses) = (Sink::start().await, Sink::start().await);
+    let gw = Gateway::start(&config(None, &hooks, &refuses).build()).await;
+    let file = gw.dir.path().join("switchyard.toml");
+    let data = gw.dir.path().join("data").display().to_string();
+    let reload_with = |c: Config| {
+        std::fs::write(&file, c.build().replace("{data_dir}", &data)).unwrap();
+        let url = gw.url("/v1/admin/reload");
+        async move {
+            let r = client().post(url).send().await.unwrap();
+            let status = r.status().as_u16();
+            let v: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(status, 200, "{v}");
+            assert_eq!(v["restart_needed"], serde_json::json!([]), "{v}");
+        }
+    };
+    let post = || async {
+        let r = client()
+            .post(gw.url("/v1/topics/orders/events"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    };
+    // Tracing off: an event makes no span.
+    post().await;
+
+    reload_with(config(Some(&collector.url), &hooks, &refuses)).await;
+    post().await;
+    eventually(
+        Duration::from_secs(20),
+        "spans after the first reload",
+        || {
+            let c = collector.clone();
+            async move {
+                c.spans()
+                    .iter()
+                    .any(|g| g.service == "switchyard-test")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    reload_with(
+        config(Some(&collector.url), &hooks, &refuses).telemetry("service_name", quoted("renamed")),
+    )
+    .await;
+    post().await;
+    eventually(Duration::from_secs(20), "spans under the new name", || {
+        let c = collector.clone();
+        async move {
+            c.spans()
+                .iter()
+                .any(|g| g.service == "renamed")
+                .then_some(())
+        }
+    })
+    .await;
+    gw.stop().await;
+}
