@@ -139,7 +139,8 @@ impl Telemetry {
     /// (its buffer exported) a minute later, or at [`Telemetry::shutdown`].
     pub fn install(&self, prepared: Prepared) {
         let next = prepared.0.map(Arc::new);
-        self.on.store(next.is_some(), Ordering::Release);
+        let off = next.is_none();
+        self.on.store(!off, Ordering::Release);
         let old = std::mem::replace(
             &mut *self.pipeline.write().unwrap_or_else(|p| p.into_inner()),
             next,
@@ -147,7 +148,7 @@ impl Telemetry {
         let Some(old) = old else {
             return;
         };
-        if !self.on.load(Ordering::Acquire) {
+        if off {
             tracing::info!(
                 "Tracing turned off by a reload; spans already begun are still exported."
             );

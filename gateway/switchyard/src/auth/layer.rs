@@ -38,7 +38,7 @@ enum Shape {
 
 /// The peer address, looked up the way axum's `ConnectInfo` extractor does
 /// (including its `MockConnectInfo` stand-in, which tests use to fake a peer).
-fn peer(req: &Request) -> Option<SocketAddr> {
+fn peer<B>(req: &axum::http::Request<B>) -> Option<SocketAddr> {
     let ext = req.extensions();
     ext.get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
@@ -102,12 +102,7 @@ pub fn publish_refusal<B>(
         return None;
     }
     let need = Need::Publish(topic);
-    let ext = req.extensions();
-    let peer = ext
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
-        .or_else(|| ext.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0));
-    auth.check(req.headers(), peer, need)
+    auth.check(req.headers(), peer(req), need)
         .err()
         .map(|denied| refusal(denied, &need, Shape::Gateway))
 }
