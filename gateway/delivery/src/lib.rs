@@ -238,6 +238,38 @@ impl Delivery {
         for d in self.current().values() {
             self.spawn_worker(d.clone());
         }
+        if self.store.shared() {
+            let dl = self.clone();
+            self.tracker.spawn(async move { dl.follow_paused().await });
+        }
+    }
+
+    /// On a shared store, another gateway's pause or resume reaches this
+    /// one's flags (what `GET /v1/destinations` shows and the dispatcher
+    /// obeys) within a second. The store itself already holds the work of
+    /// a paused destination back on every gateway.
+    async fn follow_paused(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for d in self.current().values() {
+                match self.store.is_paused(d.name()).await {
+                    Ok(p) if p != d.is_paused() => {
+                        d.paused.store(p, Ordering::Release);
+                        d.wake.notify_one();
+                        tracing::info!(destination = %d.name(), paused = p,
+                            "Destination pause state changed on another gateway.");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(destination = %d.name(), error = %e,
+                        "Cannot read the paused flag."),
+                }
+            }
+        }
     }
 
     fn spawn_worker(self: &Arc<Self>, d: Arc<Destination>) {
@@ -512,7 +544,7 @@ impl Delivery {
         let now = now_ms();
         let mut entries = Vec::with_capacity(events.len());
         for (id, priority, ordering_key) in events {
-            if self.store.contains(dest, *id) {
+            if self.store.contains(dest, *id).await {
                 continue;
             }
             let history_base = self

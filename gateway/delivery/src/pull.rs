@@ -277,11 +277,11 @@ impl Delivery {
     }
 
     /// Resolves a receipt against the live leases.
-    fn hold(&self, d: &Destination, receipt_text: &str) -> Held {
+    async fn hold(&self, d: &Destination, receipt_text: &str) -> Held {
         let Some((id, nonce)) = parse_receipt(receipt_text) else {
             return Held::Stale("not a receipt");
         };
-        match self.store.check_lease(d.name(), id, nonce) {
+        match self.store.check_lease(d.name(), id, nonce).await {
             LeaseCheck::Current(e) => Held::Current(e),
             LeaseCheck::Superseded => {
                 Held::Stale("stale receipt: the lease expired and the message was received again")
@@ -306,7 +306,7 @@ impl Delivery {
         let mut settled: Vec<Settlement> = Vec::with_capacity(receipts.len());
         let now = now_ms();
         for r in receipts {
-            let entry = match self.hold(d, r) {
+            let entry = match self.hold(d, r).await {
                 Held::Current(e) if !settled.iter().any(|s| s.entry.event_id == e.event_id) => e,
                 Held::Current(_) => {
                     out.push(refused(r, "the same receipt twice in one request"));
@@ -356,7 +356,7 @@ impl Delivery {
     ) -> Result<Vec<ReceiptResult>, StoreError> {
         let mut out = Vec::with_capacity(receipts.len());
         for r in receipts {
-            let entry = match self.hold(d, r) {
+            let entry = match self.hold(d, r).await {
                 Held::Current(e) => e,
                 Held::Stale(why) => {
                     out.push(refused(r, why));
@@ -384,7 +384,7 @@ impl Delivery {
     ) -> Result<Vec<ReceiptResult>, StoreError> {
         let mut out = Vec::with_capacity(receipts.len());
         for r in receipts {
-            let entry = match self.hold(d, r) {
+            let entry = match self.hold(d, r).await {
                 Held::Current(e) => e,
                 Held::Stale(why) => {
                     out.push(refused(r, why));

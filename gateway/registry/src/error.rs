@@ -197,6 +197,21 @@ impl ApiError {
         e(500, 50001, message)
     }
 
+    /// Code of [`ApiError::changed_elsewhere`].
+    pub const CHANGED_ELSEWHERE: u32 = 50003;
+
+    /// On a cluster: another gateway changed the registry while this change
+    /// was being written. Nothing of this one was stored.
+    pub fn changed_elsewhere() -> Self {
+        e(
+            503,
+            Self::CHANGED_ELSEWHERE,
+            "The registry was changed through another gateway at the same moment; nothing of \
+             this request was stored: send it again"
+                .into(),
+        )
+    }
+
     pub fn internal(message: String) -> Self {
         e(500, 50001, message)
     }

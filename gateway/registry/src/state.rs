@@ -18,7 +18,9 @@ use super::json_schema::JsonSchema;
 use super::kinds::{Parsed, Reference, SchemaType, decode_stored, encode_stored};
 use super::protobuf::ProtoSchema;
 use super::schema::{Schema, normalized_text};
-use switchyard_store::{RegistryWrite, SchemaRecord, SchemaStore, VersionRecord};
+use switchyard_store::{
+    RegistrySnapshot, RegistryWrite, SchemaRecord, SchemaStore, StoreError, VersionRecord,
+};
 
 /// A registered schema, parsed.
 #[derive(Debug)]
@@ -178,6 +180,9 @@ pub struct Core {
     /// (writer id, reader id) -> can the reader read the writer's data.
     /// Schemas never change under an id, so entries never go stale.
     resolvable: RwLock<HashMap<(u32, u32), Result<(), compat::Incompatibility>>>,
+    /// The store's registry generation when `state` was loaded (`None`:
+    /// this process is the only writer, nothing to follow).
+    generation: Mutex<Option<u64>>,
 }
 
 /// Checks a submitted schema that has no references: type, then the
@@ -298,82 +303,136 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The in-memory registry from a snapshot; schemas in `known` (by id) are
+/// taken as they are instead of parsed again.
+fn build_state(
+    snap: RegistrySnapshot,
+    known: &HashMap<u32, Arc<StoredSchema>>,
+) -> Result<State, super::RegistryError> {
+    let mut state = State {
+        next_id: snap.next_id,
+        global_level: snap.global_level.as_deref().and_then(Level::parse),
+        ..State::default()
+    };
+    // Versions first: references name (subject, version), and a
+    // referenced schema always has a smaller id than one referring to it,
+    // so parsing in id order finds every reference already parsed.
+    let version_ids: HashMap<(String, u32), u32> = snap
+        .versions
+        .iter()
+        .map(|v| ((v.subject.clone(), v.version), v.schema_id))
+        .collect();
+    let mut records = snap.schemas;
+    records.sort_by_key(|r| r.id);
+    for rec in records {
+        if let Some(k) = known.get(&rec.id) {
+            state.by_normalized.insert(k.normalized.clone(), rec.id);
+            state.schemas.insert(rec.id, k.clone());
+            continue;
+        }
+        let corrupt = |message: String| super::RegistryError::CorruptSchema {
+            id: rec.id,
+            message,
+        };
+        let (ty, references, text) = decode_stored(&rec.schema).map_err(corrupt)?;
+        let mut resolved = Vec::with_capacity(references.len());
+        for r in &references {
+            let s = version_ids
+                .get(&(r.subject.clone(), r.version))
+                .and_then(|id| state.schemas.get(id))
+                .ok_or_else(|| {
+                    corrupt(format!(
+                        "reference {:?} names subject {:?} version {}, which is not stored",
+                        r.name, r.subject, r.version
+                    ))
+                })?;
+            resolved.push(s.clone());
+        }
+        let sub = parse_typed(&text, ty, references, &resolved).map_err(|e| corrupt(e.message))?;
+        state.by_normalized.insert(sub.normalized.clone(), rec.id);
+        state.schemas.insert(
+            rec.id,
+            Arc::new(StoredSchema {
+                id: rec.id,
+                text: sub.text,
+                normalized: sub.normalized,
+                references: sub.references,
+                parsed: sub.parsed,
+            }),
+        );
+    }
+    for v in snap.versions {
+        *state.usage.entry(v.schema_id).or_default() += 1;
+        state.subjects.entry(v.subject.clone()).or_default().push(v);
+    }
+    for vs in state.subjects.values_mut() {
+        vs.sort_by_key(|v| v.version);
+    }
+    for (subject, level) in snap.subject_levels {
+        if let Some(l) = Level::parse(&level) {
+            state.subject_levels.insert(subject, l);
+        }
+    }
+    Ok(state)
+}
+
 impl Core {
     /// Loads and parses everything stored.
     pub fn load(store: Arc<dyn SchemaStore>) -> Result<Core, super::RegistryError> {
+        // Read before the snapshot: a change between the two makes the next
+        // `sync` load again, never miss one.
+        let generation = store.registry_generation()?;
         let snap = store.load_schemas()?;
-        let mut state = State {
-            next_id: snap.next_id,
-            global_level: snap.global_level.as_deref().and_then(Level::parse),
-            ..State::default()
-        };
-        // Versions first: references name (subject, version), and a
-        // referenced schema always has a smaller id than one referring to it,
-        // so parsing in id order finds every reference already parsed.
-        let version_ids: HashMap<(String, u32), u32> = snap
-            .versions
-            .iter()
-            .map(|v| ((v.subject.clone(), v.version), v.schema_id))
-            .collect();
-        let mut records = snap.schemas;
-        records.sort_by_key(|r| r.id);
-        for rec in records {
-            let corrupt = |message: String| super::RegistryError::CorruptSchema {
-                id: rec.id,
-                message,
-            };
-            let (ty, references, text) = decode_stored(&rec.schema).map_err(corrupt)?;
-            let mut resolved = Vec::with_capacity(references.len());
-            for r in &references {
-                let s = version_ids
-                    .get(&(r.subject.clone(), r.version))
-                    .and_then(|id| state.schemas.get(id))
-                    .ok_or_else(|| {
-                        corrupt(format!(
-                            "reference {:?} names subject {:?} version {}, which is not stored",
-                            r.name, r.subject, r.version
-                        ))
-                    })?;
-                resolved.push(s.clone());
-            }
-            let sub =
-                parse_typed(&text, ty, references, &resolved).map_err(|e| corrupt(e.message))?;
-            state.by_normalized.insert(sub.normalized.clone(), rec.id);
-            state.schemas.insert(
-                rec.id,
-                Arc::new(StoredSchema {
-                    id: rec.id,
-                    text: sub.text,
-                    normalized: sub.normalized,
-                    references: sub.references,
-                    parsed: sub.parsed,
-                }),
-            );
-        }
-        for v in snap.versions {
-            *state.usage.entry(v.schema_id).or_default() += 1;
-            state.subjects.entry(v.subject.clone()).or_default().push(v);
-        }
-        for vs in state.subjects.values_mut() {
-            vs.sort_by_key(|v| v.version);
-        }
-        for (subject, level) in snap.subject_levels {
-            if let Some(l) = Level::parse(&level) {
-                state.subject_levels.insert(subject, l);
-            }
-        }
+        let state = build_state(snap, &HashMap::new())?;
         Ok(Core {
             store,
             state: RwLock::new(state),
             writes: Mutex::new(()),
             resolvable: RwLock::new(HashMap::new()),
+            generation: Mutex::new(generation),
         })
     }
 
+    /// Loads the registry again if another gateway changed it since this
+    /// one loaded (a shared store only; a no-op on fjall). Schemas already
+    /// parsed are kept: an id never changes its schema. Whether it loaded.
+    pub fn sync(&self) -> Result<bool, super::RegistryError> {
+        let _w = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sync_locked()
+    }
+
+    fn sync_locked(&self) -> Result<bool, super::RegistryError> {
+        let Some(now) = self.store.registry_generation()? else {
+            return Ok(false);
+        };
+        let mut seen = self
+            .generation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *seen == Some(now) {
+            return Ok(false);
+        }
+        let snap = self.store.load_schemas()?;
+        let known = read(&self.state).schemas.clone();
+        let state = build_state(snap, &known)?;
+        *write(&self.state) = state;
+        *seen = Some(now);
+        Ok(true)
+    }
+
+    /// Before a change: the latest state, so it is decided on what every
+    /// gateway wrote.
+    fn sync_for_write(&self) -> Result<(), ApiError> {
+        self.sync_locked()
+            .map(|_| ())
+            .map_err(|e| ApiError::store(format!("Error while reading the registry: {e}")))
+    }
+
     fn persist(&self, writes: &[RegistryWrite]) -> Result<(), ApiError> {
-        self.store
-            .write_schemas(writes)
-            .map_err(|e| ApiError::store(format!("Error while storing the change: {e}")))
+        self.store.write_schemas(writes).map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::changed_elsewhere(),
+            e => ApiError::store(format!("Error while storing the change: {e}")),
+        })
     }
 
     /// Checks a submitted schema, resolving its references to registered
@@ -439,48 +498,58 @@ impl Core {
     /// Registers `sub` under `subject`; returns its id.
     pub fn register(&self, subject: &str, sub: Submission) -> Result<u32, ApiError> {
         let _w = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
-        let (id, new_schema, version) = {
-            let st = read(&self.state);
-            let existing_id = st.by_normalized.get(&sub.normalized).copied();
-            if let Some(id) = existing_id
-                && st.live(subject).any(|v| v.schema_id == id)
-            {
-                return Ok(id);
+        // Decided on the latest state; a change another gateway made at the
+        // same moment wins the write, and this one is decided again.
+        let mut tries = 0;
+        let (id, new_schema, record) = loop {
+            self.sync_for_write()?;
+            let (id, new_schema, version) = {
+                let st = read(&self.state);
+                let existing_id = st.by_normalized.get(&sub.normalized).copied();
+                if let Some(id) = existing_id
+                    && st.live(subject).any(|v| v.schema_id == id)
+                {
+                    return Ok(id);
+                }
+                let level = st.level_for(subject);
+                let previous: Vec<(u32, &Parsed)> = st
+                    .live(subject)
+                    .filter_map(|v| st.schemas.get(&v.schema_id).map(|s| (v.version, &s.parsed)))
+                    .collect();
+                let problems = compat::check_parsed(level, &sub.parsed, &previous);
+                if !problems.is_empty() {
+                    return Err(ApiError::incompatible(subject, level, &problems));
+                }
+                let version = st
+                    .subjects
+                    .get(subject)
+                    .and_then(|vs| vs.last())
+                    .map_or(1, |v| v.version.saturating_add(1));
+                match existing_id {
+                    Some(id) => (id, None, version),
+                    None => (st.next_id, Some(st.next_id), version),
+                }
+            };
+            let record = VersionRecord {
+                subject: subject.to_string(),
+                version,
+                schema_id: id,
+                deleted: false,
+            };
+            let mut writes = Vec::with_capacity(2);
+            if new_schema.is_some() {
+                writes.push(RegistryWrite::PutSchema(SchemaRecord {
+                    id,
+                    schema: encode_stored(sub.parsed.schema_type(), &sub.references, &sub.text),
+                }));
             }
-            let level = st.level_for(subject);
-            let previous: Vec<(u32, &Parsed)> = st
-                .live(subject)
-                .filter_map(|v| st.schemas.get(&v.schema_id).map(|s| (v.version, &s.parsed)))
-                .collect();
-            let problems = compat::check_parsed(level, &sub.parsed, &previous);
-            if !problems.is_empty() {
-                return Err(ApiError::incompatible(subject, level, &problems));
-            }
-            let version = st
-                .subjects
-                .get(subject)
-                .and_then(|vs| vs.last())
-                .map_or(1, |v| v.version.saturating_add(1));
-            match existing_id {
-                Some(id) => (id, None, version),
-                None => (st.next_id, Some(st.next_id), version),
+            writes.push(RegistryWrite::PutVersion(record.clone()));
+            match self.persist(&writes) {
+                Ok(()) => break (id, new_schema, record),
+                Err(e) if e.code == ApiError::CHANGED_ELSEWHERE && tries < 5 => tries += 1,
+                Err(e) => return Err(e),
             }
         };
-        let record = VersionRecord {
-            subject: subject.to_string(),
-            version,
-            schema_id: id,
-            deleted: false,
-        };
-        let mut writes = Vec::with_capacity(2);
-        if new_schema.is_some() {
-            writes.push(RegistryWrite::PutSchema(SchemaRecord {
-                id,
-                schema: encode_stored(sub.parsed.schema_type(), &sub.references, &sub.text),
-            }));
-        }
-        writes.push(RegistryWrite::PutVersion(record.clone()));
-        self.persist(&writes)?;
         let mut st = write(&self.state);
         if new_schema.is_some() {
             st.next_id = id.saturating_add(1);
@@ -595,6 +664,7 @@ impl Core {
     /// Deletes a subject; returns the versions deleted.
     pub fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<u32>, ApiError> {
         let _w = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sync_for_write()?;
         let versions: Vec<VersionRecord> = read(&self.state)
             .subjects
             .get(subject)
@@ -664,6 +734,7 @@ impl Core {
         permanent: bool,
     ) -> Result<u32, ApiError> {
         let _w = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sync_for_write()?;
         let rec = {
             let st = read(&self.state);
             let versions = st
@@ -735,6 +806,7 @@ impl Core {
 
     pub fn set_level(&self, subject: Option<&str>, level: Level) -> Result<(), ApiError> {
         let _w = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sync_for_write()?;
         self.persist(&[RegistryWrite::PutLevel {
             subject: subject.map(String::from),
             level: level.as_str().to_string(),
@@ -752,6 +824,7 @@ impl Core {
     /// Removes a level; returns the one that was in force before.
     pub fn delete_level(&self, subject: Option<&str>) -> Result<Level, ApiError> {
         let _w = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sync_for_write()?;
         let previous = {
             let st = read(&self.state);
             match subject {

@@ -806,7 +806,7 @@ impl Queues for FjallStore {
         Ok(longer)
     }
 
-    fn check_lease(&self, dest: &str, id: EventId, nonce: u64) -> LeaseCheck {
+    async fn check_lease(&self, dest: &str, id: EventId, nonce: u64) -> LeaseCheck {
         let Ok(q) = self.queue(dest) else {
             return LeaseCheck::Unknown;
         };
@@ -858,7 +858,7 @@ impl Queues for FjallStore {
         let now = now_ms();
         let mut fresh = Vec::with_capacity(entries.len());
         for e in entries {
-            if !self.contains(&e.destination, e.event_id) {
+            if !self.contains(&e.destination, e.event_id).await {
                 fresh.push(e);
             }
         }
@@ -887,7 +887,7 @@ impl Queues for FjallStore {
         Ok(n)
     }
 
-    fn contains(&self, dest: &str, id: EventId) -> bool {
+    async fn contains(&self, dest: &str, id: EventId) -> bool {
         self.is_in_flight(dest, id) || self.stored_pending(dest, id).unwrap_or(false)
     }
 

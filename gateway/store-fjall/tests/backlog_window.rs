@@ -306,7 +306,7 @@ async fn leases_and_dead_letters_survive_a_restart_with_the_queue_on_disk() {
     assert_eq!((s.depth, s.in_flight, s.delayed), (46, 3, 0));
     for l in &leased {
         assert_eq!(
-            store.check_lease("p", l.event_id, l.lease.unwrap()),
+            store.check_lease("p", l.event_id, l.lease.unwrap()).await,
             switchyard_store::LeaseCheck::Current(l.clone())
         );
     }
@@ -314,7 +314,7 @@ async fn leases_and_dead_letters_survive_a_restart_with_the_queue_on_disk() {
         store.dlq_depth(DlqOwner::Destination("p")).await.unwrap(),
         1
     );
-    assert!(!store.contains("p", dead.event_id));
+    assert!(!store.contains("p", dead.event_id).await);
     let rest = drain(&store, "p").await;
     assert_eq!(rest.len(), 46);
     assert!(

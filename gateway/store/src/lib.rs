@@ -75,6 +75,14 @@ pub enum StoreError {
     /// An operation named a queue that was never opened.
     #[error("no queue is open for destination {0:?}")]
     UnknownQueue(String),
+    /// A conditional write lost to another writer (a clustered backend's
+    /// compare-and-set): re-read and decide again.
+    #[error("conflicting write: {0}")]
+    Conflict(String),
+    /// The store cannot take writes or answer now (a clustered backend
+    /// without a quorum or a leader); the caller may retry later.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Whether appended events wait for the router.
@@ -263,8 +271,18 @@ pub trait EventLog: Send + Sync {
     /// order (empty when no plugin ran or nothing was recorded).
     async fn verdicts(&self, id: EventId) -> Result<Vec<PluginVerdict>, StoreError>;
 
+    /// Whether [`EventLog::pending_routes`] waits for new events itself (a
+    /// cluster backend's long poll, which also sees other gateways'
+    /// events): the router then calls it again at once instead of waiting
+    /// for its hand-off to ring.
+    fn pending_routes_wait(&self) -> bool {
+        false
+    }
+
     /// Up to `max` events waiting to be routed, oldest first, strictly after
-    /// `after` (the router's low-water mark).
+    /// `after` (the router's low-water mark). A clustered backend hands each
+    /// event to one caller (its claim ends with [`EventLog::route`]) and
+    /// may ignore `after`.
     async fn pending_routes(
         &self,
         after: Option<EventId>,
@@ -340,8 +358,9 @@ pub trait Queues: Send + Sync {
     /// Moves a lease's end to `until_ms`; the entry as now leased.
     async fn extend(&self, entry: &QueueEntry, until_ms: u64) -> Result<QueueEntry, StoreError>;
 
-    /// What the lease of event `id` with `nonce` is now.
-    fn check_lease(&self, destination: &str, id: EventId, nonce: u64) -> LeaseCheck;
+    /// What the lease of event `id` with `nonce` is now (on a cluster, as
+    /// every gateway sees it).
+    async fn check_lease(&self, destination: &str, id: EventId, nonce: u64) -> LeaseCheck;
 
     /// Returns leases that ended by `now_ms` to the queue; how many.
     fn expire_leases(&self, destination: &str, now_ms: u64) -> usize;
@@ -353,7 +372,7 @@ pub trait Queues: Send + Sync {
     async fn requeue(&self, entries: Vec<QueueEntry>, from_dlq: bool) -> Result<usize, StoreError>;
 
     /// Whether event `id` is pending or in flight at `destination`.
-    fn contains(&self, destination: &str, id: EventId) -> bool;
+    async fn contains(&self, destination: &str, id: EventId) -> bool;
 
     /// The levels of one queue at `now_ms`.
     fn queue_stats(&self, destination: &str, now_ms: u64) -> Result<QueueStats, StoreError>;
@@ -488,6 +507,13 @@ pub trait Maintenance: Send + Sync {
     /// Registers the backend's own metrics (group commits, say) in the
     /// gateway's registry.
     fn register_metrics(&self, _registry: &mut prometheus_client::registry::Registry) {}
+
+    /// Whether other gateways write this store too (a cluster): state this
+    /// gateway caches, such as paused flags, is then read again now and
+    /// then, since a change made elsewhere rings no bell here.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// The whole store: what a backend implements.

@@ -69,6 +69,17 @@ pub trait SchemaStore: Send + Sync {
     /// Reads the whole registry.
     fn load_schemas(&self) -> Result<RegistrySnapshot, StoreError>;
 
-    /// Applies `writes` as one atomic change, durable before returning.
+    /// Applies `writes` as one atomic change, durable before returning. On
+    /// a store other gateways write too, a change made elsewhere since this
+    /// gateway last loaded is a [`StoreError::Conflict`]: load again and
+    /// decide again.
     fn write_schemas(&self, writes: &[RegistryWrite]) -> Result<(), StoreError>;
+
+    /// A marker that changes whenever anyone changes the registry, for
+    /// stores other gateways write too: when it differs from the one seen
+    /// at the last load, load again. `None` (the default): only this
+    /// process writes, and what it holds in memory is always current.
+    fn registry_generation(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
 }

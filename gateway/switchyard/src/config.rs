@@ -32,6 +32,8 @@ use switchyard_signatures::{Verifier, VerifyConfig};
 use switchyard_store_fjall::Durability;
 use switchyard_telemetry::TelemetryConfig;
 
+pub mod store;
+
 /// A config that failed to load: the file, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -112,10 +114,12 @@ fn diagnose(text: &str) -> Option<Vec<Invalid>> {
             "topics" => each::<TopicConfig>(v, key, &mut out),
             "destinations" => each::<DestinationConfig>(v, key, &mut out),
             "plugins" => each::<PluginConfig>(v, key, &mut out),
+            "operator" => one::<OperatorConfig>(v, key, &mut out),
+            "store" => one::<store::StoreConfig>(v, key, &mut out),
             other => out.push(Invalid::new(
                 other,
-                "unknown section: expected one of server, topics, destinations, plugins, \
-                 telemetry, auth",
+                "unknown section: expected one of server, store, topics, destinations, \
+                 plugins, telemetry, auth, operator",
             )),
         }
     }
@@ -147,6 +151,9 @@ pub struct Config {
     /// destination paused) are delivered as JSON events, besides the log.
     #[serde(default)]
     pub operator: Option<OperatorConfig>,
+    /// `[store]`: the embedded fjall store (default) or a JetStream cluster.
+    #[serde(default)]
+    pub store: store::StoreConfig,
     /// The folder the config file sits in: relative paths resolve from here.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -195,8 +202,9 @@ pub struct ServerConfig {
     /// `sync` fsyncs (fdatasync) each group commit before the 2xx; `buffered`
     /// hands the write to the OS, which survives a process crash but not a
     /// power cut.
+    /// Unset: `sync`. Refused with `store.backend = "jetstream"`.
     #[serde(default)]
-    pub durability: Durability,
+    pub durability: Option<Durability>,
     /// Largest accepted request body (a batch counts as one body).
     #[serde(default = "default_max_body")]
     pub max_body: ByteSize,
@@ -299,7 +307,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             data_dir: default_data_dir(),
             plugin_cache_dir: None,
-            durability: Durability::default(),
+            durability: None,
             max_body: default_max_body(),
             retention: default_retention(),
             min_free_disk: default_min_free_disk(),
@@ -370,6 +378,7 @@ impl Default for Config {
             telemetry: None,
             auth: crate::auth::AuthConfig::default(),
             operator: None,
+            store: store::StoreConfig::default(),
             base_dir: PathBuf::from("."),
             source: PathBuf::from("<defaults>"),
         }
@@ -482,6 +491,9 @@ impl Config {
             out.push(Invalid::new(key, message).under("server"));
         }
         positive(&mut out, "server.retention", self.server.retention, "7d");
+        if let Err((key, message)) = self.store.check(self.server.durability.is_some()) {
+            out.push(Invalid::new(key, message));
+        }
         let rules = self.address_rules();
         let mut dest_names = HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {

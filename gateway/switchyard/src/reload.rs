@@ -324,6 +324,10 @@ fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<String> {
         max_headers,
         max_connections
     );
+    if format!("{:?}", old.store) != format!("{:?}", new.store) {
+        changed.push("store".to_owned());
+        new.store = old.store.clone();
+    }
     changed
 }
 

@@ -199,7 +199,19 @@ impl Router {
             if self.handoff.take_rescan() {
                 low_water = None;
             }
-            let batch = match self.store.pending_routes(low_water, BATCH).await {
+            let waits = self.store.pending_routes_wait();
+            let read = self.store.pending_routes(low_water, BATCH);
+            // A store that long-polls is left at shutdown (what it handed
+            // over unrouted goes to another gateway after its ack wait).
+            let read = if waits {
+                tokio::select! {
+                    r = read => r,
+                    _ = shutdown.cancelled() => return,
+                }
+            } else {
+                read.await
+            };
+            let batch = match read {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "Cannot read events pending routing; retrying in 1s.");
@@ -207,6 +219,9 @@ impl Router {
                     continue;
                 }
             };
+            if batch.is_empty() && waits {
+                continue;
+            }
             if batch.is_empty() {
                 tokio::select! {
                     _ = self.handoff.0.pending.notified() => {}

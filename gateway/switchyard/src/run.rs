@@ -33,6 +33,8 @@ use crate::router::{Handoff, Router};
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("cannot open the JetStream store: {0}")]
+    JetStream(#[source] switchyard_store_jetstream::Error),
     #[error("cannot open the store in {dir}: {source}")]
     Store {
         dir: std::path::PathBuf,
@@ -180,22 +182,28 @@ pub(crate) async fn assemble(config: Arc<Config>, reload: Reload) -> Result<Asse
     };
 
     // 1. The store.
-    let store = {
-        let (d, durability) = (dir.clone(), config.server.durability);
-        blocking(move || FjallStore::open(&d, durability))
-            .await?
-            .map_err(|source| Error::Store {
-                dir: dir.clone(),
-                source,
-            })?
+    let store: SharedStore = match config.store.jetstream(&config.base_dir) {
+        None => {
+            let (d, durability) = (dir.clone(), config.server.durability.unwrap_or_default());
+            let store = blocking(move || FjallStore::open(&d, durability))
+                .await?
+                .map_err(|source| Error::Store {
+                    dir: dir.clone(),
+                    source,
+                })?;
+            Arc::new(store)
+        }
+        Some(js) => Arc::new(
+            switchyard_store_jetstream::JetStreamStore::open(&js)
+                .await
+                .map_err(Error::JetStream)?,
+        ),
     };
-    let store = Arc::new(store);
     step("store");
     // 2. Telemetry, with the store's own metrics in its registry.
     let mut telemetry = Telemetry::start(config.telemetry.as_ref())?;
-    switchyard_store::Maintenance::register_metrics(&*store, telemetry.metrics.registry_mut());
+    store.register_metrics(telemetry.metrics.registry_mut());
     let telemetry = Arc::new(telemetry);
-    let store: SharedStore = store;
     // 3. The schema registry.
     let registry = {
         let schemas = store.clone();
@@ -308,6 +316,9 @@ pub async fn run_with_reload(
         stop.clone(),
     ));
     tokio::spawn(sweep(live_config.clone(), store.clone(), stop.clone()));
+    if store.shared() {
+        tokio::spawn(follow_registry(app.registry.clone(), stop.clone()));
+    }
     let (operator_tx, operator_rx) = tokio::sync::mpsc::unbounded_channel();
     delivery.set_operator_sink(operator_tx);
     tokio::spawn(send_operator_events(
@@ -556,6 +567,29 @@ async fn send_operator_events(
             Ok(_) => handoff.appended(),
             Err(err) => tracing::warn!(kind = e.kind, destination = %e.destination, error = %err,
                 "Cannot store an operator event; it is logged only."),
+        }
+    }
+}
+
+/// On a shared store, schemas registered or deleted through another
+/// gateway reach this one's registry within a second (its writes already
+/// read the latest state first).
+async fn follow_registry(registry: Registry, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let core = registry.core().clone();
+        match blocking(move || core.sync()).await {
+            Ok(Ok(true)) => {
+                tracing::debug!("Schema registry reloaded: changed on another gateway.")
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "Cannot follow the schema registry."),
+            Err(e) => tracing::warn!(error = %e, "Cannot follow the schema registry."),
         }
     }
 }

@@ -9,6 +9,7 @@ mod auth;
 mod breaker;
 mod cancel;
 mod cli;
+mod cluster;
 mod console;
 mod console_api;
 mod crash;

@@ -64,8 +64,9 @@ async fn publish_one(app: &App, topic: &str, req: Request) -> Result<Response, A
     let key = idempotency_key(headers)?;
     let mut meta = event_meta(headers);
     if let Some(schema) = &t.schema {
-        let v =
-            validate(app, schema, &meta.content_type, &payload).map_err(|e| e.into_api(None))?;
+        let v = validate(app, schema, &meta.content_type, &payload)
+            .await
+            .map_err(|e| e.into_api(None))?;
         meta.attributes.extend(schema_attributes(&v));
     }
     let outcome = app
@@ -136,6 +137,7 @@ async fn publish_many(app: &App, topic: &str, req: Request) -> Result<Response, 
     if let Some(schema) = &t.schema {
         for (index, item) in items.iter().enumerate() {
             let v = validate(app, schema, &meta.content_type, item)
+                .await
                 .map_err(|e| e.into_api(Some(index)))?;
             validated.push(schema_attributes(&v));
         }
@@ -300,15 +302,27 @@ impl Refused {
     }
 }
 
-fn validate(
+/// Validates one payload. On a store other gateways share, a schema this
+/// gateway does not know yet (the subject's first version, or the id in a
+/// wire-format header, registered through another gateway a moment ago)
+/// is looked for again after loading what changed.
+async fn validate(
     app: &App,
     schema: &switchyard_registry::SchemaRef,
     content_type: &str,
     body: &[u8],
 ) -> Result<switchyard_registry::Validated, Refused> {
-    app.registry
-        .validate_ref(schema, content_type, body)
-        .map_err(Refused)
+    use switchyard_registry::ValidationError as V;
+    match app.registry.validate_ref(schema, content_type, body) {
+        Err(V::NoSchema { .. } | V::UnknownSchemaId(_)) if app.store.shared() => {
+            let core = app.registry.core().clone();
+            let _ = tokio::task::spawn_blocking(move || core.sync()).await;
+            app.registry
+                .validate_ref(schema, content_type, body)
+                .map_err(Refused)
+        }
+        r => r.map_err(Refused),
+    }
 }
 
 /// What validation tells plugins and operators about an event.

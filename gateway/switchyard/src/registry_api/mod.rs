@@ -126,8 +126,39 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/mode/{subject}", get(get_mode))
         .fallback(|uri: Uri| async move { Refusal(ApiError::not_found_route(uri.path())) })
         .method_not_allowed_fallback(|| async { Refusal(ApiError::method_not_allowed()) })
+        .layer(middleware::from_fn_with_state(core.clone(), follow_on_miss))
         .layer(middleware::from_fn(negotiate))
         .with_state(core)
+}
+
+/// A read that found nothing, on a store other gateways share, looks again
+/// after loading what they may have registered since this gateway last
+/// did: a client that registered through one gateway finds its schema on
+/// any other at once, not a second later. On fjall `sync` is a no-op.
+async fn follow_on_miss(State(core): Api, req: Request, next: Next) -> Response {
+    if req.method() != Method::GET {
+        return next.run(req).await;
+    }
+    let (method, uri, headers) = (
+        req.method().clone(),
+        req.uri().clone(),
+        req.headers().clone(),
+    );
+    let answer = next.clone().run(req).await;
+    if answer.status() != axum::http::StatusCode::NOT_FOUND {
+        return answer;
+    }
+    let c = core.clone();
+    match tokio::task::spawn_blocking(move || c.sync()).await {
+        Ok(Ok(true)) => {
+            let mut again = Request::new(axum::body::Body::empty());
+            *again.method_mut() = method;
+            *again.uri_mut() = uri;
+            *again.headers_mut() = headers;
+            next.run(again).await
+        }
+        _ => answer,
+    }
 }
 
 /// Refuses bodies in content types Confluent wouldn't take, and labels JSON

@@ -1,0 +1,1062 @@
+//! Destination queues, dead letters and delivery history on JetStream.
+//!
+//! Each priority band of a destination is a subject with a durable pull
+//! consumer: the consumer hands an entry to one gateway at a time (a push
+//! attempt holds it with `+WPI`; a pull lease with a delayed `-NAK`, so the
+//! server's timer ends it even if the gateway dies). Entries not yet due
+//! are scheduled messages the server moves into their band at the due
+//! time. A lease is also a record (`<p>.ls.<dest>.<id>`), changed only by
+//! compare-and-set: that is what makes a receipt taken on one gateway
+//! settle on another, and a stale or forged one settle nothing.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use switchyard_core::{EventId, now_ms};
+use switchyard_store::{
+    AttemptRecord, Cancelled, DeadLetters, DeliveryState, DeliveryStatus, DlqEntry, DlqOwner,
+    History, Hold, LeaseCheck, ListOrder, Purged, QueueEntry, QueuePolicy, QueueStats, Queues,
+    Settle, Settlement, StoreError,
+};
+use tokio::sync::Notify;
+
+use crate::js::{Delivered, Out, code};
+use crate::names::Names;
+use crate::{Got, HeldEntry, JetStreamStore, QueueState, from_json, lock, setup, to_json};
+
+/// How often a dispatcher with nothing to take looks again: entries routed
+/// by other gateways and scheduled entries falling due ring no bell here.
+const POLL: Duration = Duration::from_millis(200);
+
+/// How long the set of band consumers is trusted before it is read again.
+const BANDS_TTL: Duration = Duration::from_secs(2);
+
+/// A pull lease, as every gateway sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LeaseRecord {
+    state: LeaseState,
+    nonce: u64,
+    until_ms: u64,
+    /// The server's ack subject for this delivery: never leaves the
+    /// gateways.
+    reply: String,
+    /// Receives so far (what `max_receives` counts), across expiries.
+    receives: u32,
+    /// The entry as leased.
+    entry: QueueEntry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum LeaseState {
+    Leased,
+    /// Given back (a nack): visible again at its delay's end.
+    Released,
+    /// Acknowledged, dead-lettered or cancelled.
+    Settled,
+}
+
+impl JetStreamStore {
+    /// The message that puts `e` in its queue: its band now, or a schedule
+    /// that moves it there at its due time.
+    pub(crate) fn entry_message(&self, e: &QueueEntry, now: u64) -> Out {
+        let names = self.names();
+        let entry = QueueEntry {
+            lease: None,
+            ..e.clone()
+        };
+        let band = names.band_subject(&e.destination, e.priority.min(9));
+        if e.due_ms > now + 5 {
+            Out::new(
+                names.schedule(&e.destination, e.priority.min(9), e.event_id),
+                to_json(&entry),
+            )
+            .schedule(e.due_ms, &band)
+        } else {
+            Out::new(band, to_json(&entry))
+        }
+    }
+
+    /// Makes sure band `p` of `dest` has its consumer.
+    pub(crate) async fn ensure_band(&self, dest: &str, p: u8) -> Result<(), StoreError> {
+        let p = p.min(9);
+        let known = lock(&self.0.queues)
+            .get(dest)
+            .is_some_and(|q| q.bands.contains(&p));
+        if known {
+            return Ok(());
+        }
+        let names = self.names();
+        setup::consumer(
+            &self.0.js,
+            &names.queues(),
+            setup::band_consumer(names, dest, p, self.0.ack_wait),
+        )
+        .await
+        .map_err(|e| self.count(e))?;
+        if let Some(q) = lock(&self.0.queues).get_mut(dest) {
+            q.bands.insert(p);
+        }
+        Ok(())
+    }
+
+    /// The bands of `dest` with a consumer, read from the server at most
+    /// every [`BANDS_TTL`] (another gateway may have added one).
+    async fn bands(&self, dest: &str) -> Result<Vec<u8>, StoreError> {
+        let (fresh, bands) = self.queue(dest, |q| {
+            (
+                q.bands_read.is_some_and(|t| t.elapsed() < BANDS_TTL),
+                q.bands.iter().copied().collect::<Vec<u8>>(),
+            )
+        })?;
+        if fresh {
+            return Ok(bands);
+        }
+        let names = self.names();
+        let mut found = Vec::new();
+        let mut offset = 0;
+        loop {
+            let v = self
+                .0
+                .js
+                .api(
+                    &format!("CONSUMER.NAMES.{}", names.queues()),
+                    &serde_json::json!({ "offset": offset }),
+                )
+                .await
+                .map_err(|e| self.count(e))?;
+            let page: Vec<String> = v["consumers"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|c| c.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let n = page.len();
+            for c in page {
+                for p in 0..=9u8 {
+                    if c == names.band_consumer(dest, p) {
+                        found.push(p);
+                    }
+                }
+            }
+            offset += n;
+            let total = v["total"].as_u64().unwrap_or(0) as usize;
+            if n == 0 || offset >= total {
+                break;
+            }
+        }
+        found.sort_unstable();
+        self.queue(dest, |q| {
+            q.bands.extend(found.iter().copied());
+            q.bands_read = Some(tokio::time::Instant::now());
+            q.bands.iter().copied().collect()
+        })
+    }
+
+    /// The lease record of `id` at `dest` and its sequence.
+    async fn lease_record(
+        &self,
+        dest: &str,
+        id: EventId,
+    ) -> Result<Option<(LeaseRecord, u64)>, StoreError> {
+        let names = self.names();
+        match self
+            .0
+            .js
+            .last(&names.queues(), &names.lease(dest, id))
+            .await
+            .map_err(|e| self.count(e))?
+        {
+            Some(m) => Ok(Some((from_json("lease", &m.payload)?, m.seq))),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn state_of(
+        &self,
+        id: EventId,
+        dest: &str,
+    ) -> Result<Option<DeliveryState>, StoreError> {
+        let names = self.names();
+        match self
+            .0
+            .js
+            .last(&names.queues(), &names.dstate(id, dest))
+            .await
+            .map_err(|e| self.count(e))?
+        {
+            Some(m) => from_json("dstate", &m.payload).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Fetches what is due now from `dest`'s bands, in queue order: most
+    /// urgent band first; with aging, the heads of every band are compared
+    /// by their waiting-adjusted rank and the others go back at once.
+    async fn fetch_due(
+        &self,
+        dest: &str,
+        max: usize,
+        policy: &QueuePolicy,
+    ) -> Result<Vec<Got>, StoreError> {
+        let names = self.names();
+        let stream = names.queues();
+        let bands = self.bands(dest).await?;
+        let mut out = Vec::new();
+        let decode = |d: Delivered| -> Result<Got, StoreError> {
+            Ok(Got {
+                entry: from_json("queue entry", &d.payload)?,
+                d,
+            })
+        };
+        match policy.aging_ms {
+            None => {
+                for p in bands {
+                    if out.len() >= max {
+                        break;
+                    }
+                    let got = self
+                        .0
+                        .js
+                        .fetch(
+                            &stream,
+                            &names.band_consumer(dest, p),
+                            max - out.len(),
+                            Duration::ZERO,
+                        )
+                        .await
+                        .map_err(|e| self.count(e))?;
+                    for d in got {
+                        out.push(decode(d)?);
+                    }
+                }
+            }
+            Some(aging) => {
+                let now = now_ms();
+                while out.len() < max {
+                    let mut heads = Vec::new();
+                    for &p in &bands {
+                        let got = self
+                            .0
+                            .js
+                            .fetch(&stream, &names.band_consumer(dest, p), 1, Duration::ZERO)
+                            .await
+                            .map_err(|e| self.count(e))?;
+                        for d in got {
+                            heads.push(decode(d)?);
+                        }
+                    }
+                    if heads.is_empty() {
+                        break;
+                    }
+                    // Rank: the due time, earlier by `aging` per level of
+                    // priority (0 is the most urgent).
+                    let rank = |g: &Got| {
+                        let waited = now.saturating_sub(g.entry.due_ms.min(now));
+                        let boost = (waited / aging.max(1)).min(9);
+                        (
+                            u64::from(g.entry.priority).saturating_sub(boost),
+                            g.entry.due_ms,
+                        )
+                    };
+                    heads.sort_by_key(rank);
+                    let mut heads = heads.into_iter();
+                    out.push(heads.next().expect("a head"));
+                    for other in heads {
+                        // Back to the front of its band, at once.
+                        let _ = self.0.js.nak(&other.d.reply, Duration::ZERO).await;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a fetched entry is still owed an attempt: not if its
+    /// delivery finished (delivered, dead-lettered, cancelled) or if an
+    /// attempt after this one was already recorded (a settle whose ack was
+    /// lost, so the server handed the entry out again).
+    async fn still_owed(&self, e: &QueueEntry) -> Result<bool, StoreError> {
+        Ok(match self.state_of(e.event_id, &e.destination).await? {
+            Some(s) => !s.status.is_finished() && s.attempts <= e.history_base + e.attempt,
+            None => true,
+        })
+    }
+
+    /// Where the ack subject of a taken entry is: this process's hold, or
+    /// the lease record (any gateway's).
+    async fn reply_of(
+        &self,
+        e: &QueueEntry,
+    ) -> Result<Option<(String, Option<(LeaseRecord, u64)>)>, StoreError> {
+        let key = (e.destination.clone(), e.event_id);
+        if let Some(nonce) = e.lease {
+            return Ok(match self.lease_record(&e.destination, e.event_id).await? {
+                Some((r, seq)) if r.nonce == nonce && r.state == LeaseState::Leased => {
+                    Some((r.reply.clone(), Some((r, seq))))
+                }
+                _ => None,
+            });
+        }
+        Ok(lock(&self.0.held)
+            .get(&key)
+            .map(|h| (h.reply.clone(), None)))
+    }
+
+    /// Reads a queue's levels from the server.
+    pub(crate) async fn read_levels(&self, dest: &str) -> Result<QueueStats, StoreError> {
+        let names = self.names();
+        let stream = names.queues();
+        let bands = self.bands(dest).await?;
+        let mut s = QueueStats::default();
+        for p in bands {
+            let v = match self
+                .0
+                .js
+                .api(
+                    &format!("CONSUMER.INFO.{stream}.{}", names.band_consumer(dest, p)),
+                    &serde_json::Value::Null,
+                )
+                .await
+            {
+                Ok(v) => v,
+                Err(e) if e.is(code::CONSUMER_NOT_FOUND) => continue,
+                Err(e) => return Err(self.count(e)),
+            };
+            let pending = v["num_pending"].as_u64().unwrap_or(0);
+            let ack_pending = v["num_ack_pending"].as_u64().unwrap_or(0);
+            s.depth += pending;
+            s.depth_by_priority[p as usize] += pending;
+            s.in_flight += ack_pending;
+        }
+        let v = self
+            .0
+            .js
+            .api(
+                &format!("STREAM.INFO.{stream}"),
+                &serde_json::json!({ "subjects_filter": names.schedules_of(dest) }),
+            )
+            .await
+            .map_err(|e| self.count(e))?;
+        if let Some(m) = v["state"]["subjects"].as_object() {
+            for subject in m.keys() {
+                // <p>.q.<dest>.s<N>.<id>
+                let band = subject
+                    .rsplit('.')
+                    .nth(1)
+                    .and_then(|t| t.strip_prefix('s'))
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|n| *n <= 9);
+                if let Some(b) = band {
+                    s.delayed += 1;
+                    s.depth += 1;
+                    s.depth_by_priority[b] += 1;
+                }
+            }
+        }
+        s.oldest_enqueued_ms = match self
+            .0
+            .js
+            .next(&stream, &names.bands_of(dest), 1)
+            .await
+            .map_err(|e| self.count(e))?
+        {
+            Some(m) => from_json::<QueueEntry>("queue entry", &m.payload)
+                .ok()
+                .map(|e| e.enqueued_at_ms),
+            None => None,
+        };
+        Ok(s)
+    }
+
+    /// Ends holds in this process after a settle or release.
+    fn unhold(&self, e: &QueueEntry) {
+        lock(&self.0.held).remove(&(e.destination.clone(), e.event_id));
+    }
+
+    fn wake(&self, dest: &str) {
+        let _ = self.queue(dest, |q| q.wake.notify_one());
+    }
+
+    /// Ids of everything queued for `dest` (bands and schedules), oldest
+    /// first.
+    async fn queued_ids(&self, dest: &str) -> Result<Vec<(EventId, QueueEntry)>, StoreError> {
+        let names = self.names();
+        let stream = names.queues();
+        let mut seq = 1;
+        let mut out = Vec::new();
+        loop {
+            let got = self
+                .0
+                .js
+                .range(&stream, &names.queued_of(dest), seq, 1000)
+                .await
+                .map_err(|e| self.count(e))?;
+            if got.is_empty() {
+                return Ok(out);
+            }
+            for m in got {
+                seq = m.seq + 1;
+                if let Ok(e) = from_json::<QueueEntry>("queue entry", &m.payload) {
+                    out.push((e.event_id, e));
+                }
+            }
+        }
+    }
+
+    fn cancel_messages(&self, e: &QueueEntry, attempts: u32, reason: &str) -> Vec<Out> {
+        let names = self.names();
+        let (id, dest) = (e.event_id, &e.destination);
+        let now = now_ms();
+        let n = attempts + 1;
+        let error = format!("cancelled: {reason}");
+        vec![
+            Out::new(
+                names.attempt(id, dest, n),
+                to_json(&AttemptRecord {
+                    attempt: n,
+                    at_ms: now,
+                    status: None,
+                    error: Some(error.clone()),
+                    latency_ms: 0,
+                    response_excerpt: None,
+                    delay_before_ms: 0,
+                }),
+            ),
+            Out::new(
+                names.dstate(id, dest),
+                to_json(&DeliveryState {
+                    status: DeliveryStatus::Cancelled,
+                    attempts: n,
+                    updated_at_ms: now,
+                    last_error: Some(error),
+                    next_attempt_ms: None,
+                }),
+            )
+            .rollup(),
+        ]
+    }
+}
+
+#[async_trait]
+impl Queues for JetStreamStore {
+    async fn open_queue(&self, dest: &str, policy: QueuePolicy) -> Result<(), StoreError> {
+        if policy.ordered {
+            return Err(StoreError::WriteFailed(format!(
+                "destination {dest:?} sets ordering, which the JetStream backend does not offer yet; use the fjall backend for per-key FIFO"
+            )));
+        }
+        lock(&self.0.queues)
+            .entry(dest.to_string())
+            .or_insert_with(|| QueueState {
+                policy,
+                bands: Default::default(),
+                bands_read: None,
+                wake: std::sync::Arc::new(Notify::new()),
+                stats: QueueStats::default(),
+            });
+        // The default band exists from the start; others when first used.
+        self.ensure_band(dest, switchyard_core::DEFAULT_PRIORITY)
+            .await?;
+        self.bands(dest).await?;
+        if self.is_paused(dest).await? {
+            self.pause_consumers(dest, true).await?;
+        }
+        let stats = self.read_levels(dest).await?;
+        self.queue(dest, |q| q.stats = stats)?;
+        Ok(())
+    }
+
+    async fn orphaned_queues(&self) -> Result<Vec<String>, StoreError> {
+        // Queues live in the cluster, shared by gateways whose configs may
+        // differ: none is this gateway's to call orphaned.
+        Ok(Vec::new())
+    }
+
+    fn waker(&self, dest: &str) -> Result<std::sync::Arc<Notify>, StoreError> {
+        self.queue(dest, |q| q.wake.clone())
+    }
+
+    async fn take(
+        &self,
+        dest: &str,
+        max: usize,
+        hold: Hold,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        let policy = self.queue(dest, |q| q.policy)?;
+        let got = self.fetch_due(dest, max, &policy).await?;
+        let now = now_ms();
+        let mut out = Vec::with_capacity(got.len());
+        for g in got {
+            if !self.still_owed(&g.entry).await? {
+                let _ = self.0.js.ack(&g.d.reply, "+ACK").await;
+                continue;
+            }
+            match hold {
+                Hold::InFlight => {
+                    lock(&self.0.held).insert(
+                        (dest.to_string(), g.entry.event_id),
+                        HeldEntry {
+                            reply: g.d.reply.clone(),
+                        },
+                    );
+                    out.push(g.entry);
+                }
+                Hold::Lease { until_ms } => {
+                    let names = self.names();
+                    // The server's timer is the lease: hidden until it ends.
+                    self.0
+                        .js
+                        .nak(
+                            &g.d.reply,
+                            Duration::from_millis(until_ms.saturating_sub(now)),
+                        )
+                        .await
+                        .map_err(|e| self.count(e))?;
+                    let prev = self.lease_record(dest, g.entry.event_id).await?;
+                    let receives = match &prev {
+                        Some((r, _)) if r.state != LeaseState::Settled => r.receives + 1,
+                        _ => g.entry.attempt + 1,
+                    };
+                    let nonce: u64 = rand::random();
+                    let leased = QueueEntry {
+                        due_ms: until_ms,
+                        attempt: receives,
+                        lease: Some(nonce),
+                        ..g.entry.clone()
+                    };
+                    let rec = LeaseRecord {
+                        state: LeaseState::Leased,
+                        nonce,
+                        until_ms,
+                        reply: g.d.reply.clone(),
+                        receives,
+                        entry: leased.clone(),
+                    };
+                    self.0
+                        .js
+                        .publish(
+                            Out::new(names.lease(dest, g.entry.event_id), to_json(&rec))
+                                .rollup()
+                                .expect_last(prev.map_or(0, |(_, s)| s)),
+                        )
+                        .await
+                        .map_err(|e| self.count(e))?;
+                    out.push(leased);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn next_due(&self, _dest: &str) -> Option<u64> {
+        Some(now_ms() + POLL.as_millis() as u64)
+    }
+
+    async fn settle(&self, settled: Vec<Settlement>) -> Result<(), StoreError> {
+        let names = self.names().clone();
+        let now = now_ms();
+        let mut per_entry = Vec::with_capacity(settled.len());
+        let mut replies = Vec::with_capacity(settled.len());
+        for s in &settled {
+            let (entry, attempt) = (&s.entry, &s.attempt);
+            let (id, dest) = (entry.event_id, &entry.destination);
+            let Some((reply, lease)) = self.reply_of(entry).await? else {
+                return Err(StoreError::Conflict(format!(
+                    "event {id} at {dest:?} is no longer held here (its lease ended or another gateway took it)"
+                )));
+            };
+            let mut msgs = vec![Out::new(
+                names.attempt(id, dest, attempt.attempt),
+                to_json(attempt),
+            )];
+            let last_error = attempt
+                .error
+                .clone()
+                .or_else(|| attempt.status.map(|s| format!("HTTP {s}")));
+            let mut next_attempt_ms = None;
+            let (status, last_error) = match &s.outcome {
+                Settle::Delivered => (DeliveryStatus::Delivered, None),
+                Settle::Retry { next } => {
+                    self.ensure_band(dest, next.priority).await?;
+                    next_attempt_ms = Some(next.due_ms);
+                    msgs.push(self.entry_message(next, now).msg_id(format!(
+                        "{id}:{dest}:a{}:{}",
+                        next.attempt, next.history_base
+                    )));
+                    (DeliveryStatus::Pending, last_error)
+                }
+                Settle::DeadLetter { error } => {
+                    msgs.push(
+                        Out::new(
+                            names.dlq(DlqOwner::Destination(dest), id),
+                            to_json(&DlqEntry {
+                                event_id: id,
+                                error: error.clone(),
+                                attempts: attempt.attempt,
+                                dead_lettered_at_ms: now,
+                                priority: entry.priority,
+                                ordering_key: entry.ordering_key.clone(),
+                            }),
+                        )
+                        .rollup(),
+                    );
+                    (DeliveryStatus::DeadLettered, Some(error.clone()))
+                }
+            };
+            msgs.push(
+                Out::new(
+                    names.dstate(id, dest),
+                    to_json(&DeliveryState {
+                        status,
+                        attempts: attempt.attempt,
+                        updated_at_ms: now,
+                        last_error,
+                        next_attempt_ms,
+                    }),
+                )
+                .rollup(),
+            );
+            if let Some((rec, seq)) = lease {
+                // Only if the lease is still the one the receipt names.
+                let done = LeaseRecord {
+                    state: LeaseState::Settled,
+                    ..rec
+                };
+                msgs.push(
+                    Out::new(names.lease(dest, id), to_json(&done))
+                        .rollup()
+                        .expect_last(seq),
+                );
+            }
+            per_entry.push(msgs);
+            replies.push(reply);
+        }
+        self.write_events_of(per_entry).await?;
+        for (s, reply) in settled.iter().zip(replies) {
+            self.unhold(&s.entry);
+            if let Err(e) = self.0.js.ack(&reply, "+ACK").await {
+                tracing::warn!(event_id = %s.entry.event_id, error = %e,
+                    "Cannot acknowledge a settled entry; the server will hand it out again, and it is then skipped.");
+            }
+            if matches!(s.outcome, Settle::Retry { .. }) {
+                self.wake(&s.entry.destination);
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        entries: &[QueueEntry],
+        due_ms: u64,
+        _delay_ms: u64,
+    ) -> Result<(), StoreError> {
+        let names = self.names().clone();
+        let now = now_ms();
+        for e in entries {
+            let Some((reply, lease)) = self.reply_of(e).await? else {
+                continue;
+            };
+            if let Some((rec, seq)) = lease {
+                let back = LeaseRecord {
+                    state: LeaseState::Released,
+                    ..rec
+                };
+                self.0
+                    .js
+                    .publish(
+                        Out::new(names.lease(&e.destination, e.event_id), to_json(&back))
+                            .rollup()
+                            .expect_last(seq),
+                    )
+                    .await
+                    .map_err(|e| self.count(e))?;
+            }
+            self.0
+                .js
+                .nak(&reply, Duration::from_millis(due_ms.saturating_sub(now)))
+                .await
+                .map_err(|e| self.count(e))?;
+            self.unhold(e);
+            self.wake(&e.destination);
+        }
+        Ok(())
+    }
+
+    async fn extend(&self, entry: &QueueEntry, until_ms: u64) -> Result<QueueEntry, StoreError> {
+        let (dest, id) = (&entry.destination, entry.event_id);
+        let Some((rec, seq)) = self.lease_record(dest, id).await? else {
+            return Err(StoreError::Conflict(format!("event {id} is not leased")));
+        };
+        if Some(rec.nonce) != entry.lease || rec.state != LeaseState::Leased {
+            return Err(StoreError::Conflict(format!(
+                "the lease of event {id} was superseded"
+            )));
+        }
+        let longer = QueueEntry {
+            due_ms: until_ms,
+            ..rec.entry.clone()
+        };
+        let names = self.names();
+        let next = LeaseRecord {
+            until_ms,
+            entry: longer.clone(),
+            ..rec.clone()
+        };
+        self.0
+            .js
+            .publish(
+                Out::new(names.lease(dest, id), to_json(&next))
+                    .rollup()
+                    .expect_last(seq),
+            )
+            .await
+            .map_err(|e| self.count(e))?;
+        self.0
+            .js
+            .nak(
+                &rec.reply,
+                Duration::from_millis(until_ms.saturating_sub(now_ms())),
+            )
+            .await
+            .map_err(|e| self.count(e))?;
+        Ok(longer)
+    }
+
+    async fn check_lease(&self, dest: &str, id: EventId, nonce: u64) -> LeaseCheck {
+        let rec = match self.lease_record(dest, id).await {
+            Ok(Some((r, _))) => r,
+            Ok(None) => return LeaseCheck::Unknown,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot read a lease.");
+                return LeaseCheck::Unknown;
+            }
+        };
+        match rec.state {
+            LeaseState::Settled => LeaseCheck::Unknown,
+            _ if rec.nonce != nonce => LeaseCheck::Superseded,
+            LeaseState::Released => LeaseCheck::Visible,
+            LeaseState::Leased if rec.until_ms > now_ms() => LeaseCheck::Current(rec.entry),
+            LeaseState::Leased => LeaseCheck::Visible,
+        }
+    }
+
+    /// The server ends leases (their delayed `-NAK`): nothing to do here.
+    fn expire_leases(&self, _dest: &str, _now_ms: u64) -> usize {
+        0
+    }
+
+    async fn requeue(&self, entries: Vec<QueueEntry>, from_dlq: bool) -> Result<usize, StoreError> {
+        let names = self.names().clone();
+        let now = now_ms();
+        let mut per_entry = Vec::new();
+        let mut fresh = Vec::new();
+        for e in entries {
+            if self.contains(&e.destination, e.event_id).await {
+                continue;
+            }
+            self.ensure_band(&e.destination, e.priority).await?;
+            let generation = self
+                .state_of(e.event_id, &e.destination)
+                .await?
+                .map_or(0, |s| s.updated_at_ms);
+            per_entry.push(vec![
+                self.entry_message(&e, now)
+                    .msg_id(format!("{}:{}:g{generation}", e.event_id, e.destination)),
+                Out::new(
+                    names.dstate(e.event_id, &e.destination),
+                    to_json(&DeliveryState {
+                        status: DeliveryStatus::Pending,
+                        attempts: e.history_base,
+                        updated_at_ms: now,
+                        last_error: None,
+                        next_attempt_ms: (e.due_ms > now).then_some(e.due_ms),
+                    }),
+                )
+                .rollup(),
+            ]);
+            fresh.push(e);
+        }
+        self.write_events_of(per_entry).await?;
+        for e in &fresh {
+            if from_dlq {
+                self.purge(
+                    &names.queues(),
+                    &names.dlq(DlqOwner::Destination(&e.destination), e.event_id),
+                )
+                .await?;
+            }
+            self.wake(&e.destination);
+        }
+        Ok(fresh.len())
+    }
+
+    async fn contains(&self, dest: &str, id: EventId) -> bool {
+        matches!(
+            self.state_of(id, dest).await,
+            Ok(Some(DeliveryState {
+                status: DeliveryStatus::Pending | DeliveryStatus::InFlight,
+                ..
+            }))
+        )
+    }
+
+    fn queue_stats(&self, dest: &str, _now_ms: u64) -> Result<QueueStats, StoreError> {
+        self.queue(dest, |q| q.stats)
+    }
+
+    fn backlog(&self) -> u64 {
+        lock(&self.0.queues).values().map(|q| q.stats.depth).sum()
+    }
+
+    async fn is_paused(&self, dest: &str) -> Result<bool, StoreError> {
+        let names = self.names();
+        Ok(
+            match self
+                .0
+                .js
+                .last(&names.state(), &names.paused(dest))
+                .await
+                .map_err(|e| self.count(e))?
+            {
+                Some(m) => from_json::<bool>("paused", &m.payload)?,
+                None => false,
+            },
+        )
+    }
+
+    async fn set_paused(&self, dest: &str, paused: bool) -> Result<(), StoreError> {
+        let names = self.names();
+        self.0
+            .js
+            .publish(Out::new(names.paused(dest), to_json(&paused)).rollup())
+            .await
+            .map_err(|e| self.count(e))?;
+        self.pause_consumers(dest, paused).await
+    }
+
+    async fn cancel(&self, dest: &str, id: EventId, reason: &str) -> Result<Cancelled, StoreError> {
+        let Some(state) = self.state_of(id, dest).await? else {
+            return Ok(Cancelled::NotPending);
+        };
+        if state.status.is_finished() {
+            return Ok(Cancelled::NotPending);
+        }
+        let held_here = lock(&self.0.held).contains_key(&(dest.to_string(), id));
+        let entry = QueueEntry {
+            event_id: id,
+            destination: dest.to_string(),
+            priority: switchyard_core::DEFAULT_PRIORITY,
+            due_ms: 0,
+            attempt: 0,
+            history_base: 0,
+            delay_ms: 0,
+            enqueued_at_ms: 0,
+            ordering_key: None,
+            lease: None,
+        };
+        // The entry stays in its band until a gateway takes it, finds the
+        // delivery cancelled and drops it.
+        self.write_events_of(vec![self.cancel_messages(&entry, state.attempts, reason)])
+            .await?;
+        Ok(if held_here {
+            Cancelled::AtAttemptEnd
+        } else {
+            Cancelled::Removed
+        })
+    }
+
+    async fn purge_queue(&self, dest: &str, reason: &str) -> Result<Purged, StoreError> {
+        let names = self.names().clone();
+        let queued = self.queued_ids(dest).await?;
+        let mut per_entry = Vec::new();
+        for (id, e) in &queued {
+            let attempts = self
+                .state_of(*id, dest)
+                .await?
+                .map_or(e.history_base, |s| s.attempts);
+            per_entry.push(self.cancel_messages(e, attempts, reason));
+        }
+        self.write_events_of(per_entry).await?;
+        self.purge(&names.queues(), &names.queued_of(dest)).await?;
+        let in_flight = lock(&self.0.held).keys().filter(|(d, _)| d == dest).count() as u64;
+        Ok(Purged {
+            removed: queued.len() as u64,
+            in_flight,
+        })
+    }
+}
+
+impl JetStreamStore {
+    /// Pauses (or resumes) every band consumer of `dest`: the hard stop for
+    /// gateways that have not seen the flag yet.
+    async fn pause_consumers(&self, dest: &str, paused: bool) -> Result<(), StoreError> {
+        let names = self.names();
+        for p in self.bands(dest).await? {
+            let body = if paused {
+                serde_json::json!({ "pause_until": "2999-01-01T00:00:00Z" })
+            } else {
+                serde_json::json!({})
+            };
+            self.0
+                .js
+                .api(
+                    &format!(
+                        "CONSUMER.PAUSE.{}.{}",
+                        names.queues(),
+                        names.band_consumer(dest, p)
+                    ),
+                    &body,
+                )
+                .await
+                .map_err(|e| self.count(e))?;
+        }
+        Ok(())
+    }
+
+    /// The ids of an owner's dead letters, in id order.
+    async fn dlq_ids(&self, owner: DlqOwner<'_>) -> Result<Vec<EventId>, StoreError> {
+        let names = self.names();
+        let mut ids = Vec::new();
+        let mut offset = 0u64;
+        loop {
+            let v = self
+                .0
+                .js
+                .api(
+                    &format!("STREAM.INFO.{}", names.queues()),
+                    &serde_json::json!({ "subjects_filter": names.dlq_of(owner), "offset": offset }),
+                )
+                .await
+                .map_err(|e| self.count(e))?;
+            let subjects = v["state"]["subjects"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let n = subjects.len() as u64;
+            ids.extend(
+                subjects
+                    .keys()
+                    .filter_map(|s| Names::last_token(s).parse::<EventId>().ok()),
+            );
+            offset += n;
+            let total = v["total"].as_u64().unwrap_or(0);
+            if n == 0 || offset >= total {
+                break;
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+}
+
+#[async_trait]
+impl DeadLetters for JetStreamStore {
+    async fn dlq_page(
+        &self,
+        owner: DlqOwner<'_>,
+        cursor: Option<EventId>,
+        order: ListOrder,
+        limit: usize,
+    ) -> Result<(Vec<DlqEntry>, Option<EventId>), StoreError> {
+        let mut ids = self.dlq_ids(owner).await?;
+        if order == ListOrder::Desc {
+            ids.reverse();
+        }
+        let after: Vec<EventId> = ids
+            .into_iter()
+            .filter(|id| match (cursor, order) {
+                (None, _) => true,
+                (Some(c), ListOrder::Asc) => *id > c,
+                (Some(c), ListOrder::Desc) => *id < c,
+            })
+            .collect();
+        let more = after.len() > limit;
+        let mut out = Vec::with_capacity(limit.min(after.len()));
+        for id in after.into_iter().take(limit) {
+            if let Some(e) = self.dlq_entry(owner, id).await? {
+                out.push(e);
+            }
+        }
+        let next = if more {
+            out.last().map(|e| e.event_id)
+        } else {
+            None
+        };
+        Ok((out, next))
+    }
+
+    async fn dlq_entry(
+        &self,
+        owner: DlqOwner<'_>,
+        id: EventId,
+    ) -> Result<Option<DlqEntry>, StoreError> {
+        let names = self.names();
+        match self
+            .0
+            .js
+            .last(&names.queues(), &names.dlq(owner, id))
+            .await
+            .map_err(|e| self.count(e))?
+        {
+            Some(m) => from_json("dlq", &m.payload).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn dlq_depth(&self, owner: DlqOwner<'_>) -> Result<u64, StoreError> {
+        Ok(self.dlq_ids(owner).await?.len() as u64)
+    }
+
+    async fn dlq_remove(&self, owner: DlqOwner<'_>, ids: &[EventId]) -> Result<(), StoreError> {
+        let names = self.names();
+        for id in ids {
+            self.purge(&names.queues(), &names.dlq(owner, *id)).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl History for JetStreamStore {
+    async fn deliveries(&self, id: EventId) -> Result<Vec<(String, DeliveryState)>, StoreError> {
+        self.states(id).await
+    }
+
+    async fn delivery_state(
+        &self,
+        id: EventId,
+        dest: &str,
+    ) -> Result<Option<DeliveryState>, StoreError> {
+        self.state_of(id, dest).await
+    }
+
+    async fn attempts(&self, id: EventId, dest: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        let names = self.names();
+        // One record per attempt number: an attempt written again (a settle
+        // retried after its answer was lost) keeps its later copy.
+        let mut out: std::collections::BTreeMap<u32, AttemptRecord> = Default::default();
+        let mut seq = 1;
+        loop {
+            let got = self
+                .0
+                .js
+                .range(&names.queues(), &names.attempts_of(id, dest), seq, 256)
+                .await
+                .map_err(|e| self.count(e))?;
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                seq = m.seq + 1;
+                let a: AttemptRecord = from_json("attempt", &m.payload)?;
+                out.insert(a.attempt, a);
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+}
