@@ -78,8 +78,14 @@ step "Building the workspace"
 cargo build --workspace
 export SWITCHYARD_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/switchyard"
 
-# Modules of the end-to-end suite that run a second time on JetStream.
-jetstream_suite=(ingest:: delivery:: pull:: schemas:: registry_client:: protobuf:: formats:: cancel:: plugins::)
+# Modules of the end-to-end suite that run a second time on JetStream, and
+# the tests in them that need what the JetStream backend does not offer yet
+# (per-key FIFO: docs/scale-out.md).
+jetstream_suite=(ingest:: delivery:: pull:: cancel:: schemas:: registry_client:: protobuf:: formats:: plugins::)
+jetstream_skip=(
+  --skip pull::a_blocking_key_waits_for_its_dead_letter_to_be_dealt_with
+  --skip pull::ordering_holds_per_key_under_retries_while_other_keys_flow
+)
 
 step "Running the tests"
 log=$(mktemp)
@@ -93,7 +99,7 @@ status=${PIPESTATUS[0]}
 if [ $# -eq 0 ]; then
   printf '\n==> %s\n' "The shared suite on JetStream"
   SWITCHYARD_TEST_BACKEND=jetstream cargo test -p switchyard-tests --test e2e -- \
-    --skip fjall_only "${jetstream_suite[@]}" 2>&1 | tee -a "$log"
+    "${jetstream_skip[@]}" "${jetstream_suite[@]}" 2>&1 | tee -a "$log"
   js_status=${PIPESTATUS[0]}
   if [ "$status" -eq 0 ]; then status=$js_status; fi
 fi

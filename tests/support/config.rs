@@ -48,6 +48,13 @@ impl Table {
         }
     }
 
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     fn write(&self, out: &mut String) {
         for (k, v) in &self.0 {
             let _ = writeln!(out, "{k} = {v}");
@@ -90,7 +97,10 @@ impl Config {
             sections: Vec::new(),
         };
         if crate::nats::jetstream_run() {
+            // The prefix follows the data dir (see `crate::fill`): a
+            // restart on the same dir finds the same state.
             c.jetstream(&crate::nats::servers())
+                .store("prefix", quoted("{store_prefix}"))
         } else {
             c
         }
@@ -124,8 +134,16 @@ impl Config {
     /// listens on 127.0.0.1:0, since `Process` reads the address it got from
     /// the log.
     pub fn for_process(self, data_dir: &Path) -> Self {
-        self.server("listen", quoted("127.0.0.1:0"))
-            .server("data_dir", path(data_dir))
+        let mut c = self
+            .server("listen", quoted("127.0.0.1:0"))
+            .server("data_dir", path(data_dir));
+        if c.store
+            .as_ref()
+            .is_some_and(|t| t.get("prefix") == Some("\"{store_prefix}\""))
+        {
+            c = c.store("prefix", quoted(&crate::nats::prefix_for(data_dir)));
+        }
+        c
     }
 
     /// A `[server]` key, its value a TOML literal: `.server("max_body", "\"1KiB\"")`.

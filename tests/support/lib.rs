@@ -62,6 +62,17 @@ pub fn bin() -> PathBuf {
     p
 }
 
+/// Config text for a gateway whose data dir is `data_dir`: `{data_dir}` is
+/// that path, and `{store_prefix}` (a JetStream run's `[store] prefix`,
+/// see [`config::Config::new`]) a prefix derived from it, so a gateway
+/// restarted on the same data dir finds the same state in the cluster, as
+/// it would on fjall.
+pub fn fill(text: &str, data_dir: impl AsRef<std::path::Path>) -> String {
+    let data_dir = data_dir.as_ref();
+    text.replace("{data_dir}", &data_dir.display().to_string())
+        .replace("{store_prefix}", &nats::prefix_for(data_dir))
+}
+
 /// A gateway running inside the test process.
 pub struct Gateway {
     pub url: String,
@@ -80,7 +91,7 @@ impl Gateway {
 
     /// Starts a gateway on an existing data dir (for restarts).
     pub async fn start_in(config: &str, dir: TempDir) -> Self {
-        let text = config.replace("{data_dir}", &dir.path().join("data").display().to_string());
+        let text = fill(config, dir.path().join("data"));
         let path = dir.path().join("switchyard.toml");
         std::fs::write(&path, &text).unwrap();
         let config = switchyard::config::Config::load(&path).unwrap();

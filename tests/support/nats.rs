@@ -37,6 +37,16 @@ pub fn servers() -> Vec<String> {
     s
 }
 
+/// The prefix of the gateway whose data dir is `data_dir`: the same for
+/// the same path, distinct between paths (temp dirs are unique).
+pub fn prefix_for(data_dir: &std::path::Path) -> String {
+    use std::hash::{Hash, Hasher};
+    // `DefaultHasher::new()` has fixed keys: stable within and across runs.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut h);
+    format!("d{:016x}", h.finish())
+}
+
 /// A prefix no other test uses.
 pub fn fresh_prefix() -> String {
     format!("t{}", ulid::Ulid::new().to_string().to_ascii_lowercase())

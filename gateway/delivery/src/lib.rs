@@ -878,10 +878,12 @@ impl Delivery {
             }
             Decision::Pause { reason } => {
                 // 410: the attempt does not count against the budget; the
-                // entry waits, due now, for an operator to resume.
+                // entry waits, due now, for an operator to resume. It is in
+                // the history, though: the next attempt gets the next number.
                 let next = QueueEntry {
                     due_ms: now_ms(),
                     delay_ms: 0,
+                    history_base: entry.history_base + 1,
                     ..entry.clone()
                 };
                 tracing::warn!(destination = %name, event_id = %id, reason = %reason,

@@ -167,6 +167,9 @@ struct QueueState {
 /// An entry taken by a push attempt in this process, until settled.
 struct HeldEntry {
     reply: String,
+    /// An operator cancelled the delivery while this attempt ran: unless
+    /// it delivers, the settle cancels instead of retrying (the reason).
+    cancel: Option<String>,
 }
 
 /// An event handed to this gateway's router, until routed.

@@ -29,6 +29,9 @@ use crate::{Got, HeldEntry, JetStreamStore, QueueState, from_json, lock, setup, 
 /// by other gateways and scheduled entries falling due ring no bell here.
 const POLL: Duration = Duration::from_millis(200);
 
+/// Queued messages a cancellation reads at most to find its entry.
+const CANCEL_SCAN: usize = 100_000;
+
 /// How long the set of band consumers is trusted before it is read again.
 const BANDS_TTL: Duration = Duration::from_secs(2);
 
@@ -213,8 +216,9 @@ impl JetStreamStore {
             })
         };
         match policy.aging_ms {
+            // Strict priority: 9 is the most urgent band.
             None => {
-                for p in bands {
+                for p in bands.into_iter().rev() {
                     if out.len() >= max {
                         break;
                     }
@@ -252,14 +256,13 @@ impl JetStreamStore {
                     if heads.is_empty() {
                         break;
                     }
-                    // Rank: the due time, earlier by `aging` per level of
-                    // priority (0 is the most urgent).
+                    // Rank as on fjall: the due time, later by `aging` for
+                    // each level below 9 (the most urgent), then the id.
                     let rank = |g: &Got| {
-                        let waited = now.saturating_sub(g.entry.due_ms.min(now));
-                        let boost = (waited / aging.max(1)).min(9);
+                        let below = u64::from(9u8.saturating_sub(g.entry.priority.min(9)));
                         (
-                            u64::from(g.entry.priority).saturating_sub(boost),
-                            g.entry.due_ms,
+                            g.entry.due_ms.min(now).saturating_add(below * aging),
+                            g.entry.event_id,
                         )
                     };
                     heads.sort_by_key(rank);
@@ -501,6 +504,7 @@ impl Queues for JetStreamStore {
                         (dest.to_string(), g.entry.event_id),
                         HeldEntry {
                             reply: g.d.reply.clone(),
+                            cancel: None,
                         },
                     );
                     out.push(g.entry);
@@ -569,6 +573,48 @@ impl Queues for JetStreamStore {
                     "event {id} at {dest:?} is no longer held here (its lease ended or another gateway took it)"
                 )));
             };
+            // Cancelled while the attempt ran: here (marked on the hold), or
+            // through another gateway (the state says so). A delivery that
+            // succeeded stands; anything else ends as cancelled, its record
+            // after this attempt's.
+            let marked = lock(&self.0.held)
+                .get(&(dest.clone(), id))
+                .and_then(|h| h.cancel.clone());
+            let cancelled = match marked {
+                Some(reason) => Some(reason),
+                None => match self.state_of(id, dest).await? {
+                    Some(st) if st.status == DeliveryStatus::Cancelled => Some(
+                        st.last_error
+                            .unwrap_or_default()
+                            .trim_start_matches("cancelled: ")
+                            .to_string(),
+                    ),
+                    _ => None,
+                },
+            };
+            if let Some(reason) = cancelled
+                && !matches!(s.outcome, Settle::Delivered)
+            {
+                let mut msgs = vec![Out::new(
+                    names.attempt(id, dest, attempt.attempt),
+                    to_json(attempt),
+                )];
+                msgs.extend(self.cancel_messages(entry, attempt.attempt, &reason));
+                if let Some((rec, seq)) = lease {
+                    let done = LeaseRecord {
+                        state: LeaseState::Settled,
+                        ..rec
+                    };
+                    msgs.push(
+                        Out::new(names.lease(dest, id), to_json(&done))
+                            .rollup()
+                            .expect_last(seq),
+                    );
+                }
+                per_entry.push(msgs);
+                replies.push(reply);
+                continue;
+            }
             let mut msgs = vec![Out::new(
                 names.attempt(id, dest, attempt.attempt),
                 to_json(attempt),
@@ -642,9 +688,7 @@ impl Queues for JetStreamStore {
                 tracing::warn!(event_id = %s.entry.event_id, error = %e,
                     "Cannot acknowledge a settled entry; the server will hand it out again, and it is then skipped.");
             }
-            if matches!(s.outcome, Settle::Retry { .. }) {
-                self.wake(&s.entry.destination);
-            }
+            self.wake(&s.entry.destination);
         }
         Ok(())
     }
@@ -846,7 +890,12 @@ impl Queues for JetStreamStore {
         if state.status.is_finished() {
             return Ok(Cancelled::NotPending);
         }
-        let held_here = lock(&self.0.held).contains_key(&(dest.to_string(), id));
+        // An attempt running here: it ends first, and its settle cancels
+        // (unless it delivered).
+        if let Some(h) = lock(&self.0.held).get_mut(&(dest.to_string(), id)) {
+            h.cancel = Some(reason.to_string());
+            return Ok(Cancelled::AtAttemptEnd);
+        }
         let entry = QueueEntry {
             event_id: id,
             destination: dest.to_string(),
@@ -859,15 +908,29 @@ impl Queues for JetStreamStore {
             ordering_key: None,
             lease: None,
         };
-        // The entry stays in its band until a gateway takes it, finds the
-        // delivery cancelled and drops it.
-        self.write_events_of(vec![self.cancel_messages(&entry, state.attempts, reason)])
-            .await?;
-        Ok(if held_here {
-            Cancelled::AtAttemptEnd
-        } else {
-            Cancelled::Removed
-        })
+        let mut msgs = self.cancel_messages(&entry, state.attempts, reason);
+        // A pull lease ends with it: its receipt settles nothing.
+        if let Some((rec, seq)) = self.lease_record(dest, id).await?
+            && rec.state != LeaseState::Settled
+        {
+            let names = self.names();
+            msgs.push(
+                Out::new(
+                    names.lease(dest, id),
+                    to_json(&LeaseRecord {
+                        state: LeaseState::Settled,
+                        ..rec
+                    }),
+                )
+                .rollup()
+                .expect_last(seq),
+            );
+        }
+        self.write_events_of(vec![msgs]).await?;
+        // Out of its band too, so the queue's depth drops now; if another
+        // gateway holds it, its settle finds the delivery cancelled.
+        self.remove_queued(dest, id).await?;
+        Ok(Cancelled::Removed)
     }
 
     async fn purge_queue(&self, dest: &str, reason: &str) -> Result<Purged, StoreError> {
@@ -892,6 +955,48 @@ impl Queues for JetStreamStore {
 }
 
 impl JetStreamStore {
+    /// Removes `id`'s queued message at `dest`: its schedule subject, or
+    /// its message in a band, found by reading the band (a work queue
+    /// holds only what is not yet acknowledged). A band message another
+    /// gateway holds is removed too; its settle finds the state cancelled.
+    /// Past [`CANCEL_SCAN`] messages it is left for the next take to skip.
+    async fn remove_queued(&self, dest: &str, id: EventId) -> Result<(), StoreError> {
+        let names = self.names().clone();
+        let stream = names.queues();
+        let mut seq = 1;
+        let mut seen = 0;
+        while seen < CANCEL_SCAN {
+            let got = self
+                .0
+                .js
+                .range(&stream, &names.queued_of(dest), seq, 256)
+                .await
+                .map_err(|e| self.count(e))?;
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                seq = m.seq + 1;
+                seen += 1;
+                let Ok(e) = from_json::<QueueEntry>("queue entry", &m.payload) else {
+                    continue;
+                };
+                if e.event_id == id {
+                    self.0
+                        .js
+                        .api(
+                            &format!("STREAM.MSG.DELETE.{stream}"),
+                            &serde_json::json!({ "seq": m.seq, "no_erase": true }),
+                        )
+                        .await
+                        .map_err(|e| self.count(e))?;
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Pauses (or resumes) every band consumer of `dest`: the hard stop for
     /// gateways that have not seen the flag yet.
     async fn pause_consumers(&self, dest: &str, paused: bool) -> Result<(), StoreError> {

@@ -571,11 +571,7 @@ async fn a_stream_without_a_setting_the_gateway_needs_is_refused_at_start_naming
     assert!(ok, "{out}");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("switchyard.toml");
-    std::fs::write(
-        &path,
-        text.replace("{data_dir}", &dir.path().join("d").display().to_string()),
-    )
-    .unwrap();
+    std::fs::write(&path, switchyard_tests::fill(&text, dir.path().join("d"))).unwrap();
     let config = switchyard::config::Config::load(&path).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let err = switchyard::run(config, listener, std::future::pending::<()>())

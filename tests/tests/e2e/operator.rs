@@ -154,10 +154,7 @@ async fn disk_low_and_recovered_are_operator_events() {
     })
     .await;
     // Lower the floor by a reload: the disk is fine again.
-    let text = cfg("1MiB").replace(
-        "{data_dir}",
-        &gw.dir.path().join("data").display().to_string(),
-    );
+    let text = switchyard_tests::fill(&cfg("1MiB"), gw.dir.path().join("data"));
     std::fs::write(gw.dir.path().join("switchyard.toml"), text).unwrap();
     let r = client()
         .post(gw.url("/v1/admin/reload"))

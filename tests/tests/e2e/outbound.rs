@@ -44,7 +44,7 @@ fn denying(out: Destination) -> Config {
 }
 
 fn load(text: &str, dir: &Path) -> Result<switchyard::config::Config, String> {
-    let text = text.replace("{data_dir}", &dir.join("data").display().to_string());
+    let text = switchyard_tests::fill(text, dir.join("data"));
     let path = dir.join("switchyard.toml");
     std::fs::write(&path, text).unwrap();
     switchyard::config::Config::load(&path).map_err(|e| e.to_string())
@@ -122,9 +122,10 @@ fn a_metadata_ip_destination_is_refused_at_config_load() {
     let path = dir.path().join("meta.toml");
     std::fs::write(
         &path,
-        config(out("http://[::ffff:169.254.169.254]/"))
-            .build()
-            .replace("{data_dir}", "data"),
+        switchyard_tests::fill(
+            &config(out("http://[::ffff:169.254.169.254]/")).build(),
+            "data",
+        ),
     )
     .unwrap();
     let out = std::process::Command::new(bin())

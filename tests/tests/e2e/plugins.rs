@@ -296,9 +296,7 @@ impl Binary {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("switchyard.toml");
         let data = dir.path().join("data");
-        let text = config
-            .build()
-            .replace("{data_dir}", &data.display().to_string());
+        let text = switchyard_tests::fill(&config.build(), &data);
         std::fs::write(&path, text).unwrap();
         let proc = switchyard_tests::Process::start_with_args(
             &path,
@@ -956,11 +954,7 @@ async fn a_typescript_plugin_built_with_the_sdk_routes_with_javascripts_default_
         .build();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("switchyard.toml");
-    std::fs::write(
-        &file,
-        bad.replace("{data_dir}", &dir.path().join("data").display().to_string()),
-    )
-    .unwrap();
+    std::fs::write(&file, switchyard_tests::fill(&bad, dir.path().join("data"))).unwrap();
     let out = std::process::Command::new(switchyard_tests::bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&file)

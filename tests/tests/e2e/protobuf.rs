@@ -325,7 +325,7 @@ async fn config_that_cannot_fit_the_registered_subject_stops_start_up_and_reload
     let data = dir.path().join("data").display().to_string();
     for (cfg, says) in &cases {
         let path = dir.path().join("bad.toml");
-        std::fs::write(&path, cfg.replace("{data_dir}", &data)).unwrap();
+        std::fs::write(&path, switchyard_tests::fill(cfg, &data)).unwrap();
         let config = switchyard::config::Config::load(&path).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let err = switchyard::run(config, listener, std::future::pending())
@@ -341,7 +341,7 @@ async fn config_that_cannot_fit_the_registered_subject_stops_start_up_and_reload
     let gw = Gateway::start_in(&plain, dir).await;
     for (cfg, says) in &cases {
         let path = gw.dir.path().join("switchyard.toml");
-        std::fs::write(&path, cfg.replace("{data_dir}", &data)).unwrap();
+        std::fs::write(&path, switchyard_tests::fill(cfg, &data)).unwrap();
         let r = client()
             .post(gw.url("/v1/admin/reload"))
             .send()

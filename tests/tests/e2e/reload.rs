@@ -494,7 +494,7 @@ async fn a_refused_reload_lists_every_error_and_a_telemetry_change_needs_no_rest
     let file = gw.dir.path().join("switchyard.toml");
     let data = gw.dir.path().join("data").display().to_string();
     let write_in =
-        |c: Config| std::fs::write(&file, c.build().replace("{data_dir}", &data)).unwrap();
+        |c: Config| std::fs::write(&file, switchyard_tests::fill(&c.build(), &data)).unwrap();
     let reload = || async {
         let r = client()
             .post(gw.url("/v1/admin/reload"))

@@ -900,7 +900,7 @@ async fn a_reload_turns_tracing_on_and_changes_it_without_a_restart() {
     let file = gw.dir.path().join("switchyard.toml");
     let data = gw.dir.path().join("data").display().to_string();
     let reload_with = |c: Config| {
-        std::fs::write(&file, c.build().replace("{data_dir}", &data)).unwrap();
+        std::fs::write(&file, switchyard_tests::fill(&c.build(), &data)).unwrap();
         let url = gw.url("/v1/admin/reload");
         async move {
             let r = client().post(url).send().await.unwrap();
