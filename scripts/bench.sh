@@ -10,6 +10,7 @@
 #   bash scripts/bench.sh stalls     # 5,000/s for 60 s: the write path's tail
 #   bash scripts/bench.sh nginx      # wrk on nginx's static 202 and on ingest
 #   bash scripts/bench.sh backlog    # a 10-million backlog: RSS, restart, drain
+#   bash scripts/bench.sh cluster    # fjall vs JetStream with 1, 2 and 3 gateways
 #
 # Builds release binaries, starts the real gateway on a fresh data dir with
 # durability = "sync" (every 202 is after fdatasync via the group commit),
@@ -28,17 +29,9 @@ lg=${BENCH_LOADGEN:-target/release/loadgen}
 port=${BENCH_PORT:-18480}
 sink_port=${BENCH_SINK_PORT:-18481}
 
-run_gateway() {
-  local dir; dir=$(mktemp -d)
-  cat > "$dir/bench.toml" <<TOML
-[server]
-listen = "127.0.0.1:$port"
-data_dir = "$dir/data"
-durability = "sync"
-min_free_disk = "64MiB"
-max_body = "1MiB"
-$1
-
+# The topics and destinations every scenario uses.
+topology() {
+  cat <<TOML
 [[destinations]]
 name = "sink"
 kind = "http"
@@ -61,6 +54,21 @@ visibility_timeout = "60s"
 [[topics]]
 name = "pull"
 routes = ["jobs"]
+TOML
+}
+
+run_gateway() {
+  local dir; dir=$(mktemp -d)
+  cat > "$dir/bench.toml" <<TOML
+[server]
+listen = "127.0.0.1:$port"
+data_dir = "$dir/data"
+durability = "sync"
+min_free_disk = "64MiB"
+max_body = "1MiB"
+$1
+
+$(topology)
 TOML
   RUST_LOG=warn "$gw" serve --config "$dir/bench.toml" > "$dir/log" 2>&1 &
   gw_pid=$!
@@ -387,6 +395,77 @@ for round in 1 2; do
 done
 rm -rf "$ndir"
 [ "$only" = nginx ] && exit 0
+fi
+
+# ---------------------------------------------------------------------------
+# Scale-out (issue 14): the same load on fjall, then on a 3-node JetStream
+# cluster (R3, started here by scripts/nats-cluster.sh, all on this
+# machine) with 1, 2 and 3 gateways sharing it, the connections spread over
+# them round-robin: durable ingest alone (a topic with no routes), then
+# ingest with delivery to a local sink. Each JetStream run has a prefix of
+# its own (empty streams). `bash scripts/bench.sh cluster`.
+if [ "$only" = cluster ]; then
+  export JS_PROBE_DIR; JS_PROBE_DIR=$(mktemp -d)
+  bash scripts/nats-cluster.sh start >/dev/null
+  gw_pids=()
+  stop_gateways() {
+    local p
+    for p in "${gw_pids[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+    gw_pids=()
+  }
+  trap 'stop_gateway; stop_gateways; bash scripts/nats-cluster.sh clean' EXIT
+  # Starts $1 gateways on the cluster under prefix $2; their ingest URLs
+  # for topic $3 end up in $urls.
+  run_gateways() {
+    local n=$1 prefix=$2 topic=$3 i dir p
+    urls=""
+    for i in $(seq "$n"); do
+      dir=$(mktemp -d); p=$((port + 10 * i))
+      cat > "$dir/bench.toml" <<TOML
+[server]
+listen = "127.0.0.1:$p"
+data_dir = "$dir/data"
+min_free_disk = "64MiB"
+max_body = "1MiB"
+
+[store]
+backend = "jetstream"
+servers = ["nats://127.0.0.1:14222", "nats://127.0.0.1:14223", "nats://127.0.0.1:14224"]
+replicas = 3
+prefix = "$prefix"
+
+$(topology)
+TOML
+      RUST_LOG=warn "$gw" serve --config "$dir/bench.toml" > "$dir/log" 2>&1 &
+      gw_pids+=($!)
+      for _ in $(seq 200); do
+        curl -sf "http://127.0.0.1:$p/healthz" >/dev/null 2>&1 && break
+        sleep 0.1
+      done
+      curl -sf "http://127.0.0.1:$p/healthz" >/dev/null || { echo "gateway $i did not start"; cat "$dir/log"; exit 1; }
+      urls+="${urls:+,}http://127.0.0.1:$p/v1/topics/$topic/events"
+    done
+  }
+  echo "== C. Scale-out: fjall vs JetStream (3 nodes, R3, this machine) with 1-3 gateways, 64 connections, 1 KB JSON"
+  echo "-- fjall, 1 gateway: ingest only"
+  run_gateway ""
+  "$lg" --url "http://127.0.0.1:$port/v1/topics/ingest-only/events" --connections 64 --duration 8s --gateway-pid "$gw_pid"
+  stop_gateway
+  echo "-- fjall, 1 gateway: ingest + delivery"
+  run_gateway ""
+  "$lg" --url "http://127.0.0.1:$port/v1/topics/bench/events" --connections 64 --duration 8s --sink "127.0.0.1:$sink_port"
+  stop_gateway
+  for n in 1 2 3; do
+    echo "-- jetstream, $n gateway(s): ingest only"
+    run_gateways "$n" "bench${n}i$RANDOM" ingest-only
+    "$lg" --url "$urls" --connections 64 --duration 8s
+    stop_gateways
+    echo "-- jetstream, $n gateway(s): ingest + delivery"
+    run_gateways "$n" "bench${n}d$RANDOM" bench
+    "$lg" --url "$urls" --connections 64 --duration 8s --sink "127.0.0.1:$sink_port"
+    stop_gateways
+  done
+  exit 0
 fi
 
 # ---------------------------------------------------------------------------

@@ -98,7 +98,7 @@ status=${PIPESTATUS[0]}
 # modules are ingest, routing, delivery, DLQ, pull and the registry.
 if [ $# -eq 0 ]; then
   printf '\n==> %s\n' "The shared suite on JetStream"
-  SWITCHYARD_TEST_BACKEND=jetstream cargo test -p switchyard-tests --test e2e -- \
+  SWITCHYARD_TEST_BACKEND=jetstream cargo test --workspace --test e2e -- \
     "${jetstream_skip[@]}" "${jetstream_suite[@]}" 2>&1 | tee -a "$log"
   js_status=${PIPESTATUS[0]}
   if [ "$status" -eq 0 ]; then status=$js_status; fi

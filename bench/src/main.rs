@@ -25,9 +25,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Clone)]
 #[command(about = "Load generator for Switchyard benchmarks")]
 struct Args {
-    /// Ingest URL, e.g. http://127.0.0.1:8080/v1/topics/bench/events
-    #[arg(long)]
-    url: String,
+    /// Ingest URL, e.g. http://127.0.0.1:8080/v1/topics/bench/events. Give
+    /// several (comma-separated) to spread the connections over several
+    /// gateways round-robin, as a load balancer would.
+    #[arg(long, required = true, value_delimiter = ',')]
+    url: Vec<String>,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -121,8 +123,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(addr) => Some(start_sink(addr).await?),
         None => None,
     };
-    let uri: hyper::Uri = args.url.parse().context("bad --url")?;
-    let authority = uri.authority().context("--url needs a host")?.to_string();
+    let targets: Vec<(hyper::Uri, String)> = args
+        .url
+        .iter()
+        .map(|u| {
+            let uri: hyper::Uri = u.parse().context("bad --url")?;
+            let authority = uri.authority().context("--url needs a host")?.to_string();
+            anyhow::Ok((uri, authority))
+        })
+        .collect::<Result<_, _>>()?;
     let body = match &args.body_file {
         Some(p) => Bytes::from(std::fs::read(p)?),
         None => payload(args.size),
@@ -146,8 +155,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })
     });
     let mut tasks = Vec::new();
-    for _ in 0..args.connections {
-        let (uri, authority, body) = (uri.clone(), authority.clone(), body.clone());
+    for c in 0..args.connections {
+        let (uri, authority) = targets[c % targets.len()].clone();
+        let body = body.clone();
         let content_type = args.content_type.clone();
         let (totals, hist) = (totals.clone(), hist.clone());
         tasks.push(tokio::spawn(async move {

@@ -140,6 +140,16 @@ pub struct Process {
     pub logs: Arc<Mutex<Vec<String>>>,
 }
 
+/// A test that fails midway still stops its gateway: an orphan would keep
+/// the test run's output pipe open (and its ports and data dir) after the
+/// test binary exited.
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Process {
     /// Starts `switchyard serve --config <path>` and waits until it listens.
     /// The config should listen on 127.0.0.1:0; the address is read from the log.

@@ -50,6 +50,17 @@ struct LeaseRecord {
     entry: QueueEntry,
 }
 
+/// The write that ends a lease: only if it is still the one at `seq` (the
+/// one the receipt or the take named), so a stale receipt settles nothing.
+fn lease_settled(names: &Names, rec: LeaseRecord, seq: u64) -> Out {
+    let subject = names.lease(&rec.entry.destination, rec.entry.event_id);
+    let done = LeaseRecord {
+        state: LeaseState::Settled,
+        ..rec
+    };
+    Out::new(subject, to_json(&done)).rollup().expect_last(seq)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum LeaseState {
@@ -601,15 +612,7 @@ impl Queues for JetStreamStore {
                 )];
                 msgs.extend(self.cancel_messages(entry, attempt.attempt, &reason));
                 if let Some((rec, seq)) = lease {
-                    let done = LeaseRecord {
-                        state: LeaseState::Settled,
-                        ..rec
-                    };
-                    msgs.push(
-                        Out::new(names.lease(dest, id), to_json(&done))
-                            .rollup()
-                            .expect_last(seq),
-                    );
+                    msgs.push(lease_settled(&names, rec, seq));
                 }
                 per_entry.push(msgs);
                 replies.push(reply);
@@ -667,16 +670,7 @@ impl Queues for JetStreamStore {
                 .rollup(),
             );
             if let Some((rec, seq)) = lease {
-                // Only if the lease is still the one the receipt names.
-                let done = LeaseRecord {
-                    state: LeaseState::Settled,
-                    ..rec
-                };
-                msgs.push(
-                    Out::new(names.lease(dest, id), to_json(&done))
-                        .rollup()
-                        .expect_last(seq),
-                );
+                msgs.push(lease_settled(&names, rec, seq));
             }
             per_entry.push(msgs);
             replies.push(reply);
@@ -913,18 +907,7 @@ impl Queues for JetStreamStore {
         if let Some((rec, seq)) = self.lease_record(dest, id).await?
             && rec.state != LeaseState::Settled
         {
-            let names = self.names();
-            msgs.push(
-                Out::new(
-                    names.lease(dest, id),
-                    to_json(&LeaseRecord {
-                        state: LeaseState::Settled,
-                        ..rec
-                    }),
-                )
-                .rollup()
-                .expect_last(seq),
-            );
+            msgs.push(lease_settled(self.names(), rec, seq));
         }
         self.write_events_of(vec![msgs]).await?;
         // Out of its band too, so the queue's depth drops now; if another

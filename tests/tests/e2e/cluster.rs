@@ -402,15 +402,19 @@ async fn a_schema_registered_through_one_gateway_validates_on_the_other_at_once(
             "an id handed out twice: {v}"
         );
     }
-    let versions: Value = client()
-        .get(a.url("/registry/subjects/typed-value/versions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(versions, json!([1, 2, 3, 4, 5, 6, 7]), "{versions}");
+    // Every version landed; A shows those B wrote within a second.
+    eventually(Duration::from_secs(10), "seven versions on A", || async {
+        let v: Value = client()
+            .get(a.url("/registry/subjects/typed-value/versions"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (v == json!([1, 2, 3, 4, 5, 6, 7])).then_some(())
+    })
+    .await;
     b.stop().await;
     a.stop().await;
 }
@@ -453,8 +457,11 @@ async fn a_gateway_killed_mid_delivery_leaves_its_work_to_the_others() {
     .await;
     let took = started.elapsed();
     let total = sink.received().len();
+    // At-least-once: what A had in flight (at most the destination's
+    // concurrency, 16 by default) may have reached the sink before A died,
+    // and is delivered again by B. Nothing else repeats.
     assert!(
-        total <= n + 8,
+        total <= n + 16,
         "duplicates stay bounded by what was in flight: {total} deliveries of {n}"
     );
     eprintln!("B finished A's work {took:?} after the kill; {total} deliveries of {n}");
