@@ -10,6 +10,8 @@
 //! - `queues`: destination queues over the windows, and the DLQs.
 //! - `upgrade`: bringing data dirs of older store formats up to date.
 //! - `schemas`: the schema registry's tables.
+//! - `export`: the whole store read out for another backend (`switchyard
+//!   migrate`).
 //!
 //! Keyspaces:
 //! - `events`: id -> the event (header JSON + raw payload).
@@ -31,6 +33,7 @@
 //! - `registry_*`: the schema registry (see `schemas`).
 
 mod codec;
+mod export;
 mod keys;
 mod log;
 mod queues;

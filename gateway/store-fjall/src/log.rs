@@ -26,7 +26,10 @@ impl FjallStore {
     }
 
     /// Delivery states of one event as stored (no in-flight overlay).
-    fn stored_deliveries(&self, id: Ulid) -> Result<Vec<(String, DeliveryState)>, StoreError> {
+    pub(crate) fn stored_deliveries(
+        &self,
+        id: Ulid,
+    ) -> Result<Vec<(String, DeliveryState)>, StoreError> {
         let mut out = Vec::new();
         for guard in self.ks.dstate.prefix(keys::event(id)) {
             let (k, v) = guard.into_inner().fj()?;

@@ -98,6 +98,9 @@ struct ApiErrorBody {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct PubAck {
     pub seq: u64,
+    /// The Msg-Id was seen within the duplicate window: nothing stored.
+    #[serde(default)]
+    pub duplicate: bool,
 }
 
 /// A message to publish.

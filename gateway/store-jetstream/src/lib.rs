@@ -19,6 +19,7 @@
 //! docs/scale-out.md describes the layout, what a 202 means here, and the
 //! differences from the embedded store.
 
+mod import;
 mod js;
 mod log;
 mod names;

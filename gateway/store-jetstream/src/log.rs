@@ -17,12 +17,12 @@ use crate::{Claim, JetStreamStore, decode_event, encode_event, from_json, lock, 
 
 /// An idempotency key's record, shared by every gateway.
 #[derive(Serialize, Deserialize)]
-struct KeyRecord {
-    ids: Vec<EventId>,
-    received_at_ms: u64,
+pub(crate) struct KeyRecord {
+    pub ids: Vec<EventId>,
+    pub received_at_ms: u64,
     /// The events are stored (false: a gateway is writing them, or died
     /// while it did).
-    done: bool,
+    pub done: bool,
 }
 
 /// A plugin's rewrite and the chain's verdicts, stored together.
@@ -47,6 +47,30 @@ struct Rewrite {
 /// How long a resend waits for another gateway's write of the same key
 /// before finishing it itself.
 const KEY_WAIT: Duration = Duration::from_secs(1);
+
+/// The record of a plugin's rewrite of event `id` and the chain's
+/// verdicts (replacing an earlier routing's).
+pub(crate) fn rewrite_message(
+    names: &Names,
+    id: EventId,
+    t: Option<&Transformed>,
+    verdicts: &[PluginVerdict],
+) -> Out {
+    let (payload, binary) = match t.map(|t| std::str::from_utf8(&t.payload)) {
+        Some(Ok(s)) => (Some(s.to_string()), None),
+        Some(Err(_)) => (None, t.map(|t| t.payload.to_vec())),
+        None => (None, None),
+    };
+    let rw = Rewrite {
+        content_type: t.map(|t| t.content_type.clone()),
+        headers: t.map(|t| t.headers.clone()).unwrap_or_default(),
+        plugin: t.and_then(|t| t.plugin.clone()),
+        payload,
+        binary,
+        verdicts: verdicts.to_vec(),
+    };
+    Out::new(names.transformed(id), to_json(&rw)).rollup()
+}
 
 /// A routing's batch is cut into atomic batches of whole events.
 fn chunks(per_event: Vec<Vec<Out>>) -> Vec<Vec<Out>> {
@@ -457,21 +481,12 @@ impl EventLog for JetStreamStore {
             };
             let mut msgs = Vec::new();
             if r.transformed.is_some() || !r.verdicts.is_empty() {
-                let t = r.transformed.as_ref();
-                let (payload, binary) = match t.map(|t| std::str::from_utf8(&t.payload)) {
-                    Some(Ok(s)) => (Some(s.to_string()), None),
-                    Some(Err(_)) => (None, t.map(|t| t.payload.to_vec())),
-                    None => (None, None),
-                };
-                let rw = Rewrite {
-                    content_type: t.map(|t| t.content_type.clone()),
-                    headers: t.map(|t| t.headers.clone()).unwrap_or_default(),
-                    plugin: t.and_then(|t| t.plugin.clone()),
-                    payload,
-                    binary,
-                    verdicts: r.verdicts.clone(),
-                };
-                msgs.push(Out::new(names.transformed(id), to_json(&rw)).rollup());
+                msgs.push(rewrite_message(
+                    &names,
+                    id,
+                    r.transformed.as_ref(),
+                    &r.verdicts,
+                ));
             }
             for e in &r.entries {
                 if existing.contains(&e.destination) {

@@ -982,9 +982,13 @@ impl JetStreamStore {
 
     /// Pauses (or resumes) every band consumer of `dest`: the hard stop for
     /// gateways that have not seen the flag yet.
+    /// Resuming goes from the most urgent band down, so no dispatcher
+    /// finds a lower band open while a higher one is still paused.
     async fn pause_consumers(&self, dest: &str, paused: bool) -> Result<(), StoreError> {
         let names = self.names();
-        for p in self.bands(dest).await? {
+        let mut bands = self.bands(dest).await?;
+        bands.sort_unstable_by(|a, b| b.cmp(a));
+        for p in bands {
             let body = if paused {
                 serde_json::json!({ "pause_until": "2999-01-01T00:00:00Z" })
             } else {

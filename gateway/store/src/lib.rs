@@ -14,6 +14,8 @@
 //! - [`DeadLetters`], [`History`]: the DLQs, delivery states and attempts.
 //! - [`Maintenance`]: retention, idempotency expiry, flushing, sizes, metrics.
 //! - [`SchemaStore`]: the schema registry's tables.
+//! - [`transfer`]: reading a store out and writing it into another
+//!   backend (`switchyard migrate`).
 //!
 //! [`Store`] is all of them; each part of the gateway holds only the traits
 //! it uses (the registry, for one, sees a `dyn SchemaStore`).
@@ -26,6 +28,7 @@
 pub mod order;
 mod records;
 mod schemas;
+pub mod transfer;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -90,6 +90,12 @@ enum Command {
         #[command(subcommand)]
         action: cli::plugin::PluginAction,
     },
+    /// Moves a single node's data dir into a JetStream cluster (stop its
+    /// gateway first); safe to run again, and resumes where it stopped.
+    #[command(
+        after_help = "Example:\n  switchyard migrate --from /var/lib/switchyard --config /etc/switchyard/cluster.toml\n\nSee docs/scale-out.md, \"Moving a single node into the cluster\"."
+    )]
+    Migrate(cli::migrate::MigrateArgs),
     /// Prints a shell completion script.
     #[command(
         after_help = "Example:\n  switchyard completions bash > /etc/bash_completion.d/switchyard"
@@ -139,6 +145,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Publish(args) => runtime()?.block_on(cli::ops::publish(args)),
         Command::Dlq { action } => runtime()?.block_on(cli::dlq::run(action)),
         Command::Plugin { action } => runtime()?.block_on(cli::plugin::run(action)),
+        Command::Migrate(args) => {
+            init_logs(false);
+            runtime()?.block_on(cli::migrate::run(args))
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

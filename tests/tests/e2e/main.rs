@@ -21,6 +21,7 @@ mod formats;
 mod hostile;
 mod ingest;
 mod ingest_guards;
+mod migrate;
 mod openapi;
 mod operator;
 mod outbound;

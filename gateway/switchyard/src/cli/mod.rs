@@ -4,10 +4,13 @@
 //!   ([`Conn`]), the one HTTP call helper, tables, and the confirmation a
 //!   destructive command asks for;
 //! - `dlq`: dead-letter queues (list, show, replay, purge);
+//! - `migrate`: a single node's data dir moved into a JetStream cluster
+//!   (the one command here that opens stores itself);
 //! - `ops`: `status`, `destinations`, `events`, `publish`;
 //! - `plugin`: `plugin check|test`, which need no gateway.
 
 pub mod dlq;
+pub mod migrate;
 pub mod ops;
 pub mod plugin;
 
