@@ -79,13 +79,10 @@ cargo build --workspace
 export SWITCHYARD_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/switchyard"
 
 # Modules of the end-to-end suite that run a second time on JetStream, and
-# the tests in them that need what the JetStream backend does not offer yet
-# (per-key FIFO: docs/scale-out.md).
+# the tests in them that need what the JetStream backend does not offer
+# (none now; `--skip <test>` entries go here).
 jetstream_suite=(ingest:: delivery:: pull:: cancel:: schemas:: registry_client:: protobuf:: formats:: plugins::)
-jetstream_skip=(
-  --skip pull::a_blocking_key_waits_for_its_dead_letter_to_be_dealt_with
-  --skip pull::ordering_holds_per_key_under_retries_while_other_keys_flow
-)
+jetstream_skip=()
 
 step "Running the tests"
 log=$(mktemp)

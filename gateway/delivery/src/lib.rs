@@ -454,7 +454,7 @@ impl Delivery {
         let current = self.current();
         let mut out = Vec::with_capacity(current.len());
         for d in current.values() {
-            let q = self.store.queue_stats(d.name(), now)?;
+            let q = self.store.queue_stats_now(d.name(), now).await?;
             let c = &d.counters;
             let pull = (d.config.kind == DestinationKind::Pull).then(|| PullStats {
                 receives: c.receives.load(Ordering::Relaxed),

@@ -73,6 +73,27 @@ impl FjallStore {
     }
 }
 
+impl FjallStore {
+    fn queued_export(&self, dest: &str, entry: QueueEntry) -> Result<QueuedExport, StoreError> {
+        let state = match self
+            .ks
+            .dstate
+            .get(keys::dstate(entry.event_id, dest))
+            .fj()?
+        {
+            Some(v) => codec::from_json("dstate", &v)?,
+            None => DeliveryState {
+                status: DeliveryStatus::Pending,
+                attempts: entry.history_base + entry.attempt,
+                updated_at_ms: entry.enqueued_at_ms,
+                last_error: None,
+                next_attempt_ms: None,
+            },
+        };
+        Ok(QueuedExport { entry, state })
+    }
+}
+
 impl Export for FjallStore {
     fn export_events(
         &self,
@@ -109,37 +130,61 @@ impl Export for FjallStore {
         Ok(out)
     }
 
+    /// Entries without a FIFO key in queue order, then those with one
+    /// key by key, each key's in id order (its `qkeys` index): the order a
+    /// FIFO line must be rebuilt in, whatever band or due time each entry
+    /// has now.
     fn export_queue(
         &self,
         destination: &str,
         after: Option<&QueueEntry>,
         max: usize,
     ) -> Result<Vec<QueuedExport>, StoreError> {
-        let from = match after {
-            Some(e) => just_after(&keys::queue_entry(e)),
+        let mut out = Vec::new();
+        if after.is_none_or(|e| e.ordering_key.is_none()) {
+            let from = match after {
+                Some(e) => just_after(&keys::queue_entry(e)),
+                None => keys::name_prefix(destination),
+            };
+            let to = keys::after_queue(destination);
+            for g in self.ks.queue.range(from..to) {
+                if out.len() >= max {
+                    return Ok(out);
+                }
+                let (_, v) = g.into_inner().fj()?;
+                let entry: QueueEntry = codec::from_json("queue", &v)?;
+                if entry.ordering_key.is_some() {
+                    continue;
+                }
+                out.push(self.queued_export(destination, entry)?);
+            }
+        }
+        let from = match after.and_then(|e| e.ordering_key.as_deref().map(|k| (k, e.event_id))) {
+            Some((key, id)) => just_after(&keys::fifo(destination, key, id)),
             None => keys::name_prefix(destination),
         };
-        let to = keys::after_queue(destination);
-        let mut out = Vec::new();
-        for g in self.ks.queue.range(from..to).take(max) {
-            let (_, v) = g.into_inner().fj()?;
-            let entry: QueueEntry = codec::from_json("queue", &v)?;
-            let state = match self
-                .ks
-                .dstate
-                .get(keys::dstate(entry.event_id, destination))
-                .fj()?
-            {
-                Some(v) => codec::from_json("dstate", &v)?,
-                None => DeliveryState {
-                    status: DeliveryStatus::Pending,
-                    attempts: entry.history_base + entry.attempt,
-                    updated_at_ms: entry.enqueued_at_ms,
-                    last_error: None,
-                    next_attempt_ms: None,
-                },
+        let to = keys::successor(&keys::name_prefix(destination));
+        for g in self.ks.qkeys.range(from..to) {
+            if out.len() >= max {
+                break;
+            }
+            let (k, v) = g.into_inner().fj()?;
+            let corrupt = || StoreError::Corrupt {
+                keyspace: "qkeys",
+                message: format!("a key of {destination:?} that does not decode"),
             };
-            out.push(QueuedExport { entry, state });
+            let (_, id) = keys::decode_fifo(destination, &k).ok_or_else(corrupt)?;
+            let (band, due_ms) = keys::decode_fifo_value(&v).ok_or_else(corrupt)?;
+            let Some(v) = self
+                .ks
+                .queue
+                .get(keys::queue_at(destination, band, due_ms, id))
+                .fj()?
+            else {
+                continue;
+            };
+            let entry: QueueEntry = codec::from_json("queue", &v)?;
+            out.push(self.queued_export(destination, entry)?);
         }
         Ok(out)
     }

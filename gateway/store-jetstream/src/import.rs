@@ -219,19 +219,39 @@ impl Import for JetStreamStore {
         let names = self.names().clone();
         let now = now_ms();
         let mut items = Vec::with_capacity(entries.len());
+        let mut done = Imported::default();
         for q in entries {
             let e = &q.entry;
             self.ensure_band(&e.destination, e.priority).await?;
             let mut state = q.state.clone();
             state.status = DeliveryStatus::Pending;
             state.next_attempt_ms = (e.due_ms > now).then_some(e.due_ms);
+            let state =
+                Out::new(names.dstate(e.event_id, &e.destination), to_json(&state)).expect_last(0);
+            if self.in_line(e) {
+                // Joins its key's line, in the order exported (each key's
+                // entries in id order), one at a time.
+                done += if self.join_line_once(e, state).await? {
+                    Imported {
+                        written: 1,
+                        present: 0,
+                    }
+                } else {
+                    Imported {
+                        written: 0,
+                        present: 1,
+                    }
+                };
+                continue;
+            }
             items.push(vec![
                 self.entry_message(e, now)
                     .msg_id(format!("{}:{}:mg", e.event_id, e.destination)),
-                Out::new(names.dstate(e.event_id, &e.destination), to_json(&state)).expect_last(0),
+                state,
             ]);
         }
-        self.write_guarded(items).await
+        done += self.write_guarded(items).await?;
+        Ok(done)
     }
 
     async fn import_keys(&self, keys: Vec<(KeyExport, Duration)>) -> Result<Imported, StoreError> {

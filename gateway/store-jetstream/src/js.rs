@@ -32,6 +32,8 @@ pub(crate) mod code {
     pub const CONSUMER_NOT_FOUND: u32 = 10014;
     /// An atomic batch held a Msg-Id the stream has seen: it was committed.
     pub const BATCH_DUPLICATE: u32 = 10201;
+    /// A message get found nothing.
+    pub const NO_MESSAGE_FOUND: u32 = 10037;
 }
 
 /// A failure of one JetStream call.
@@ -352,6 +354,37 @@ impl Js {
     ) -> Result<Option<Stored>, JsError> {
         let body = serde_json::json!({ "seq": seq, "next_by_subj": filter });
         self.direct_one(stream, &body).await
+    }
+
+    /// A get answered by the stream's leader (`STREAM.MSG.GET`), never by
+    /// a replica that may trail it: for reads a decision rests on without
+    /// a compare-and-set to catch a stale answer (`body` as for a direct
+    /// get: `last_by_subj`, or `seq` with `next_by_subj`).
+    pub async fn leader_get(&self, stream: &str, body: &Value) -> Result<Option<Stored>, JsError> {
+        use base64::Engine;
+        let v = match self.api(&format!("STREAM.MSG.GET.{stream}"), body).await {
+            Ok(v) => v,
+            Err(e) if e.is(code::NO_MESSAGE_FOUND) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let m = &v["message"];
+        let subject = m["subject"]
+            .as_str()
+            .ok_or_else(|| {
+                JsError::Protocol(format!("a message get on {stream} without a subject"))
+            })?
+            .to_string();
+        let seq = m["seq"]
+            .as_u64()
+            .ok_or_else(|| JsError::Protocol(format!("a message get on {stream} without a seq")))?;
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(m["data"].as_str().unwrap_or_default())
+            .map_err(|e| JsError::Protocol(format!("a message get on {stream}: {e}")))?;
+        Ok(Some(Stored {
+            subject,
+            seq,
+            payload: Bytes::from(payload),
+        }))
     }
 
     async fn direct_one(&self, stream: &str, body: &Value) -> Result<Option<Stored>, JsError> {

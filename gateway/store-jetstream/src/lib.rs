@@ -19,6 +19,7 @@
 //! docs/scale-out.md describes the layout, what a 202 means here, and the
 //! differences from the embedded store.
 
+mod fifo;
 mod import;
 mod js;
 mod log;
@@ -199,6 +200,9 @@ pub(crate) struct Inner {
     /// registry one compare-and-set domain.
     reg_next: std::sync::atomic::AtomicU32,
     runtime: tokio::runtime::Handle,
+    /// Rung when a queue changed here: its levels are read again soon
+    /// rather than at the next second.
+    levels_dirty: Notify,
     ack_wait: Duration,
     stop: tokio_util_free::Stop,
     metrics: Metrics,
@@ -276,6 +280,7 @@ impl JetStreamStore {
             reg_seq: Default::default(),
             reg_next: std::sync::atomic::AtomicU32::new(1),
             runtime: tokio::runtime::Handle::current(),
+            levels_dirty: Notify::new(),
             ack_wait: cfg.ack_wait,
             stop: Default::default(),
             metrics: Metrics::default(),
@@ -307,10 +312,18 @@ impl JetStreamStore {
         }
     }
 
-    /// Reads every open queue's levels about once a second: `queue_stats`
-    /// and `backlog` answer from here without a round trip.
+    /// Reads every open queue's levels about once a second, and soon
+    /// after a change made here (at most five times a second):
+    /// `queue_stats` and `backlog` answer from here without a round trip.
     async fn refresh_levels(self) {
-        while self.0.stop.sleep(Duration::from_secs(1)).await {
+        loop {
+            tokio::select! {
+                _ = self.0.levels_dirty.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if !self.0.stop.sleep(Duration::from_millis(200)).await {
+                break;
+            }
             let dests: Vec<String> = lock(&self.0.queues).keys().cloned().collect();
             for d in dests {
                 match self.read_levels(&d).await {

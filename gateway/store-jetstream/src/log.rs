@@ -464,6 +464,7 @@ impl EventLog for JetStreamStore {
         let now = now_ms();
         let mut per_event: Vec<Vec<Out>> = Vec::with_capacity(routed.len());
         let mut rung: HashSet<String> = HashSet::new();
+        let mut lines = Vec::new();
         for r in &routed {
             let id = r.event_id;
             let (recheck, replay) = lock(&self.0.claims)
@@ -493,23 +494,28 @@ impl EventLog for JetStreamStore {
                     continue;
                 }
                 self.ensure_band(&e.destination, e.priority).await?;
+                let state = Out::new(
+                    names.dstate(id, &e.destination),
+                    to_json(&DeliveryState {
+                        status: DeliveryStatus::Pending,
+                        attempts: e.history_base,
+                        updated_at_ms: now,
+                        last_error: None,
+                        next_attempt_ms: (e.due_ms > now).then_some(e.due_ms),
+                    }),
+                )
+                .rollup();
+                if self.in_line(e) {
+                    // Joins its key's line after this batch (with its
+                    // state, so a crash in between routes it again).
+                    lines.push((e.clone(), vec![state]));
+                    continue;
+                }
                 msgs.push(
                     self.entry_message(e, now)
                         .msg_id(format!("{id}:{}:{generation}", e.destination)),
                 );
-                msgs.push(
-                    Out::new(
-                        names.dstate(id, &e.destination),
-                        to_json(&DeliveryState {
-                            status: DeliveryStatus::Pending,
-                            attempts: e.history_base,
-                            updated_at_ms: now,
-                            last_error: None,
-                            next_attempt_ms: (e.due_ms > now).then_some(e.due_ms),
-                        }),
-                    )
-                    .rollup(),
-                );
+                msgs.push(state);
                 rung.insert(e.destination.clone());
             }
             if let Some((topic, dl)) = &r.topic_dead_letter {
@@ -522,6 +528,7 @@ impl EventLog for JetStreamStore {
             per_event.push(msgs);
         }
         self.write_events_of(per_event).await?;
+        self.join_lines(lines).await?;
         // Written: the claims end. An ack lost here only redelivers the
         // event, whose entries are then found (Msg-Ids, delivery states).
         for r in &routed {
@@ -534,7 +541,7 @@ impl EventLog for JetStreamStore {
             }
         }
         for d in rung {
-            let _ = self.queue(&d, |q| q.wake.notify_one());
+            self.wake(&d);
         }
         Ok(())
     }

@@ -25,6 +25,12 @@ pub(crate) fn untoken(token: &str) -> String {
     token.replace('~', ".")
 }
 
+/// A FIFO key as a subject token: its hash (keys may hold any bytes).
+pub(crate) fn fifo_key(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(key.as_bytes())[..12])
+}
+
 /// The band subject's last token for priority `p`.
 pub(crate) fn band(p: u8) -> String {
     format!("p{p}")
@@ -134,6 +140,53 @@ impl Names {
     /// Every schedule of `dest` (five tokens; bands have four).
     pub fn schedules_of(&self, dest: &str) -> String {
         format!("{}.q.{}.*.*", self.p, token(dest))
+    }
+
+    /// A FIFO key's line at `dest`: every entry of that key waiting, in
+    /// order, one subject each (`<p>.q.<dest>.f.<key>.p<N>.<id>`, seven
+    /// tokens: no band consumer takes it). Only the line's first entry has
+    /// a message in a band.
+    pub fn line(&self, dest: &str, key: &str, priority: u8, id: EventId) -> String {
+        format!(
+            "{}.q.{}.f.{}.{}.{id}",
+            self.p,
+            token(dest),
+            fifo_key(key),
+            band(priority.min(9))
+        )
+    }
+
+    pub fn line_of(&self, dest: &str, key: &str) -> String {
+        format!("{}.q.{}.f.{}.*.*", self.p, token(dest), fifo_key(key))
+    }
+
+    /// The record of which entry heads the line of `key` at `dest`
+    /// (six tokens: neither a line entry nor a schedule).
+    pub fn line_key(&self, dest: &str, key: &str) -> String {
+        format!("{}.q.{}.f.{}.k", self.p, token(dest), fifo_key(key))
+    }
+
+    /// Event `id`'s entry in whichever line of `dest` holds it.
+    pub fn line_any(&self, dest: &str, id: EventId) -> String {
+        format!("{}.q.{}.f.*.*.{id}", self.p, token(dest))
+    }
+
+    /// Every line of `dest`.
+    pub fn lines_of(&self, dest: &str) -> String {
+        format!("{}.q.{}.f.>", self.p, token(dest))
+    }
+
+    /// Whether `subject` is a line entry (not a band or a schedule).
+    pub fn is_line(subject: &str) -> bool {
+        subject.split('.').nth(3) == Some("f")
+    }
+
+    /// The key token and priority of a line subject.
+    pub fn parse_line(subject: &str) -> Option<(&str, u8)> {
+        let mut t = subject.split('.').skip(4);
+        let key = t.next()?;
+        let p = t.next()?.strip_prefix('p')?.parse().ok()?;
+        Some((key, p))
     }
 
     pub fn dstate(&self, id: EventId, dest: &str) -> String {

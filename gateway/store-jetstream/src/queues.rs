@@ -371,6 +371,14 @@ impl JetStreamStore {
                 }
             }
         }
+        if self.queue(dest, |q| q.policy.ordered)? {
+            let (waiting, blocked) = self.line_levels(dest).await?;
+            for (p, n) in waiting.iter().enumerate() {
+                s.depth += n;
+                s.depth_by_priority[p] += n;
+            }
+            s.blocked_keys = blocked;
+        }
         s.oldest_enqueued_ms = match self
             .0
             .js
@@ -391,17 +399,20 @@ impl JetStreamStore {
         lock(&self.0.held).remove(&(e.destination.clone(), e.event_id));
     }
 
-    fn wake(&self, dest: &str) {
+    pub(crate) fn wake(&self, dest: &str) {
+        self.0.levels_dirty.notify_one();
         let _ = self.queue(dest, |q| q.wake.notify_one());
     }
 
     /// Ids of everything queued for `dest` (bands and schedules), oldest
     /// first.
+    /// A FIFO head is in its band and its line: listed once.
     async fn queued_ids(&self, dest: &str) -> Result<Vec<(EventId, QueueEntry)>, StoreError> {
         let names = self.names();
         let stream = names.queues();
         let mut seq = 1;
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         loop {
             let got = self
                 .0
@@ -414,7 +425,9 @@ impl JetStreamStore {
             }
             for m in got {
                 seq = m.seq + 1;
-                if let Ok(e) = from_json::<QueueEntry>("queue entry", &m.payload) {
+                if let Ok(e) = from_json::<QueueEntry>("queue entry", &m.payload)
+                    && seen.insert(e.event_id)
+                {
                     out.push((e.event_id, e));
                 }
             }
@@ -458,11 +471,6 @@ impl JetStreamStore {
 #[async_trait]
 impl Queues for JetStreamStore {
     async fn open_queue(&self, dest: &str, policy: QueuePolicy) -> Result<(), StoreError> {
-        if policy.ordered {
-            return Err(StoreError::WriteFailed(format!(
-                "destination {dest:?} sets ordering, which the JetStream backend does not offer yet; use the fjall backend for per-key FIFO"
-            )));
-        }
         lock(&self.0.queues)
             .entry(dest.to_string())
             .or_insert_with(|| QueueState {
@@ -507,6 +515,11 @@ impl Queues for JetStreamStore {
         for g in got {
             if !self.still_owed(&g.entry).await? {
                 let _ = self.0.js.ack(&g.d.reply, "+ACK").await;
+                // A FIFO head that finished without handing its line on
+                // (cancelled while queued elsewhere): the next moves up.
+                if self.in_line(&g.entry) {
+                    self.leave_line(&g.entry, Vec::new()).await?;
+                }
                 continue;
             }
             match hold {
@@ -575,6 +588,9 @@ impl Queues for JetStreamStore {
         let names = self.names().clone();
         let now = now_ms();
         let mut per_entry = Vec::with_capacity(settled.len());
+        // Heads of FIFO lines that finish: each settles with its line's
+        // hand-on to the next entry.
+        let mut in_lines = Vec::new();
         let mut replies = Vec::with_capacity(settled.len());
         for s in &settled {
             let (entry, attempt) = (&s.entry, &s.attempt);
@@ -614,7 +630,11 @@ impl Queues for JetStreamStore {
                 if let Some((rec, seq)) = lease {
                     msgs.push(lease_settled(&names, rec, seq));
                 }
-                per_entry.push(msgs);
+                if self.in_line(entry) {
+                    in_lines.push((entry.clone(), msgs));
+                } else {
+                    per_entry.push(msgs);
+                }
                 replies.push(reply);
                 continue;
             }
@@ -672,10 +692,25 @@ impl Queues for JetStreamStore {
             if let Some((rec, seq)) = lease {
                 msgs.push(lease_settled(&names, rec, seq));
             }
-            per_entry.push(msgs);
+            // A head that finished leaves its line, and the next one goes
+            // into its band in this same batch; a retry stays the head, and
+            // so does a dead letter that holds its key.
+            let finished = match &s.outcome {
+                Settle::Delivered => true,
+                Settle::Retry { .. } => false,
+                Settle::DeadLetter { .. } => !self.holds_dead_letters(dest),
+            };
+            if finished && self.in_line(entry) {
+                in_lines.push((entry.clone(), msgs));
+            } else {
+                per_entry.push(msgs);
+            }
             replies.push(reply);
         }
         self.write_events_of(per_entry).await?;
+        for (entry, msgs) in in_lines {
+            self.leave_line(&entry, msgs).await?;
+        }
         for (s, reply) in settled.iter().zip(replies) {
             self.unhold(&s.entry);
             if let Err(e) = self.0.js.ack(&reply, "+ACK").await {
@@ -793,6 +828,7 @@ impl Queues for JetStreamStore {
         let now = now_ms();
         let mut per_entry = Vec::new();
         let mut fresh = Vec::new();
+        let mut lines = Vec::new();
         for e in entries {
             if self.contains(&e.destination, e.event_id).await {
                 continue;
@@ -802,24 +838,33 @@ impl Queues for JetStreamStore {
                 .state_of(e.event_id, &e.destination)
                 .await?
                 .map_or(0, |s| s.updated_at_ms);
+            let state = Out::new(
+                names.dstate(e.event_id, &e.destination),
+                to_json(&DeliveryState {
+                    status: DeliveryStatus::Pending,
+                    attempts: e.history_base,
+                    updated_at_ms: now,
+                    last_error: None,
+                    next_attempt_ms: (e.due_ms > now).then_some(e.due_ms),
+                }),
+            )
+            .rollup();
+            // A FIFO entry joins its line again, unless it is still in it
+            // (a dead letter that held its key: it is the head).
+            if self.in_line(&e) && !self.heads_line(&e).await? {
+                lines.push((e.clone(), vec![state]));
+                fresh.push(e);
+                continue;
+            }
             per_entry.push(vec![
                 self.entry_message(&e, now)
                     .msg_id(format!("{}:{}:g{generation}", e.event_id, e.destination)),
-                Out::new(
-                    names.dstate(e.event_id, &e.destination),
-                    to_json(&DeliveryState {
-                        status: DeliveryStatus::Pending,
-                        attempts: e.history_base,
-                        updated_at_ms: now,
-                        last_error: None,
-                        next_attempt_ms: (e.due_ms > now).then_some(e.due_ms),
-                    }),
-                )
-                .rollup(),
+                state,
             ]);
             fresh.push(e);
         }
         self.write_events_of(per_entry).await?;
+        self.join_lines(lines).await?;
         for e in &fresh {
             if from_dlq {
                 self.purge(
@@ -845,6 +890,12 @@ impl Queues for JetStreamStore {
 
     fn queue_stats(&self, dest: &str, _now_ms: u64) -> Result<QueueStats, StoreError> {
         self.queue(dest, |q| q.stats)
+    }
+
+    async fn queue_stats_now(&self, dest: &str, _now_ms: u64) -> Result<QueueStats, StoreError> {
+        let stats = self.read_levels(dest).await?;
+        self.queue(dest, |q| q.stats = stats)?;
+        Ok(stats)
     }
 
     fn backlog(&self) -> u64 {
@@ -913,6 +964,11 @@ impl Queues for JetStreamStore {
         // Out of its band too, so the queue's depth drops now; if another
         // gateway holds it, its settle finds the delivery cancelled.
         self.remove_queued(dest, id).await?;
+        // And out of its line: the next entry of its key moves up if it
+        // was the head.
+        if let Some(e) = self.line_entry(dest, id).await? {
+            self.leave_line(&e, Vec::new()).await?;
+        }
         Ok(Cancelled::Removed)
     }
 
@@ -920,20 +976,22 @@ impl Queues for JetStreamStore {
         let names = self.names().clone();
         let queued = self.queued_ids(dest).await?;
         let mut per_entry = Vec::new();
+        let mut removed = 0;
         for (id, e) in &queued {
-            let attempts = self
-                .state_of(*id, dest)
-                .await?
-                .map_or(e.history_base, |s| s.attempts);
+            let state = self.state_of(*id, dest).await?;
+            // A dead letter holding its FIFO key is in the line, not the
+            // queue: it stays a dead letter (the purge frees the key).
+            if state.as_ref().is_some_and(|s| s.status.is_finished()) {
+                continue;
+            }
+            let attempts = state.map_or(e.history_base, |s| s.attempts);
             per_entry.push(self.cancel_messages(e, attempts, reason));
+            removed += 1;
         }
         self.write_events_of(per_entry).await?;
         self.purge(&names.queues(), &names.queued_of(dest)).await?;
         let in_flight = lock(&self.0.held).keys().filter(|(d, _)| d == dest).count() as u64;
-        Ok(Purged {
-            removed: queued.len() as u64,
-            in_flight,
-        })
+        Ok(Purged { removed, in_flight })
     }
 }
 
@@ -961,6 +1019,9 @@ impl JetStreamStore {
             for m in got {
                 seq = m.seq + 1;
                 seen += 1;
+                if Names::is_line(&m.subject) {
+                    continue;
+                }
                 let Ok(e) = from_json::<QueueEntry>("queue entry", &m.payload) else {
                     continue;
                 };
@@ -1105,9 +1166,16 @@ impl DeadLetters for JetStreamStore {
     }
 
     async fn dlq_remove(&self, owner: DlqOwner<'_>, ids: &[EventId]) -> Result<(), StoreError> {
-        let names = self.names();
+        let names = self.names().clone();
         for id in ids {
             self.purge(&names.queues(), &names.dlq(owner, *id)).await?;
+            // A dead letter that held its FIFO key lets the next one go.
+            if let DlqOwner::Destination(dest) = owner
+                && self.holds_dead_letters(dest)
+                && let Some(e) = self.line_entry(dest, *id).await?
+            {
+                self.leave_line(&e, Vec::new()).await?;
+            }
         }
         Ok(())
     }

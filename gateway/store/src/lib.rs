@@ -377,8 +377,19 @@ pub trait Queues: Send + Sync {
     /// Whether event `id` is pending or in flight at `destination`.
     async fn contains(&self, destination: &str, id: EventId) -> bool;
 
-    /// The levels of one queue at `now_ms`.
+    /// The levels of one queue at `now_ms`, as known without a round trip
+    /// (a clustered backend's may trail by a moment).
     fn queue_stats(&self, destination: &str, now_ms: u64) -> Result<QueueStats, StoreError>;
+
+    /// The levels of one queue read now: what the admin API shows. A
+    /// backend whose `queue_stats` trails (a cluster's) reads them again.
+    async fn queue_stats_now(
+        &self,
+        destination: &str,
+        now_ms: u64,
+    ) -> Result<QueueStats, StoreError> {
+        self.queue_stats(destination, now_ms)
+    }
 
     /// Pending entries across every open queue.
     fn backlog(&self) -> u64;

@@ -232,7 +232,10 @@ async fn move_all(
         let Some(last) = page.last().map(|e| e.event.id) else {
             break;
         };
-        summary.events += target.import_events(page).await?;
+        let first = page[0].event.id;
+        summary.events += target.import_events(page).await.with_context(|| {
+            format!("cannot write the events {first} to {last} into the cluster (run migrate again to go on from here)")
+        })?;
         cp.events_after = Some(last);
         cp.save(from)?;
         say("events", summary.events);
@@ -248,7 +251,9 @@ async fn move_all(
             let Some(last) = page.last().map(|q| q.entry.clone()) else {
                 break;
             };
-            summary.queued += target.import_queued(page).await?;
+            summary.queued += target.import_queued(page).await.with_context(|| {
+                format!("cannot write destination {d:?}'s queue entries into the cluster (run migrate again to go on from here)")
+            })?;
             cp.queues.insert(d.clone(), last);
             cp.save(from)?;
             say(&format!("queue {d}"), summary.queued);
