@@ -469,3 +469,81 @@ async fn migrate_refuses_a_data_dir_in_use_and_a_config_without_a_cluster() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_queue_moves_key_by_key_and_keeps_its_order() {
+    let sink = Sink::start().await;
+    sink.set_default(Reply::status(503));
+    let base = |c: Config| {
+        c.destination(
+            Destination::http("ledger", &format!("{}/in", sink.url))
+                .retry("{ max_attempts = 50, initial = \"1s\", multiplier = 1.0 }")
+                .set("ordering", "{ key = \"header:x-account\" }")
+                .set(
+                    "forward_headers",
+                    switchyard_tests::config::list(["x-account"]),
+                ),
+        )
+        .topic(Topic::new("payments").routes(["ledger"]))
+    };
+    let node = Gateway::start(&base(Config::new()).build()).await;
+    let mut sent: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for i in 0..4 {
+        for acct in ["a", "b", "c"] {
+            let (s, v) = post(
+                node.url("/v1/topics/payments/events"),
+                json!({ "account": acct, "i": i }),
+                &[("x-account", acct)],
+            )
+            .await;
+            assert_eq!(s, 202, "{v}");
+            sent.entry(acct.into())
+                .or_default()
+                .push(v["id"].as_str().unwrap().to_owned());
+        }
+    }
+    // Each key's head failed at least once; the rest wait behind it.
+    eventually(WAIT, "the heads attempted", || async {
+        let keys: HashSet<String> = sink
+            .received()
+            .iter()
+            .filter_map(|r| r.header("x-account").map(String::from))
+            .collect();
+        (keys.len() == 3).then_some(())
+    })
+    .await;
+    let dir = node.stop().await;
+    let data = dir.path().join("data");
+    let before = sink.received().len();
+    let cluster_text = base(Config::new().jetstream(&servers())).build();
+    let cluster_file = dir.path().join("cluster.toml");
+    std::fs::write(&cluster_file, &cluster_text).unwrap();
+    let out = migrate(&data, &cluster_file, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("12 queue entries"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    sink.set_default(Reply::status(200));
+    let a = Gateway::start(&cluster_text).await;
+    let got = sink.wait_for(before + 12, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for r in &got[before..] {
+        let acct = r.header("x-account").unwrap_or("").to_owned();
+        seen.entry(acct)
+            .or_default()
+            .push(r.header("webhook-id").unwrap().to_owned());
+    }
+    for (acct, ids) in &sent {
+        assert_eq!(
+            seen.get(acct),
+            Some(ids),
+            "order of key {acct} after the move"
+        );
+    }
+    assert_eq!(sink.received().len(), before + 12, "each once");
+    a.stop().await;
+}
