@@ -8,7 +8,7 @@
 //! `CARGO_BIN_EXE_switchyard`), falling back to `target/debug/switchyard`.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -384,6 +384,49 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// POSTs `body` as JSON with extra headers: the status and the JSON
+/// answer (`null` if it is not JSON).
+pub async fn post_json(
+    url: String,
+    body: serde_json::Value,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let mut req = client().post(url).json(&body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// GETs `url` and reads its answer as JSON.
+pub async fn get_json(url: String) -> serde_json::Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Per FIFO key (the `header` a receiver got), the event ids in the order
+/// they arrived, a retry of the same event counted once.
+pub fn order_by_key(received: &[Received], header: &str) -> HashMap<String, Vec<String>> {
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    for r in received {
+        let key = r.header(header).unwrap_or("").to_owned();
+        let id = r.header("webhook-id").unwrap_or("").to_owned();
+        let ids = seen.entry(key).or_default();
+        if ids.last() != Some(&id) {
+            ids.push(id);
+        }
+    }
+    seen
 }
 
 /// The Python with the peer libraries (`SWITCHYARD_PYTHON`, set by

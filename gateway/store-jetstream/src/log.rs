@@ -494,17 +494,7 @@ impl EventLog for JetStreamStore {
                     continue;
                 }
                 self.ensure_band(&e.destination, e.priority).await?;
-                let state = Out::new(
-                    names.dstate(id, &e.destination),
-                    to_json(&DeliveryState {
-                        status: DeliveryStatus::Pending,
-                        attempts: e.history_base,
-                        updated_at_ms: now,
-                        last_error: None,
-                        next_attempt_ms: (e.due_ms > now).then_some(e.due_ms),
-                    }),
-                )
-                .rollup();
+                let state = self.pending_state(e, now);
                 if self.in_line(e) {
                     // Joins its key's line after this batch (with its
                     // state, so a crash in between routes it again).

@@ -72,6 +72,21 @@ enum LeaseState {
 }
 
 impl JetStreamStore {
+    /// The delivery state of `e` as newly queued (routed or requeued).
+    pub(crate) fn pending_state(&self, e: &QueueEntry, now: u64) -> Out {
+        Out::new(
+            self.names().dstate(e.event_id, &e.destination),
+            to_json(&DeliveryState {
+                status: DeliveryStatus::Pending,
+                attempts: e.history_base,
+                updated_at_ms: now,
+                last_error: None,
+                next_attempt_ms: (e.due_ms > now).then_some(e.due_ms),
+            }),
+        )
+        .rollup()
+    }
+
     /// The message that puts `e` in its queue: its band now, or a schedule
     /// that moves it there at its due time.
     pub(crate) fn entry_message(&self, e: &QueueEntry, now: u64) -> Out {
@@ -838,17 +853,7 @@ impl Queues for JetStreamStore {
                 .state_of(e.event_id, &e.destination)
                 .await?
                 .map_or(0, |s| s.updated_at_ms);
-            let state = Out::new(
-                names.dstate(e.event_id, &e.destination),
-                to_json(&DeliveryState {
-                    status: DeliveryStatus::Pending,
-                    attempts: e.history_base,
-                    updated_at_ms: now,
-                    last_error: None,
-                    next_attempt_ms: (e.due_ms > now).then_some(e.due_ms),
-                }),
-            )
-            .rollup();
+            let state = self.pending_state(&e, now);
             // A FIFO entry joins its line again, unless it is still in it
             // (a dead letter that held its key: it is the head).
             if self.in_line(&e) && !self.heads_line(&e).await? {

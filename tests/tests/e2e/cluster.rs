@@ -13,19 +13,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchyard_tests::config::{Config, Destination, Topic, path, quoted};
 use switchyard_tests::nats::{Cluster, servers};
-use switchyard_tests::{Gateway, Process, Reply, Sink, client, eventually, run_python};
+use switchyard_tests::{
+    Gateway, Process, Reply, Sink, client, eventually, post_json as post, run_python,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn post(url: String, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
-    let mut req = client().post(url).json(&body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 fn push_config(servers: &[String], sink: &Sink) -> Config {
     Config::new()
@@ -634,26 +626,11 @@ async fn per_key_order_holds_while_two_gateways_deliver() {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let got = sink.wait_for(20, WAIT).await;
-    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
-    for r in &got {
-        let acct = r.header("x-account").unwrap_or("").to_owned();
-        let id = r.header("webhook-id").unwrap().to_owned();
-        let v = seen.entry(acct).or_default();
-        if v.last() != Some(&id) {
-            v.push(id);
-        }
-    }
+    let seen = switchyard_tests::order_by_key(&got, "x-account");
     for (acct, ids) in &sent {
         assert_eq!(seen.get(acct), Some(ids), "order of key {acct}");
     }
-    let v: Value = client()
-        .get(b.url("/v1/destinations"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = switchyard_tests::get_json(b.url("/v1/destinations")).await;
     assert_eq!(v["destinations"][0]["blocked_keys"], 0, "{v}");
     b.stop().await;
     a.stop().await;

@@ -18,30 +18,12 @@ use switchyard_store::{Appended, EventLog, Routing};
 use switchyard_store_fjall::{Durability, FjallStore};
 use switchyard_tests::config::{Config, Destination, Topic, quoted};
 use switchyard_tests::nats::servers;
-use switchyard_tests::{Gateway, Process, Reply, Sink, bin, client, eventually};
+use switchyard_tests::{
+    Gateway, Process, Reply, Sink, bin, eventually, get_json as get, order_by_key,
+    post_json as post,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn post(url: String, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
-    let mut req = client().post(url).json(&body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn get(url: String) -> Value {
-    client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 /// `switchyard migrate --from <dir> --config <file> [extra]`.
 fn migrate(from: &Path, config: &Path, extra: &[&str]) -> Output {
@@ -530,13 +512,7 @@ async fn a_fifo_queue_moves_key_by_key_and_keeps_its_order() {
     let a = Gateway::start(&cluster_text).await;
     let got = sink.wait_for(before + 12, WAIT).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
-    for r in &got[before..] {
-        let acct = r.header("x-account").unwrap_or("").to_owned();
-        seen.entry(acct)
-            .or_default()
-            .push(r.header("webhook-id").unwrap().to_owned());
-    }
+    let seen = order_by_key(&got[before..], "x-account");
     for (acct, ids) in &sent {
         assert_eq!(
             seen.get(acct),

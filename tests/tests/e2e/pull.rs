@@ -364,15 +364,7 @@ async fn ordering_holds_per_key_under_retries_while_other_keys_flow() {
     // Per key: the sequence of ids the sink saw, with retries collapsed,
     // is exactly the ingest order, and no event was sent before the one
     // ahead of it succeeded.
-    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
-    for r in &got {
-        let acct = r.header("x-account").unwrap_or("").to_owned();
-        let id = r.header("webhook-id").unwrap().to_owned();
-        let v = seen.entry(acct).or_default();
-        if v.last() != Some(&id) {
-            v.push(id);
-        }
-    }
+    let seen = switchyard_tests::order_by_key(&got, "x-account");
     for (acct, ids) in &sent {
         assert_eq!(seen.get(acct), Some(ids), "order of key {acct}");
     }
