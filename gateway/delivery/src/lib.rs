@@ -56,6 +56,10 @@ use retry::{Decision, RetryPolicy};
 /// How long an entry waits after the store failed to record its attempt.
 const STORE_RETRY_MS: u64 = 5000;
 
+/// Entries a push dispatcher takes at most at once (bounded by its free
+/// concurrency slots).
+const TAKE_BATCH: usize = 64;
+
 /// Failures of delivery set-up and of operator actions on destinations.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -448,13 +452,28 @@ impl Delivery {
         self.store.backlog()
     }
 
-    /// The levels of every destination.
+    /// The levels of every destination, as the store knows them without a
+    /// round trip (what metrics and the time series sample).
     pub async fn stats(&self) -> Result<Vec<DestinationStats>, StoreError> {
+        self.stats_read(false).await
+    }
+
+    /// The levels of every destination read now (what the admin API
+    /// answers): on a clustered store, one read of each queue.
+    pub async fn stats_now(&self) -> Result<Vec<DestinationStats>, StoreError> {
+        self.stats_read(true).await
+    }
+
+    async fn stats_read(&self, fresh: bool) -> Result<Vec<DestinationStats>, StoreError> {
         let now = now_ms();
         let current = self.current();
         let mut out = Vec::with_capacity(current.len());
         for d in current.values() {
-            let q = self.store.queue_stats_now(d.name(), now).await?;
+            let q = if fresh {
+                self.store.queue_stats_now(d.name(), now).await?
+            } else {
+                self.store.queue_stats(d.name(), now)?
+            };
             let c = &d.counters;
             let pull = (d.config.kind == DestinationKind::Pull).then(|| PullStats {
                 receives: c.receives.load(Ordering::Relaxed),
@@ -595,24 +614,37 @@ impl Delivery {
             i
         });
         loop {
-            let permit = tokio::select! {
+            let first = tokio::select! {
                 p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
                 _ = d.stop.cancelled() => return,
             };
-            let Some(entry) = self.next_entry(&d).await else {
+            // As many entries as there are free slots, in one take: on a
+            // clustered store each take is a round trip, and one at a time
+            // would bound a destination to one delivery per round trip.
+            let mut slots = vec![first];
+            while slots.len() < TAKE_BATCH
+                && let Ok(p) = permits.clone().try_acquire_owned()
+            {
+                slots.push(p);
+            }
+            let Some(entries) = self.next_entries(&d, slots.len()).await else {
                 return;
             };
-            if let Some(pace) = pace.as_mut() {
-                pace.tick().await;
+            for entry in entries {
+                let Some(permit) = slots.pop() else { break };
+                if let Some(pace) = pace.as_mut() {
+                    pace.tick().await;
+                }
+                let (dl, dest) = (self.clone(), d.clone());
+                self.tracker
+                    .spawn(async move { dl.attempt(dest, entry, permit).await });
             }
-            let (dl, dest) = (self.clone(), d.clone());
-            self.tracker
-                .spawn(async move { dl.attempt(dest, entry, permit).await });
+            // Slots not used go back here.
         }
     }
 
-    /// Waits for the next due entry, or `None` at shutdown.
-    async fn next_entry(&self, d: &Destination) -> Option<QueueEntry> {
+    /// Waits for due entries (up to `max`), or `None` at shutdown.
+    async fn next_entries(&self, d: &Destination, max: usize) -> Option<Vec<QueueEntry>> {
         loop {
             if d.stop.is_cancelled() {
                 return None;
@@ -627,8 +659,14 @@ impl Delivery {
                 // Open: nothing is taken, so no entry's attempt count moves.
                 Some(until)
             } else {
-                match self.store.take(d.name(), 1, Hold::InFlight).await {
-                    Ok(mut taken) if !taken.is_empty() => return Some(taken.swap_remove(0)),
+                // A half-open circuit lets one probe through.
+                let max = if admit == breaker::Admit::Probe {
+                    1
+                } else {
+                    max
+                };
+                match self.store.take(d.name(), max, Hold::InFlight).await {
+                    Ok(taken) if !taken.is_empty() => return Some(taken),
                     Ok(_) => {
                         if admit == breaker::Admit::Probe
                             && let Some(b) = &d.breaker

@@ -313,7 +313,7 @@ impl JetStreamStore {
     }
 
     /// Reads every open queue's levels about once a second, and soon
-    /// after a change made here (at most five times a second):
+    /// after a change made here (at most twice a second):
     /// `queue_stats` and `backlog` answer from here without a round trip.
     async fn refresh_levels(self) {
         loop {
@@ -321,7 +321,7 @@ impl JetStreamStore {
                 _ = self.0.levels_dirty.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-            if !self.0.stop.sleep(Duration::from_millis(200)).await {
+            if !self.0.stop.sleep(Duration::from_millis(500)).await {
                 break;
             }
             let dests: Vec<String> = lock(&self.0.queues).keys().cloned().collect();

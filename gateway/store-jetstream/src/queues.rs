@@ -35,6 +35,16 @@ const CANCEL_SCAN: usize = 100_000;
 /// How long the set of band consumers is trusted before it is read again.
 const BANDS_TTL: Duration = Duration::from_secs(2);
 
+/// Whether entry `e` is still owed an attempt, given its delivery state:
+/// not if the delivery finished, or if an attempt after this one was
+/// recorded already.
+fn owed(e: &QueueEntry, state: Option<&DeliveryState>) -> bool {
+    match state {
+        Some(s) => !s.status.is_finished() && s.attempts <= e.history_base + e.attempt,
+        None => true,
+    }
+}
+
 /// A pull lease, as every gateway sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LeaseRecord {
@@ -309,10 +319,42 @@ impl JetStreamStore {
     /// attempt after this one was already recorded (a settle whose ack was
     /// lost, so the server handed the entry out again).
     async fn still_owed(&self, e: &QueueEntry) -> Result<bool, StoreError> {
-        Ok(match self.state_of(e.event_id, &e.destination).await? {
-            Some(s) => !s.status.is_finished() && s.attempts <= e.history_base + e.attempt,
-            None => true,
-        })
+        Ok(owed(
+            e,
+            self.state_of(e.event_id, &e.destination).await?.as_ref(),
+        ))
+    }
+
+    /// [`JetStreamStore::still_owed`] for several entries of `dest`, in one
+    /// batched read of their delivery states.
+    async fn owed_of(&self, dest: &str, entries: &[&QueueEntry]) -> Result<Vec<bool>, StoreError> {
+        if entries.len() <= 1 {
+            let mut out = Vec::with_capacity(entries.len());
+            for e in entries {
+                out.push(self.still_owed(e).await?);
+            }
+            return Ok(out);
+        }
+        let names = self.names();
+        let subjects: Vec<String> = entries
+            .iter()
+            .map(|e| names.dstate(e.event_id, dest))
+            .collect();
+        let got = self
+            .0
+            .js
+            .multi_last(&names.queues(), &subjects, subjects.len())
+            .await
+            .map_err(|e| self.count(e))?;
+        let mut states = std::collections::HashMap::new();
+        for m in got {
+            states.insert(m.subject, from_json::<DeliveryState>("dstate", &m.payload)?);
+        }
+        Ok(entries
+            .iter()
+            .zip(&subjects)
+            .map(|(e, s)| owed(e, states.get(s)))
+            .collect())
     }
 
     /// Where the ack subject of a taken entry is: this process's hold, or
@@ -526,9 +568,12 @@ impl Queues for JetStreamStore {
         let policy = self.queue(dest, |q| q.policy)?;
         let got = self.fetch_due(dest, max, &policy).await?;
         let now = now_ms();
+        let owed = self
+            .owed_of(dest, &got.iter().map(|g| &g.entry).collect::<Vec<_>>())
+            .await?;
         let mut out = Vec::with_capacity(got.len());
-        for g in got {
-            if !self.still_owed(&g.entry).await? {
+        for (g, owed) in got.into_iter().zip(owed) {
+            if !owed {
                 let _ = self.0.js.ack(&g.d.reply, "+ACK").await;
                 // A FIFO head that finished without handing its line on
                 // (cancelled while queued elsewhere): the next moves up.

@@ -53,7 +53,8 @@ fn gateway_config(base: Config, hook: &Sink, dead: &Sink, held: &Sink) -> Config
     .destination(
         Destination::http("dead", &format!("{}/in", dead.url)).retry("{ max_attempts = 1 }"),
     )
-    .destination(Destination::http("held", &format!("{}/in", held.url)))
+    // One at a time, so the order it delivers in is the order it takes in.
+    .destination(Destination::http("held", &format!("{}/in", held.url)).set("concurrency", "1"))
     .topic(Topic::new("orders").routes(["hook"]))
     .topic(Topic::new("failing").routes(["dead"]))
     .topic(

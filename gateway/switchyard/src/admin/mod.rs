@@ -439,7 +439,7 @@ async fn list_topics(State(app): State<App>) -> Result<Response, ApiError> {
 }
 
 async fn list_destinations(State(app): State<App>) -> Result<Response, ApiError> {
-    let stats = app.delivery.stats().await?;
+    let stats = app.delivery.stats_now().await?;
     Ok(axum::Json(json!({ "destinations": stats })).into_response())
 }
 
@@ -455,7 +455,7 @@ async fn get_destination(
             format!("no destination named {name:?}"),
         ));
     }
-    let stats = app.delivery.stats().await?;
+    let stats = app.delivery.stats_now().await?;
     let one = stats.into_iter().find(|s| s.name == name).ok_or_else(|| {
         ApiError::not_found(
             "unknown_destination",
