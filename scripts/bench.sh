@@ -79,7 +79,7 @@ TOML
   echo "gateway did not start"; cat "$dir/log"; exit 1
 }
 
-stop_gateway() { [ -n "${gw_pid:-}" ] || return 0; kill -TERM "$gw_pid" 2>/dev/null; wait "$gw_pid" 2>/dev/null || true; }
+stop_gateway() { [ -n "${gw_pid:-}" ] || return 0; kill -TERM "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; gw_pid=""; }
 trap stop_gateway EXIT
 
 # `bash scripts/bench.sh telemetry` runs only the telemetry section.
@@ -410,7 +410,7 @@ if [ "$only" = cluster ]; then
   gw_pids=()
   stop_gateways() {
     local p
-    for p in "${gw_pids[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+    for p in "${gw_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     gw_pids=()
   }
   trap 'stop_gateway; stop_gateways; bash scripts/nats-cluster.sh clean' EXIT

@@ -733,7 +733,9 @@ impl Delivery {
     async fn try_attempt(&self, d: &Destination, entry: QueueEntry) -> Result<(), StoreError> {
         let id = entry.event_id;
         let name = &d.config.name;
-        let Some(event) = self.store.event(id).await? else {
+        // Both reads at once: on a clustered store each is a round trip.
+        let (event, transformed) = tokio::join!(self.store.event(id), self.store.transformed(id));
+        let Some(event) = event? else {
             // Retention removed the event (or the data dir was edited): there
             // is nothing left to deliver. Settle so the entry goes away.
             tracing::warn!(event_id = %id, destination = %name, "Queued event no longer exists; dropping its entry.");
@@ -741,7 +743,7 @@ impl Delivery {
                 .dead_letter_now(entry, "event no longer stored".into())
                 .await;
         };
-        let transformed = self.store.transformed(id).await?;
+        let transformed = transformed?;
         let (content_type, headers, body) = match &transformed {
             Some(t) => (
                 t.content_type.as_str(),

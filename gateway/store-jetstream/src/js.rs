@@ -622,6 +622,17 @@ impl Js {
         .await
     }
 
+    /// `+ACK` without waiting for the server's confirmation, for work
+    /// whose outcome is already written: an ack that is lost only has the
+    /// server hand the message out again, and that delivery finds the
+    /// outcome and is skipped.
+    pub async fn ack_written(&self, reply: &str) -> Result<(), JsError> {
+        self.client
+            .publish(reply.to_string(), Bytes::from_static(b"+ACK"))
+            .await
+            .map_err(|e| Self::unavailable("ack", e))
+    }
+
     /// `-NAK` with a delay: the message is redelivered after it.
     pub async fn nak(&self, reply: &str, delay: Duration) -> Result<(), JsError> {
         let body = if delay.is_zero() {

@@ -426,14 +426,14 @@ impl EventLog for JetStreamStore {
         for d in got {
             let Some((kind, topic, id)) = names.parse_event(&d.subject) else {
                 tracing::warn!(subject = %d.subject, "A message in the events stream that is not an event; acknowledged and skipped.");
-                let _ = self.0.js.ack(&d.reply, "+ACK").await;
+                let _ = self.0.js.ack_written(&d.reply).await;
                 continue;
             };
             let (event, route, replay) = if kind == "rp" {
                 match self.load_event(id).await? {
                     Some((e, _)) => (e, true, Some(d.stream_seq)),
                     None => {
-                        let _ = self.0.js.ack(&d.reply, "+ACK").await;
+                        let _ = self.0.js.ack_written(&d.reply).await;
                         continue;
                     }
                 }
@@ -443,7 +443,7 @@ impl EventLog for JetStreamStore {
             };
             if !route {
                 // A topic that routes nowhere: stored, and nothing to do.
-                let _ = self.0.js.ack(&d.reply, "+ACK").await;
+                let _ = self.0.js.ack_written(&d.reply).await;
                 continue;
             }
             lock(&self.0.claims).insert(
@@ -524,7 +524,7 @@ impl EventLog for JetStreamStore {
         for r in &routed {
             let claim = lock(&self.0.claims).remove(&r.event_id);
             if let Some(c) = claim
-                && let Err(e) = self.0.js.ack(&c.reply, "+ACK").await
+                && let Err(e) = self.0.js.ack_written(&c.reply).await
             {
                 tracing::warn!(event_id = %r.event_id, error = %e,
                     "Cannot acknowledge a routed event; it will be routed again (idempotently).");

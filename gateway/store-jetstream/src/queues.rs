@@ -574,7 +574,7 @@ impl Queues for JetStreamStore {
         let mut out = Vec::with_capacity(got.len());
         for (g, owed) in got.into_iter().zip(owed) {
             if !owed {
-                let _ = self.0.js.ack(&g.d.reply, "+ACK").await;
+                let _ = self.0.js.ack_written(&g.d.reply).await;
                 // A FIFO head that finished without handing its line on
                 // (cancelled while queued elsewhere): the next moves up.
                 if self.in_line(&g.entry) {
@@ -773,7 +773,7 @@ impl Queues for JetStreamStore {
         }
         for (s, reply) in settled.iter().zip(replies) {
             self.unhold(&s.entry);
-            if let Err(e) = self.0.js.ack(&reply, "+ACK").await {
+            if let Err(e) = self.0.js.ack_written(&reply).await {
                 tracing::warn!(event_id = %s.entry.event_id, error = %e,
                     "Cannot acknowledge a settled entry; the server will hand it out again, and it is then skipped.");
             }

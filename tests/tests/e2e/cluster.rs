@@ -621,8 +621,8 @@ async fn per_key_order_holds_while_two_gateways_deliver() {
                 .push(v["id"].as_str().unwrap().to_owned());
         }
         // Routing is shared by the gateways: events of one key accepted
-        // in the same instant may be routed in either order (see
-        // docs/scale-out.md); a moment apart, they are routed in order.
+        // within the time routing takes may be routed in either order
+        // (docs/scale-out.md); a moment apart, they are routed in order.
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let got = sink.wait_for(20, WAIT).await;
