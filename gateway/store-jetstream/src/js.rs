@@ -255,7 +255,13 @@ impl Js {
         let m = self
             .request(format!("$JS.API.{what}"), None, payload)
             .await?;
-        let v: Value = serde_json::from_slice(&m.payload)
+        Self::answer(what, &m.payload)
+    }
+
+    /// A JSON answer of the server, its `error` (if any) as
+    /// [`JsError::Api`]; `what` names the call in a protocol error.
+    fn answer(what: &str, payload: &[u8]) -> Result<Value, JsError> {
+        let v: Value = serde_json::from_slice(payload)
             .map_err(|e| JsError::Protocol(format!("{what}: {e}")))?;
         if let Some(err) = v.get("error") {
             let e: ApiErrorBody = serde_json::from_value(err.clone())
@@ -275,17 +281,7 @@ impl Js {
                 "no stream answered for {subject}"
             )));
         }
-        let v: Value = serde_json::from_slice(&m.payload)
-            .map_err(|e| JsError::Protocol(format!("publish to {subject}: {e}")))?;
-        if let Some(err) = v.get("error") {
-            let e: ApiErrorBody = serde_json::from_value(err.clone())
-                .map_err(|e| JsError::Protocol(format!("publish to {subject}: {e}")))?;
-            return Err(JsError::Api {
-                code: e.code,
-                err_code: e.err_code,
-                description: e.description,
-            });
-        }
+        let v = Self::answer(&format!("publish to {subject}"), &m.payload)?;
         serde_json::from_value(v)
             .map_err(|e| JsError::Protocol(format!("publish to {subject}: {e}")))
     }

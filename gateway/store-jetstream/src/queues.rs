@@ -195,23 +195,32 @@ impl JetStreamStore {
         })
     }
 
+    /// The last message of `subject` in the queues stream, read as JSON
+    /// (`what` names the record in an error), with its sequence.
+    pub(crate) async fn last_json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        subject: &str,
+    ) -> Result<Option<(T, u64)>, StoreError> {
+        match self
+            .0
+            .js
+            .last(&self.names().queues(), subject)
+            .await
+            .map_err(|e| self.count(e))?
+        {
+            Some(m) => Ok(Some((from_json(what, &m.payload)?, m.seq))),
+            None => Ok(None),
+        }
+    }
+
     /// The lease record of `id` at `dest` and its sequence.
     async fn lease_record(
         &self,
         dest: &str,
         id: EventId,
     ) -> Result<Option<(LeaseRecord, u64)>, StoreError> {
-        let names = self.names();
-        match self
-            .0
-            .js
-            .last(&names.queues(), &names.lease(dest, id))
-            .await
-            .map_err(|e| self.count(e))?
-        {
-            Some(m) => Ok(Some((from_json("lease", &m.payload)?, m.seq))),
-            None => Ok(None),
-        }
+        self.last_json("lease", &self.names().lease(dest, id)).await
     }
 
     pub(crate) async fn state_of(
@@ -219,17 +228,10 @@ impl JetStreamStore {
         id: EventId,
         dest: &str,
     ) -> Result<Option<DeliveryState>, StoreError> {
-        let names = self.names();
-        match self
-            .0
-            .js
-            .last(&names.queues(), &names.dstate(id, dest))
-            .await
-            .map_err(|e| self.count(e))?
-        {
-            Some(m) => from_json("dstate", &m.payload).map(Some),
-            None => Ok(None),
-        }
+        Ok(self
+            .last_json("dstate", &self.names().dstate(id, dest))
+            .await?
+            .map(|(s, _)| s))
     }
 
     /// Fetches what is due now from `dest`'s bands, in queue order: most
@@ -1198,17 +1200,10 @@ impl DeadLetters for JetStreamStore {
         owner: DlqOwner<'_>,
         id: EventId,
     ) -> Result<Option<DlqEntry>, StoreError> {
-        let names = self.names();
-        match self
-            .0
-            .js
-            .last(&names.queues(), &names.dlq(owner, id))
-            .await
-            .map_err(|e| self.count(e))?
-        {
-            Some(m) => from_json("dlq", &m.payload).map(Some),
-            None => Ok(None),
-        }
+        Ok(self
+            .last_json("dlq", &self.names().dlq(owner, id))
+            .await?
+            .map(|(e, _)| e))
     }
 
     async fn dlq_depth(&self, owner: DlqOwner<'_>) -> Result<u64, StoreError> {
