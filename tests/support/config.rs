@@ -347,6 +347,13 @@ impl Destination {
         self.set("signing", scheme_and_secrets(scheme, secrets))
     }
 
+    /// FIFO per key taken from sender header `header`, which is also
+    /// forwarded, so a receiver sees each delivery's key.
+    pub fn ordered_by_header(self, header: &str) -> Self {
+        self.set("ordering", format!("{{ key = \"header:{header}\" }}"))
+            .set("forward_headers", list([header]))
+    }
+
     /// `retry = { ... }`, the inline table as written.
     pub fn retry(self, table: &str) -> Self {
         self.set("retry", table)

@@ -44,13 +44,15 @@ fn key_of(e: &QueueEntry) -> &str {
 }
 
 impl JetStreamStore {
+    /// Whether `dest`'s queue keeps per-key order (it has lines).
+    pub(crate) fn ordered(&self, dest: &str) -> bool {
+        self.queue(dest, |q| q.policy.ordered).unwrap_or(false)
+    }
+
     /// Whether `e` goes through a FIFO line: it has a key, at a
     /// destination whose queue keeps per-key order.
     pub(crate) fn in_line(&self, e: &QueueEntry) -> bool {
-        e.ordering_key.is_some()
-            && self
-                .queue(&e.destination, |q| q.policy.ordered)
-                .unwrap_or(false)
+        e.ordering_key.is_some() && self.ordered(&e.destination)
     }
 
     /// Whether a dead-lettered head keeps its key held at `dest`.
@@ -70,13 +72,16 @@ impl JetStreamStore {
             .map_err(|e| self.count(e))
     }
 
+    /// The last message of `subject` (wildcards allowed), from the leader.
+    async fn leader_last(&self, subject: String) -> Result<Option<crate::js::Stored>, StoreError> {
+        self.leader(serde_json::json!({ "last_by_subj": subject }))
+            .await
+    }
+
     /// The head of `e`'s line and the record's sequence (0: none yet).
     async fn head_of(&self, e: &QueueEntry) -> Result<(Option<EventId>, u64), StoreError> {
         let subject = self.names().line_key(&e.destination, key_of(e));
-        match self
-            .leader(serde_json::json!({ "last_by_subj": subject }))
-            .await?
-        {
+        match self.leader_last(subject).await? {
             Some(m) => Ok((from_json::<Head>("line head", &m.payload)?.head, m.seq)),
             None => Ok((None, 0)),
         }
@@ -96,10 +101,7 @@ impl JetStreamStore {
         let subject = self
             .names()
             .line(&e.destination, key_of(e), e.priority, e.event_id);
-        Ok(self
-            .leader(serde_json::json!({ "last_by_subj": subject }))
-            .await?
-            .is_some())
+        Ok(self.leader_last(subject).await?.is_some())
     }
 
     /// The messages that put `e` at the end of its line, given its head
@@ -274,11 +276,7 @@ impl JetStreamStore {
         dest: &str,
         id: EventId,
     ) -> Result<Option<QueueEntry>, StoreError> {
-        let subject = self.names().line_any(dest, id);
-        match self
-            .leader(serde_json::json!({ "last_by_subj": subject }))
-            .await?
-        {
+        match self.leader_last(self.names().line_any(dest, id)).await? {
             Some(m) => from_json("line entry", &m.payload).map(Some),
             None => Ok(None),
         }

@@ -200,17 +200,9 @@ impl Import for JetStreamStore {
             }
             stored.push(item);
         }
-        for group in groups(records) {
-            let total: usize = group.iter().map(Vec::len).sum();
-            if total <= MAX_BATCH {
-                let batch: Vec<Out> = group.into_iter().flatten().collect();
-                self.0.js.batch(batch).await.map_err(|e| self.count(e))?;
-            } else {
-                for item in group {
-                    self.write_item(item).await?;
-                }
-            }
-        }
+        // The records carry no guard: written in the same batches (a
+        // record set past a batch's size in pieces), their count unused.
+        self.write_guarded(records).await?;
         done += self.write_guarded(stored).await?;
         Ok(done)
     }

@@ -316,26 +316,14 @@ impl JetStreamStore {
         Ok(out)
     }
 
-    /// Whether a fetched entry is still owed an attempt: not if its
-    /// delivery finished (delivered, dead-lettered, cancelled) or if an
-    /// attempt after this one was already recorded (a settle whose ack was
-    /// lost, so the server handed the entry out again).
-    async fn still_owed(&self, e: &QueueEntry) -> Result<bool, StoreError> {
-        Ok(owed(
-            e,
-            self.state_of(e.event_id, &e.destination).await?.as_ref(),
-        ))
-    }
-
-    /// [`JetStreamStore::still_owed`] for several entries of `dest`, in one
-    /// batched read of their delivery states.
+    /// Whether each fetched entry of `dest` is still owed an attempt (see
+    /// [`owed`]), from one batched read of their delivery states: not if
+    /// its delivery finished, or if an attempt after this one was already
+    /// recorded (a settle whose ack was lost, so the server handed the
+    /// entry out again).
     async fn owed_of(&self, dest: &str, entries: &[&QueueEntry]) -> Result<Vec<bool>, StoreError> {
-        if entries.len() <= 1 {
-            let mut out = Vec::with_capacity(entries.len());
-            for e in entries {
-                out.push(self.still_owed(e).await?);
-            }
-            return Ok(out);
+        if entries.is_empty() {
+            return Ok(Vec::new());
         }
         let names = self.names();
         let subjects: Vec<String> = entries
@@ -430,7 +418,7 @@ impl JetStreamStore {
                 }
             }
         }
-        if self.queue(dest, |q| q.policy.ordered)? {
+        if self.ordered(dest) {
             let (waiting, blocked) = self.line_levels(dest).await?;
             for (p, n) in waiting.iter().enumerate() {
                 s.depth += n;
@@ -463,9 +451,8 @@ impl JetStreamStore {
         let _ = self.queue(dest, |q| q.wake.notify_one());
     }
 
-    /// Ids of everything queued for `dest` (bands and schedules), oldest
-    /// first.
-    /// A FIFO head is in its band and its line: listed once.
+    /// Ids of everything queued for `dest` (bands, schedules and FIFO
+    /// lines), oldest first; a FIFO head, in its band and its line, once.
     async fn queued_ids(&self, dest: &str) -> Result<Vec<(EventId, QueueEntry)>, StoreError> {
         let names = self.names();
         let stream = names.queues();
@@ -1018,7 +1005,9 @@ impl Queues for JetStreamStore {
         self.remove_queued(dest, id).await?;
         // And out of its line: the next entry of its key moves up if it
         // was the head.
-        if let Some(e) = self.line_entry(dest, id).await? {
+        if self.ordered(dest)
+            && let Some(e) = self.line_entry(dest, id).await?
+        {
             self.leave_line(&e, Vec::new()).await?;
         }
         Ok(Cancelled::Removed)

@@ -595,11 +595,7 @@ async fn per_key_order_holds_while_two_gateways_deliver() {
         .destination(
             Destination::http("ledger", &format!("{}/in", sink.url))
                 .retry("{ initial = \"200ms\", multiplier = 1.0 }")
-                .set("ordering", "{ key = \"header:x-account\" }")
-                .set(
-                    "forward_headers",
-                    switchyard_tests::config::list(["x-account"]),
-                ),
+                .ordered_by_header("x-account"),
         )
         .topic(Topic::new("payments").routes(["ledger"]))
         .build();

@@ -461,11 +461,7 @@ async fn a_fifo_queue_moves_key_by_key_and_keeps_its_order() {
         c.destination(
             Destination::http("ledger", &format!("{}/in", sink.url))
                 .retry("{ max_attempts = 50, initial = \"1s\", multiplier = 1.0 }")
-                .set("ordering", "{ key = \"header:x-account\" }")
-                .set(
-                    "forward_headers",
-                    switchyard_tests::config::list(["x-account"]),
-                ),
+                .ordered_by_header("x-account"),
         )
         .topic(Topic::new("payments").routes(["ledger"]))
     };

@@ -347,9 +347,7 @@ async fn ordering_holds_per_key_under_retries_while_other_keys_flow() {
     // followers must wait, while other keys go on.
     sink.script([Reply::status(503), Reply::status(503)]);
     let gw = Gateway::start(&push_config(
-        ledger(&sink.url)
-            .set("ordering", "{ key = \"header:x-account\" }")
-            .set("forward_headers", list(["x-account"])),
+        ledger(&sink.url).ordered_by_header("x-account"),
     ))
     .await;
     let mut sent: HashMap<String, Vec<String>> = HashMap::new();
