@@ -177,6 +177,55 @@ pub(crate) struct Delivered {
     pub payload: Bytes,
 }
 
+/// This gateway's place in a consumer's priority group (`pinned_client`
+/// policy: the server hands messages to one puller of the group at a time,
+/// the pinned one, and moves the pin when that puller stops pulling for
+/// the consumer's `priority_timeout`).
+pub(crate) struct Pin {
+    pub group: &'static str,
+    /// The id the server gave this connection when it pinned it; sent with
+    /// each pull so the server goes on serving it.
+    id: std::sync::Mutex<Option<String>>,
+}
+
+impl Pin {
+    pub fn new(group: &'static str) -> Self {
+        Self {
+            group,
+            id: Default::default(),
+        }
+    }
+
+    /// The pin id held now, if this gateway is the pinned one.
+    pub fn id(&self) -> Option<String> {
+        self.id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, id: Option<&str>) {
+        let mut held = self
+            .id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.as_deref() != id {
+            match id {
+                Some(_) => tracing::info!(
+                    group = self.group,
+                    "This gateway is now the pinned puller of its priority group."
+                ),
+                None if held.is_some() => tracing::info!(
+                    group = self.group,
+                    "The server moved this gateway's pin to another puller."
+                ),
+                None => {}
+            }
+            *held = id.map(str::to_owned);
+        }
+    }
+}
+
 /// The API of one cluster account.
 #[derive(Clone)]
 pub(crate) struct Js {
@@ -508,7 +557,23 @@ impl Js {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Delivered>, JsError> {
-        self.patiently(|| self.fetch_once(stream, consumer, max, wait))
+        self.patiently(|| self.fetch_once(stream, consumer, max, wait, None))
+            .await
+    }
+
+    /// [`Js::fetch`] as a member of `pin`'s priority group: with the pin
+    /// id when this gateway holds it. A pull the server refuses because the
+    /// pin moved (or the consumer is no longer pinned) clears the id and
+    /// ends the batch; the next pull asks again without it.
+    pub async fn fetch_pinned(
+        &self,
+        stream: &str,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+        pin: &Pin,
+    ) -> Result<Vec<Delivered>, JsError> {
+        self.patiently(|| self.fetch_once(stream, consumer, max, wait, Some(pin)))
             .await
     }
 
@@ -518,6 +583,7 @@ impl Js {
         consumer: &str,
         max: usize,
         wait: Duration,
+        pin: Option<&Pin>,
     ) -> Result<Vec<Delivered>, JsError> {
         let inbox = self.client.new_inbox();
         let mut sub = self
@@ -525,11 +591,19 @@ impl Js {
             .subscribe(inbox.clone())
             .await
             .map_err(|e| Self::unavailable("subscribe", e))?;
-        let body = if wait.is_zero() {
+        let mut body = if wait.is_zero() {
             serde_json::json!({ "batch": max, "no_wait": true })
         } else {
             serde_json::json!({ "batch": max, "expires": wait.as_nanos() as u64 })
         };
+        if let Some(pin) = pin {
+            // A group on a consumer without priority groups is ignored, so
+            // every pull names it; the id only once the server gave one.
+            body["group"] = pin.group.into();
+            if let Some(id) = pin.id() {
+                body["id"] = id.into();
+            }
+        }
         self.client
             .publish_with_reply(
                 format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"),
@@ -575,6 +649,21 @@ impl Js {
                 }
                 Some(StatusCode::NO_RESPONDERS) => break,
                 Some(s) if s == StatusCode::IDLE_HEARTBEAT => continue,
+                // The pin moved to another puller, or the consumer is no
+                // longer pinned (a config changed it): ask again without.
+                Some(s)
+                    if pin.is_some()
+                        && (s == StatusCode::PIN_ID_MISMATCH
+                            || (s == 400
+                                && m.description
+                                    .as_deref()
+                                    .is_some_and(|d| d.contains("Not a Pinned")))) =>
+                {
+                    if let Some(pin) = pin {
+                        pin.set(None);
+                    }
+                    break;
+                }
                 Some(s) if s != StatusCode::OK => {
                     return Err(JsError::Protocol(format!(
                         "fetch from {stream}/{consumer}: status {s} {}",
@@ -588,6 +677,9 @@ impl Js {
                     let (delivered, stream_seq) = parse_ack_subject(&reply).ok_or_else(|| {
                         JsError::Protocol(format!("cannot read ack subject {reply}"))
                     })?;
+                    if let (Some(pin), Some(id)) = (pin, header(&m, "Nats-Pin-Id")) {
+                        pin.set(Some(id));
+                    }
                     out.push(Delivered {
                         subject: m.subject.to_string(),
                         reply,

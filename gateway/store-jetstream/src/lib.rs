@@ -65,6 +65,14 @@ pub struct JetStreamConfig {
     /// attempt, a routing claim) waits before another gateway takes it.
     /// A live gateway renews its holds every third of it.
     pub ack_wait: Duration,
+    /// Whether one gateway at a time routes (`store.pinned_routing`):
+    /// events of one ordering key are then routed in the order they were
+    /// accepted, whichever gateway accepted them, at the cost of spreading
+    /// routing over the gateways. `None`: when a destination is ordered.
+    pub pinned_routing: Option<bool>,
+    /// Whether the config at start has an ordered destination (for
+    /// `pinned_routing = None`; a reload that adds one pins routing then).
+    pub ordered_destinations: bool,
 }
 
 /// TLS to the NATS servers: the same names as a destination's `tls`.
@@ -93,7 +101,14 @@ impl JetStreamConfig {
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
             ack_wait: Duration::from_secs(30),
+            pinned_routing: None,
+            ordered_destinations: false,
         }
+    }
+
+    /// Whether routing is pinned to one gateway at start.
+    pub fn pins_routing(&self) -> bool {
+        self.pinned_routing.unwrap_or(self.ordered_destinations)
     }
 
     /// What is wrong with this config, if anything.
@@ -204,6 +219,12 @@ pub(crate) struct Inner {
     /// rather than at the next second.
     levels_dirty: Notify,
     ack_wait: Duration,
+    /// This gateway's place in the route consumer's priority group.
+    route_pin: js::Pin,
+    /// Whether the route consumer is pinned, as this gateway last set it.
+    routing_pinned: std::sync::atomic::AtomicBool,
+    /// `store.pinned_routing` unset: opening an ordered queue pins routing.
+    pin_when_ordered: bool,
     stop: tokio_util_free::Stop,
     metrics: Metrics,
 }
@@ -282,6 +303,9 @@ impl JetStreamStore {
             runtime: tokio::runtime::Handle::current(),
             levels_dirty: Notify::new(),
             ack_wait: cfg.ack_wait,
+            route_pin: js::Pin::new(setup::ROUTE_GROUP),
+            routing_pinned: cfg.pins_routing().into(),
+            pin_when_ordered: cfg.pinned_routing.is_none(),
             stop: Default::default(),
             metrics: Metrics::default(),
         }));
@@ -364,6 +388,53 @@ impl JetStreamStore {
             .get_mut(dest)
             .ok_or_else(|| StoreError::UnknownQueue(dest.to_string()))?;
         Ok(f(q))
+    }
+
+    /// Pins routing to one gateway at a time, if this gateway has not:
+    /// an ordered destination opened (at start, or by a reload) keeps its
+    /// keys' routing order across gateways.
+    pub(crate) async fn pin_routing(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.0.routing_pinned.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        setup::route_consumer(&self.0.js, &self.0.names, self.0.ack_wait, true).await?;
+        self.0.routing_pinned.store(true, Ordering::Release);
+        tracing::info!(
+            "An ordered destination opened: one gateway at a time routes now, so each ordering key keeps its order across gateways."
+        );
+        Ok(())
+    }
+
+    /// Hands the events claimed for routing and not routed back to the
+    /// server at once. The server hands redeliveries out before anything
+    /// newer, so whoever routes next routes them first, in order.
+    pub(crate) async fn hand_back_claims(&self) {
+        let claims: Vec<String> = lock(&self.0.claims).drain().map(|(_, c)| c.reply).collect();
+        for reply in claims {
+            if let Err(e) = self.0.js.nak(&reply, Duration::ZERO).await {
+                tracing::warn!(error = %e, "Cannot hand back an event claimed for routing; it is routed again after store.ack_wait.");
+            }
+        }
+    }
+
+    /// At a clean stop, after the router's last batch: the events claimed
+    /// and not routed are handed back at once, and the pin, if this gateway
+    /// holds it, is released, so another gateway routes now rather than
+    /// after the pin's timeout, in the same order.
+    async fn release_routing(&self) {
+        self.hand_back_claims().await;
+        if self.0.route_pin.id().is_some() {
+            let subject = format!(
+                "CONSUMER.UNPIN.{}.{}",
+                self.0.names.events(),
+                self.0.names.route_consumer()
+            );
+            let body = serde_json::json!({ "group": setup::ROUTE_GROUP });
+            if let Err(e) = self.0.js.api(&subject, &body).await {
+                tracing::warn!(error = %e, "Cannot release the routing pin; another gateway takes it after its timeout (store.ack_wait + 5s).");
+            }
+        }
     }
 
     /// Runs `f` on the backend's runtime from a blocking thread (the

@@ -399,29 +399,36 @@ impl EventLog for JetStreamStore {
         // What is there now; with nothing, a long poll for the first event
         // (the server hands it over the moment any gateway stores one),
         // then whatever came with it.
-        let mut got = self
-            .0
-            .js
-            .fetch(&stream, consumer, max, Duration::ZERO)
+        // Claims still held here are a batch whose routing failed: back to
+        // the server first, so the retry routes them before newer events.
+        if !lock(&self.0.claims).is_empty() {
+            self.hand_back_claims().await;
+        }
+        // Every pull names the route consumer's priority group: when it is
+        // pinned, only the gateway holding the pin gets events.
+        let pin = &self.0.route_pin;
+        let js = &self.0.js;
+        let mut got = js
+            .fetch_pinned(&stream, consumer, max, Duration::ZERO, pin)
             .await
             .map_err(|e| self.count(e))?;
         if got.is_empty() {
-            got = self
-                .0
-                .js
-                .fetch(&stream, consumer, 1, Duration::from_secs(1))
+            got = js
+                .fetch_pinned(&stream, consumer, 1, Duration::from_secs(1), pin)
                 .await
                 .map_err(|e| self.count(e))?;
             if !got.is_empty() && max > 1 {
-                let more = self
-                    .0
-                    .js
-                    .fetch(&stream, consumer, max - 1, Duration::ZERO)
+                let more = js
+                    .fetch_pinned(&stream, consumer, max - 1, Duration::ZERO, pin)
                     .await
                     .map_err(|e| self.count(e))?;
                 got.extend(more);
             }
         }
+        // Redeliveries (a router that died, a pin that moved) come first
+        // but not always in order among themselves: route in the order the
+        // events were stored.
+        got.sort_by_key(|d| d.stream_seq);
         let mut out = Vec::with_capacity(got.len());
         for d in got {
             let Some((kind, topic, id)) = names.parse_event(&d.subject) else {
@@ -775,7 +782,10 @@ impl Maintenance for JetStreamStore {
     }
 
     /// A PubAck already means stored by a quorum: nothing is buffered here.
+    /// What this gateway held for routing is handed back (at shutdown the
+    /// router has stopped).
     fn flush(&self) -> Result<(), StoreError> {
+        self.block_on(self.release_routing());
         self.close();
         Ok(())
     }

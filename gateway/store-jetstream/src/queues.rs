@@ -517,6 +517,9 @@ impl JetStreamStore {
 #[async_trait]
 impl Queues for JetStreamStore {
     async fn open_queue(&self, dest: &str, policy: QueuePolicy) -> Result<(), StoreError> {
+        if policy.ordered && self.0.pin_when_ordered {
+            self.pin_routing().await?;
+        }
         lock(&self.0.queues)
             .entry(dest.to_string())
             .or_insert_with(|| QueueState {

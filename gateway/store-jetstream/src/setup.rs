@@ -204,6 +204,17 @@ pub(crate) async fn consumer(js: &Js, stream: &str, config: Value) -> Result<(),
     for (k, v) in config.as_object().expect("an object") {
         compare(k, v, got["config"].get(k), &mut diffs);
     }
+    // Left from an earlier config that pinned it, a policy would change how
+    // every pull is served.
+    if config.get("priority_policy").is_none()
+        && let Some(p) = got["config"]["priority_policy"]
+            .as_str()
+            .filter(|p| *p != "none")
+    {
+        diffs.push(format!(
+            "priority_policy: not set, the server has {p:?} (an update to remove it was refused)"
+        ));
+    }
     if diffs.is_empty() {
         Ok(())
     } else {
@@ -265,20 +276,46 @@ pub(crate) async fn objects(js: &Js, names: &Names, cfg: &JetStreamConfig) -> Re
     reg["allow_rollup_hdrs"] = json!(true);
     stream(js, reg).await?;
 
-    let route = json!({
+    route_consumer(js, names, cfg.ack_wait, cfg.pins_routing()).await
+}
+
+/// The priority group every router's pull names.
+pub(crate) const ROUTE_GROUP: &str = "route";
+
+/// How long past `ack_wait` a pinned router that stopped pulling keeps its
+/// pin: by then what it held unacknowledged is due again, and is handed
+/// out before anything newer, so the next router takes up the order where
+/// the old one left it.
+const PIN_SLACK: Duration = Duration::from_secs(5);
+
+/// Creates the route consumer, or updates it: `pinned`, one gateway at a
+/// time routes (the server's `pinned_client` policy), which keeps the
+/// routing order of the events of one ordering key whichever gateway
+/// accepted them; otherwise every gateway routes a share.
+pub(crate) async fn route_consumer(
+    js: &Js,
+    names: &Names,
+    ack_wait: Duration,
+    pinned: bool,
+) -> Result<(), Error> {
+    let mut route = json!({
         "durable_name": names.route_consumer(),
         "filter_subjects": names.events_filter(),
         "deliver_policy": "all",
         "ack_policy": "explicit",
-        "ack_wait": nanos(cfg.ack_wait),
+        "ack_wait": nanos(ack_wait),
         "max_deliver": -1,
         "max_ack_pending": 20_000,
         "replay_policy": "instant",
     });
+    if pinned {
+        route["priority_policy"] = json!("pinned_client");
+        route["priority_groups"] = json!([ROUTE_GROUP]);
+        route["priority_timeout"] = json!(nanos(ack_wait + PIN_SLACK));
+    }
     consumer(js, &names.events(), route)
         .await
-        .map_err(|e| Error::Server(format!("the route consumer: {e}")))?;
-    Ok(())
+        .map_err(|e| Error::Server(format!("the route consumer: {e}")))
 }
 
 #[cfg(test)]

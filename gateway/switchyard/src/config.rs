@@ -459,6 +459,15 @@ impl Config {
         }
     }
 
+    /// The JetStream store's settings (`None`: the embedded fjall store),
+    /// knowing whether a destination is ordered (that pins routing to one
+    /// gateway at a time unless `store.pinned_routing` says otherwise).
+    pub fn jetstream_store(&self) -> Option<switchyard_store_jetstream::JetStreamConfig> {
+        let mut c = self.store.jetstream(&self.base_dir)?;
+        c.ordered_destinations = self.destinations.iter().any(|d| d.ordering.is_some());
+        Some(c)
+    }
+
     /// What delivery needs from `[server]`.
     pub fn address_rules(&self) -> AddressRules {
         AddressRules {
@@ -715,6 +724,28 @@ mod tests {
             let err = parse(text).expect_err(text).to_string();
             assert!(err.contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn an_ordered_destination_pins_routing_unless_the_store_says_otherwise() {
+        let js = "[store]\nbackend = \"jetstream\"\nservers = [\"nats://127.0.0.1:4222\"]\n";
+        let ordered =
+            "[[destinations]]\nname = \"d\"\nkind = \"log\"\nordering = { key = \"header:x-k\" }\n";
+        let plain = "[[destinations]]\nname = \"d\"\nkind = \"log\"\n";
+        for (text, pinned) in [
+            (format!("{js}{ordered}"), true),
+            (format!("{js}{plain}"), false),
+            (format!("{js}pinned_routing = false\n{ordered}"), false),
+            (format!("{js}pinned_routing = true\n{plain}"), true),
+        ] {
+            let c = parse(&text)
+                .expect(&text)
+                .jetstream_store()
+                .expect("jetstream");
+            assert_eq!(c.pins_routing(), pinned, "{text}");
+        }
+        let err = parse("[store]\npinned_routing = true\n").expect_err("fjall");
+        assert!(err.to_string().contains("store.pinned_routing"), "{err}");
     }
 
     #[test]

@@ -182,7 +182,7 @@ pub(crate) async fn assemble(config: Arc<Config>, reload: Reload) -> Result<Asse
     };
 
     // 1. The store.
-    let store: SharedStore = match config.store.jetstream(&config.base_dir) {
+    let store: SharedStore = match config.jetstream_store() {
         None => {
             let (d, durability) = (dir.clone(), config.server.durability.unwrap_or_default());
             let store = blocking(move || FjallStore::open(&d, durability))

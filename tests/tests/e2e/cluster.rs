@@ -616,13 +616,34 @@ async fn per_key_order_holds_while_two_gateways_deliver() {
                 .or_default()
                 .push(v["id"].as_str().unwrap().to_owned());
         }
-        // Routing is shared by the gateways: events of one key accepted
-        // within the time routing takes may be routed in either order
-        // (docs/scale-out.md); a moment apart, they are routed in order.
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // No pause between them: with an ordered destination one gateway
+        // routes at a time, in the order the cluster accepted the events.
     }
-    let got = sink.wait_for(20, WAIT).await;
-    let seen = switchyard_tests::order_by_key(&got, "x-account");
+    // Batches in turn through each gateway: a backlog that routers sharing
+    // the work would split between them and route side by side.
+    for round in 0..4 {
+        let gw = if round % 2 == 0 { &a } else { &b };
+        let batch: Vec<Value> = (0..60).map(|i| json!({ "account": "d", "i": i })).collect();
+        let r = client()
+            .post(gw.url("/v1/topics/payments/events/batch"))
+            .header("x-account", "d")
+            .json(&batch)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let v: Value = r.json().await.unwrap();
+        let ids = v["ids"].as_array().unwrap().iter();
+        sent.entry("d".into())
+            .or_default()
+            .extend(ids.map(|id| id.as_str().unwrap().to_owned()));
+    }
+    // 18 + 240 events, the failing head's retries counted once.
+    let seen = eventually(WAIT, "every event delivered", || async {
+        let seen = switchyard_tests::order_by_key(&sink.received(), "x-account");
+        (seen.values().map(Vec::len).sum::<usize>() == 18 + 240).then_some(seen)
+    })
+    .await;
     for (acct, ids) in &sent {
         assert_eq!(seen.get(acct), Some(ids), "order of key {acct}");
     }
@@ -630,4 +651,148 @@ async fn per_key_order_holds_while_two_gateways_deliver() {
     assert_eq!(v["destinations"][0]["blocked_keys"], 0, "{v}");
     b.stop().await;
     a.stop().await;
+}
+
+fn ordered_config(servers: &[String], sink: &Sink) -> Config {
+    Config::new()
+        .jetstream(servers)
+        .destination(
+            Destination::http("ledger", &format!("{}/in", sink.url)).ordered_by_header("x-account"),
+        )
+        .topic(Topic::new("payments").routes(["ledger"]))
+}
+
+/// Posts event `i` of key `acct` and records its id under the key.
+async fn post_keyed(
+    url: &str,
+    acct: &str,
+    i: usize,
+    sent: &mut HashMap<String, Vec<String>>,
+) -> Result<(), String> {
+    let r = client()
+        .post(format!("{url}/v1/topics/payments/events"))
+        .header("x-account", acct)
+        .json(&json!({ "account": acct, "i": i }))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status() != 202 {
+        return Err(format!("status {}", r.status()));
+    }
+    let v: Value = r.json().await.map_err(|e| e.to_string())?;
+    sent.entry(acct.into())
+        .or_default()
+        .push(v["id"].as_str().unwrap().to_owned());
+    Ok(())
+}
+
+fn pinned(p: &Process) -> bool {
+    p.logs
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("now the pinned puller"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn routing_moves_to_the_other_gateway_when_the_pinned_one_is_killed_and_keeps_each_keys_order()
+ {
+    let sink = Sink::start().await;
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    // The pin moves after ack_wait + 5 s.
+    let base = ordered_config(&servers(), &sink).store("ack_wait", quoted("2s"));
+    let (cfg_a, cfg_b) = (dir_a.path().join("a.toml"), dir_b.path().join("b.toml"));
+    std::fs::write(
+        &cfg_a,
+        base.clone().for_process(&dir_a.path().join("data")).build(),
+    )
+    .unwrap();
+    std::fs::write(&cfg_b, base.for_process(&dir_b.path().join("data")).build()).unwrap();
+    let mut gws = vec![Process::start(&cfg_a), Process::start(&cfg_b)];
+    let keys = ["a", "b", "c"];
+    let mut sent: HashMap<String, Vec<String>> = HashMap::new();
+    let mut n = 0;
+    for i in 0..5 {
+        for (k, acct) in keys.into_iter().enumerate() {
+            post_keyed(&gws[(i + k) % 2].url(""), acct, n, &mut sent)
+                .await
+                .unwrap();
+            n += 1;
+        }
+    }
+    sink.wait_for(n, WAIT).await;
+    let p = gws
+        .iter()
+        .position(pinned)
+        .expect("one gateway holds the pin");
+    assert!(!pinned(&gws[1 - p]), "only one gateway is pinned");
+    let pinned_gw = gws.remove(p);
+    let survivor = gws.pop().unwrap();
+    // Events keep coming through the survivor while the pinned one dies.
+    let url = survivor.url("");
+    let mut later = HashMap::new();
+    let first = n;
+    let poster = tokio::spawn(async move {
+        for i in first..first + 30 {
+            post_keyed(&url, keys[i % 3], i, &mut later).await.unwrap();
+        }
+        later
+    });
+    eventually(WAIT, "some events posted after the first round", || async {
+        (sink.received().len() > n + 3).then_some(())
+    })
+    .await;
+    let killed = Instant::now();
+    pinned_gw.kill9();
+    for (k, ids) in poster.await.unwrap() {
+        sent.entry(k).or_default().extend(ids);
+    }
+    let total = n + 30;
+    eventually(Duration::from_secs(60), "every event delivered", || async {
+        let got = switchyard_tests::order_by_key(&sink.received(), "x-account");
+        (got.values().map(Vec::len).sum::<usize>() == total).then_some(())
+    })
+    .await;
+    eprintln!(
+        "every event delivered {:?} after the kill",
+        killed.elapsed()
+    );
+    let seen = switchyard_tests::order_by_key(&sink.received(), "x-account");
+    for (acct, ids) in &sent {
+        assert_eq!(
+            seen.get(acct),
+            Some(ids),
+            "order of key {acct} across the kill"
+        );
+    }
+    assert!(pinned(&survivor), "the survivor took the pin");
+    let _ = survivor.sigterm();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pinned_gateway_that_stops_cleanly_hands_routing_over_at_once() {
+    let sink = Sink::start().await;
+    // A pin lost without a word would move only after 25 s.
+    let text = ordered_config(&servers(), &sink)
+        .store("ack_wait", quoted("20s"))
+        .build();
+    let a = Gateway::start(&text).await;
+    let mut sent = HashMap::new();
+    // Routed by A, the only gateway: A holds the pin.
+    post_keyed(&a.url(""), "a", 0, &mut sent).await.unwrap();
+    sink.wait_for(1, WAIT).await;
+    let b = Gateway::start(&text).await;
+    a.stop().await;
+    let stopped = Instant::now();
+    post_keyed(&b.url(""), "a", 1, &mut sent).await.unwrap();
+    sink.wait_for(2, WAIT).await;
+    let took = stopped.elapsed();
+    assert!(
+        took < Duration::from_secs(12),
+        "routing resumed {took:?} after A stopped: the pin was not released"
+    );
+    let seen = switchyard_tests::order_by_key(&sink.received(), "x-account");
+    assert_eq!(seen.get("a"), sent.get("a"));
+    b.stop().await;
 }

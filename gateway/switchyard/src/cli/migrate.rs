@@ -104,7 +104,7 @@ fn say(what: &str, n: Imported) {
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let config = Config::load(&args.config)?;
-    let Some(js_config) = config.store.jetstream(&config.base_dir) else {
+    let Some(js_config) = config.jetstream_store() else {
         bail!(
             "{}: its [store] is the embedded fjall store; migrate moves a data dir into a JetStream cluster, so give the config the gateways will run with, with [store] backend = \"jetstream\" and the cluster's servers (docs/scale-out.md)",
             args.config.display()

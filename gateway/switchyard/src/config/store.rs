@@ -8,6 +8,7 @@
 //! # prefix = "switchyard"
 //! # token = "env:NATS_TOKEN"     # or user + password, or creds_file
 //! # tls = { ca_file = "ca.pem", client_cert = "c.pem", client_key = "c.key" }
+//! # pinned_routing = true      # default: when a destination has `ordering`
 //! ```
 
 use std::path::PathBuf;
@@ -56,6 +57,10 @@ pub struct StoreConfig {
     /// How long work a dead gateway held waits before another takes it.
     #[serde(default, with = "humantime_serde")]
     pub ack_wait: Option<Duration>,
+    /// One gateway at a time routes (keeps each ordering key's order across
+    /// gateways); default: when a destination has `ordering`.
+    #[serde(default)]
+    pub pinned_routing: Option<bool>,
 }
 
 impl StoreConfig {
@@ -87,6 +92,7 @@ impl StoreConfig {
         if let Some(t) = self.ack_wait {
             c.ack_wait = t;
         }
+        c.pinned_routing = self.pinned_routing;
         Some(c)
     }
 
@@ -105,6 +111,7 @@ impl StoreConfig {
                     ("tls", self.tls.is_some()),
                     ("request_timeout", self.request_timeout.is_some()),
                     ("ack_wait", self.ack_wait.is_some()),
+                    ("pinned_routing", self.pinned_routing.is_some()),
                 ]
                 .into_iter()
                 .filter_map(|(k, on)| on.then_some(k))
