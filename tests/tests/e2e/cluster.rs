@@ -796,3 +796,58 @@ async fn a_pinned_gateway_that_stops_cleanly_hands_routing_over_at_once() {
     assert_eq!(seen.get("a"), sent.get("a"));
     b.stop().await;
 }
+
+/// The route consumer's config as the server holds it.
+fn route_consumer_config(servers: &[String], prefix: &str) -> Value {
+    let stream = format!("{}_EV", prefix.to_ascii_uppercase());
+    let (ok, out) = run_python(
+        "js_api.py",
+        &json!({ "servers": servers, "subject": format!("CONSUMER.INFO.{stream}.route") }),
+    );
+    assert!(ok, "consumer info: {out}");
+    serde_json::from_str::<Value>(&out).unwrap()["config"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_that_adds_an_ordered_destination_pins_routing() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = switchyard_tests::nats::fresh_prefix();
+    let plain = push_config(&servers(), &sink).store("prefix", quoted(&prefix));
+    let ordered = plain
+        .clone()
+        .destination(
+            Destination::http("ledger", &format!("{}/ledger", sink.url))
+                .ordered_by_header("x-account"),
+        )
+        .topic(Topic::new("payments").routes(["ledger"]));
+    let cfg = dir.path().join("gw.toml");
+    let data = dir.path().join("data");
+    std::fs::write(&cfg, plain.for_process(&data).build()).unwrap();
+    let gw = Process::start(&cfg);
+    // No ordered destination: every gateway routes a share.
+    let before = route_consumer_config(&servers(), &prefix);
+    assert!(before.get("priority_policy").is_none(), "{before}");
+    std::fs::write(&cfg, ordered.for_process(&data).build()).unwrap();
+    let r = client()
+        .post(gw.url("/v1/admin/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let after = route_consumer_config(&servers(), &prefix);
+    assert_eq!(after["priority_policy"], "pinned_client", "{after}");
+    assert_eq!(after["priority_groups"], json!(["route"]), "{after}");
+    // ack_wait (5 s in tests) + 5 s.
+    assert_eq!(after["priority_timeout"], json!(10_000_000_000u64), "{after}");
+    // Routing goes on through the pin.
+    let (s, v) = post(
+        gw.url("/v1/topics/payments/events"),
+        json!({ "account": "a" }),
+        &[("x-account", "a")],
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    sink.wait_for(1, WAIT).await;
+    let _ = gw.sigterm();
+}
