@@ -839,7 +839,11 @@ async fn a_reload_that_adds_an_ordered_destination_pins_routing() {
     assert_eq!(after["priority_policy"], "pinned_client", "{after}");
     assert_eq!(after["priority_groups"], json!(["route"]), "{after}");
     // ack_wait (5 s in tests) + 5 s.
-    assert_eq!(after["priority_timeout"], json!(10_000_000_000u64), "{after}");
+    assert_eq!(
+        after["priority_timeout"],
+        json!(10_000_000_000u64),
+        "{after}"
+    );
     // Routing goes on through the pin.
     let (s, v) = post(
         gw.url("/v1/topics/payments/events"),
