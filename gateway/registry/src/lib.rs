@@ -474,16 +474,17 @@ impl Registry {
                         rest
                     }
                 };
-                let value: serde_json::Value = serde_json::from_slice(json_body)
-                    .map_err(|e| ValidationError::Undecodable(format!("body is not JSON: {e}")))?;
-                schema
-                    .validate(&value)
-                    .map_err(|m| ValidationError::Mismatch {
+                schema.validate_bytes(json_body).map_err(|e| match e {
+                    json_schema::PayloadError::NotJson(e) => {
+                        ValidationError::Undecodable(format!("body is not JSON: {e}"))
+                    }
+                    json_schema::PayloadError::Mismatch(m) => ValidationError::Mismatch {
                         path: m.path,
                         expected: m.expected,
                         message: m.message,
                         keyword: Some(m.keyword),
-                    })?;
+                    },
+                })?;
             }
         }
         Ok(ok)

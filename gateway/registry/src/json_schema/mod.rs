@@ -17,6 +17,7 @@
 //! - [`compat`]: Confluent's rules for JSON Schema evolution.
 
 pub mod compat;
+mod sonic;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,7 +34,8 @@ pub struct JsonSchema {
     /// name the referring schema uses.
     pub refs: Arc<HashMap<String, Value>>,
     pub draft: Draft,
-    validator: jsonschema::Validator,
+    /// Walks payloads parsed by `sonic_rs` (see [`sonic`]).
+    validator: jsonschema::Validator<sonic::Sonic>,
 }
 
 impl std::fmt::Debug for JsonSchema {
@@ -54,6 +56,25 @@ pub struct JsonSchemaMismatch {
     /// The JSON Schema keyword that failed (`type`, `required`, `pattern`...).
     pub keyword: String,
     pub message: String,
+}
+
+/// The parser's message without the copy of the body it appends after a
+/// blank line: where the error is, on one line.
+fn parse_error(e: &sonic_rs::Error) -> String {
+    let text = e.to_string();
+    text.split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Why a payload failed its JSON schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadError {
+    /// Not JSON at all: the parser's message.
+    NotJson(String),
+    Mismatch(JsonSchemaMismatch),
 }
 
 /// Hands the validator the referenced schemas, and nothing else.
@@ -106,7 +127,7 @@ impl JsonSchema {
         }
         let draft = draft_of(&root)?;
         let refs = Arc::new(refs);
-        let validator = jsonschema::options()
+        let validator = jsonschema::options_for::<sonic::Sonic>()
             .with_draft(draft)
             .should_validate_formats(true)
             .with_retriever(References(refs.clone()))
@@ -120,9 +141,26 @@ impl JsonSchema {
         })
     }
 
-    /// Checks one payload; on failure, the first error.
+    /// Checks one JSON payload; on failure, why it is not JSON or the
+    /// first error.
+    pub fn validate_bytes(&self, body: &[u8]) -> Result<(), PayloadError> {
+        let doc: sonic_rs::Value =
+            sonic_rs::from_slice(body).map_err(|e| PayloadError::NotJson(parse_error(&e)))?;
+        self.validate_parsed(&doc).map_err(PayloadError::Mismatch)
+    }
+
+    /// Checks a payload already parsed.
+    pub fn validate_parsed(&self, doc: &sonic_rs::Value) -> Result<(), JsonSchemaMismatch> {
+        self.validator.validate(doc).map_err(|e| mismatch(&e))
+    }
+
+    /// [`JsonSchema::validate_bytes`] for a value at hand.
     pub fn validate(&self, value: &Value) -> Result<(), JsonSchemaMismatch> {
-        self.validator.validate(value).map_err(|e| mismatch(&e))
+        match self.validate_bytes(value.to_string().as_bytes()) {
+            Ok(()) => Ok(()),
+            Err(PayloadError::Mismatch(m)) => Err(m),
+            Err(PayloadError::NotJson(e)) => unreachable!("a serialised value is JSON: {e}"),
+        }
     }
 }
 
@@ -193,6 +231,29 @@ mod tests {
         assert_eq!(m.path, "/order/qty");
         assert_eq!(m.keyword, "type");
         assert_eq!(m.expected, "type integer");
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_says_where_on_one_line_and_deep_nesting_is_refused() {
+        let s = schema(json!({"type": "object"}));
+        let Err(PayloadError::NotJson(m)) = s.validate_bytes(b"{\"a\": tru}") else {
+            panic!("not JSON");
+        };
+        assert!(m.contains("line 1 column"), "{m}");
+        assert!(
+            !m.contains('\n'),
+            "one line, without a copy of the body: {m:?}"
+        );
+        // Hostile nesting ends in an error, not in a blown stack.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let Err(PayloadError::NotJson(m)) = s.validate_bytes(deep.as_bytes()) else {
+            panic!("too deep");
+        };
+        assert!(m.contains("layers deep"), "{m}");
+        assert!(matches!(
+            s.validate_bytes(b"[]"),
+            Err(PayloadError::Mismatch(JsonSchemaMismatch { ref keyword, .. })) if keyword == "type"
+        ));
     }
 
     #[test]
