@@ -401,9 +401,7 @@ impl EventLog for JetStreamStore {
         // then whatever came with it.
         // Claims still held here are a batch whose routing failed: back to
         // the server first, so the retry routes them before newer events.
-        if !lock(&self.0.claims).is_empty() {
-            self.hand_back_claims().await;
-        }
+        self.hand_back_claims().await;
         // Every pull names the route consumer's priority group: when it is
         // pinned, only the gateway holding the pin gets events.
         let pin = &self.0.route_pin;

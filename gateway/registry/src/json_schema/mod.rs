@@ -154,8 +154,10 @@ impl JsonSchema {
         self.validator.validate(doc).map_err(|e| mismatch(&e))
     }
 
-    /// [`JsonSchema::validate_bytes`] for a value at hand.
-    pub fn validate(&self, value: &Value) -> Result<(), JsonSchemaMismatch> {
+    /// [`JsonSchema::validate_bytes`] for a value at hand (tests: it
+    /// serialises the value to parse it again).
+    #[cfg(test)]
+    fn validate(&self, value: &Value) -> Result<(), JsonSchemaMismatch> {
         match self.validate_bytes(value.to_string().as_bytes()) {
             Ok(()) => Ok(()),
             Err(PayloadError::Mismatch(m)) => Err(m),
