@@ -156,7 +156,7 @@ async def connect():
 
 
 # --------------------------------------------------------------------------
-# SCALE-OUT.md section 1, line by line
+# The planning notes' mapping (section 1), line by line
 
 
 async def p_version(js):
