@@ -235,6 +235,25 @@ fn typed(
                 .expect("valid")
         })
     });
+    // The fixtures take the fast path (a bench of the fallback would
+    // measure the wrong thing), and the dynamic decode it replaces is
+    // measured beside it.
+    let message_bytes = prost::Message::encode_to_vec(&msg);
+    assert!(p.check.json(&desc, &doc), "order.json takes the fast path");
+    assert!(
+        p.check.wire(&desc, &message_bytes),
+        "the framed order takes the fast path"
+    );
+    g.bench_function("protobuf_json_1kb_dynamic_message", |b| {
+        b.iter(|| {
+            switchyard_registry::protobuf::from_json(&desc, black_box(&order)).expect("valid")
+        })
+    });
+    g.bench_function("protobuf_wire_dynamic_message", |b| {
+        b.iter(|| {
+            switchyard_registry::protobuf::decode(&desc, black_box(&message_bytes)).expect("valid")
+        })
+    });
     g.bench_function("protobuf_framed", |b| {
         b.iter(|| {
             registry

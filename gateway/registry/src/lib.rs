@@ -39,7 +39,7 @@ pub mod state;
 
 use std::sync::Arc;
 
-use prost_reflect::ReflectMessage as _;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
 
 pub use config::SchemaRef;
 pub use convert::conversion_schema;
@@ -160,6 +160,20 @@ pub fn is_avro(content_type: &str) -> Option<bool> {
     encoding(content_type).map(|e| e != Encoding::Json)
 }
 
+/// A framed Protobuf message that is not its schema's.
+fn protobuf_mismatch(
+    desc: &MessageDescriptor,
+    schema_id: u32,
+    m: protobuf::ProtoMismatch,
+) -> ValidationError {
+    ValidationError::Mismatch {
+        path: m.path,
+        expected: format!("a {} message of schema {schema_id}", desc.full_name()),
+        message: m.message,
+        keyword: None,
+    }
+}
+
 /// Splits Confluent's wire format, with an error that says what is wrong.
 fn frame(body: &[u8]) -> Result<(u32, &[u8]), ValidationError> {
     binary::split_frame(body).map_err(|e| {
@@ -219,7 +233,7 @@ impl Registry {
                 Ok(Some(rest.to_vec()))
             }
             Some(SchemaType::Protobuf) => {
-                let (msg, _) = self.decode_protobuf(body).map_err(|e| e.to_string())?;
+                let msg = self.decode_protobuf(body).map_err(|e| e.to_string())?;
                 protobuf::to_json(&msg).map(Some)
             }
             Some(_) => self.avro_to_json(id, body).map(Some),
@@ -238,12 +252,12 @@ impl Registry {
         convert::json_to_avro(&self.core, id, body)
     }
 
-    /// Decodes Confluent-framed Protobuf: the header's schema, the message
-    /// its index array names, the message (every field declared).
-    fn decode_protobuf(
+    /// Reads Confluent-framed Protobuf: the header's schema and the message
+    /// its index array names, with the message's bytes.
+    fn framed_protobuf<'b>(
         &self,
-        body: &[u8],
-    ) -> Result<(prost_reflect::DynamicMessage, Arc<state::StoredSchema>), ValidationError> {
+        body: &'b [u8],
+    ) -> Result<(MessageDescriptor, &'b [u8], Arc<state::StoredSchema>), ValidationError> {
         let (id, rest) = frame(body)?;
         let writer = self
             .core
@@ -257,13 +271,13 @@ impl Registry {
         };
         let (idx, bytes) = protobuf::split_indexes(rest).map_err(ValidationError::Undecodable)?;
         let desc = w.message_at(&idx).map_err(ValidationError::Undecodable)?;
-        let msg = protobuf::decode(&desc, bytes).map_err(|m| ValidationError::Mismatch {
-            path: m.path,
-            expected: format!("a {} message of schema {id}", desc.full_name()),
-            message: m.message,
-            keyword: None,
-        })?;
-        Ok((msg, writer))
+        Ok((desc, bytes, writer))
+    }
+
+    /// Decodes Confluent-framed Protobuf (every field declared).
+    fn decode_protobuf(&self, body: &[u8]) -> Result<DynamicMessage, ValidationError> {
+        let (desc, bytes, writer) = self.framed_protobuf(body)?;
+        protobuf::decode(&desc, bytes).map_err(|m| protobuf_mismatch(&desc, writer.id, m))
     }
 
     /// Validates one payload against a topic's or a destination's
@@ -354,7 +368,7 @@ impl Registry {
                 })?;
                 match enc {
                     Encoding::Json => {
-                        protobuf::from_json(&want, body).map_err(|m| {
+                        protobuf::validate_json(p, &want, body).map_err(|m| {
                             ValidationError::Mismatch {
                                 path: m.path,
                                 expected: format!(
@@ -372,8 +386,11 @@ impl Registry {
                         ));
                     }
                     Encoding::Framed | Encoding::Protobuf => {
-                        let (msg, writer) = self.decode_protobuf(body)?;
-                        let got = msg.descriptor();
+                        let (got, bytes, writer) = self.framed_protobuf(body)?;
+                        if let Parsed::Protobuf(w) = &writer.parsed {
+                            protobuf::validate_wire(w, &got, bytes)
+                                .map_err(|m| protobuf_mismatch(&got, writer.id, m))?;
+                        }
                         if got.full_name() != want.full_name() {
                             return Err(ValidationError::Mismatch {
                                 path: String::new(),

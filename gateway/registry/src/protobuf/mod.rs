@@ -23,6 +23,7 @@
 //! - [`compat`]: Confluent's rules for Protobuf evolution.
 //! - [`print`]: `.proto` text from a descriptor.
 
+pub mod check;
 pub mod compat;
 pub mod print;
 
@@ -59,6 +60,8 @@ pub struct ProtoSchema {
     pub serialized: String,
     /// The descriptor without source info or name, base64: identity.
     pub canonical: String,
+    /// Its messages compiled for validation's fast path.
+    pub check: check::Plan,
 }
 
 impl std::fmt::Debug for ProtoSchema {
@@ -203,6 +206,7 @@ impl ProtoSchema {
         drop_default_json_names(&mut proto);
         let canonical = BASE64.encode(proto.encode_to_vec());
         Ok(ProtoSchema {
+            check: check::Plan::new(&pool),
             file,
             text,
             serialized,
@@ -499,6 +503,35 @@ pub fn from_json(desc: &MessageDescriptor, body: &[u8]) -> Result<DynamicMessage
         message: format!("trailing data after the JSON message: {e}"),
     })?;
     Ok(msg)
+}
+
+/// Validates protobuf's JSON mapping of `desc`, a message of `schema`:
+/// [`check`]'s walk of the parsed document when that is sure, otherwise
+/// (and for every refusal, so its message is prost-reflect's) [`from_json`].
+pub fn validate_json(
+    schema: &ProtoSchema,
+    desc: &MessageDescriptor,
+    body: &[u8],
+) -> Result<(), ProtoMismatch> {
+    if let Ok(doc) = sonic_rs::from_slice::<sonic_rs::Value>(body)
+        && schema.check.json(desc, &doc)
+    {
+        return Ok(());
+    }
+    from_json(desc, body).map(drop)
+}
+
+/// Validates the wire bytes of `desc`, a message of `schema`, every field
+/// declared: [`check`]'s walk when that is sure, otherwise [`decode`].
+pub fn validate_wire(
+    schema: &ProtoSchema,
+    desc: &MessageDescriptor,
+    bytes: &[u8],
+) -> Result<(), ProtoMismatch> {
+    if schema.check.wire(desc, bytes) {
+        return Ok(());
+    }
+    decode(desc, bytes).map(drop)
 }
 
 /// A message in protobuf's JSON mapping.
