@@ -215,6 +215,10 @@ fn typed(
     g.bench_function("jsonschema_walk_only", |b| {
         b.iter(|| compiled.validate_parsed(black_box(&doc)).expect("valid"))
     });
+    // What `validate_parsed` walked before it asked `is_valid` first.
+    g.bench_function("jsonschema_walk_with_error_tracking", |b| {
+        b.iter(|| compiled.validate_tracking(black_box(&doc)).expect("valid"))
+    });
     g.bench_function("json_schema_1kb", |b| {
         b.iter(|| {
             registry
