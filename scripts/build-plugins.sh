@@ -70,6 +70,16 @@ if [[ -z "${SWITCHYARD_SKIP_TS_PLUGINS:-}" ]]; then
         node "$sdk/build.mjs" "$module" -o "$wasm"
     done
     if [[ "${1:-}" == "--test" ]]; then
+        # The README's example, built as a new author would: its own folder,
+        # outside the repository, no package.json.
+        readme=$(mktemp -d)
+        python3 - "$sdk/README.md" "$readme/by_type.ts" <<'PY'
+import re, sys
+code = re.search(r"```ts\n(.*?)```", open(sys.argv[1]).read(), re.S)
+open(sys.argv[2], "w").write(code.group(1))
+PY
+        node "$sdk/build.mjs" "$readme/by_type.ts" -o "$readme/by_type.wasm" >/dev/null
+        rm -rf "$readme"
         node --test "$sdk"/dist/test/
         for dir in plugins/*-ts/; do
             (cd "$dir" && npm test --silent)

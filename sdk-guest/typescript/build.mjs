@@ -69,8 +69,11 @@ try {
   const ts = (await import(join(SDK_DIR, "node_modules", "typescript", "lib", "typescript.js"))).default;
   const options = {
     target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    // ES modules whatever the plugin's folder says: under `NodeNext` a file
+    // without a `package.json` of `"type": "module"` above it is emitted as
+    // CommonJS, which componentize-js can't import `handler` from.
+    module: ts.ModuleKind.ES2022,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
     lib: ["lib.es2022.d.ts"],
     types: [],
     strict: true,
