@@ -70,7 +70,8 @@ $1
 
 $(topology)
 TOML
-  RUST_LOG=warn "$gw" serve --config "$dir/bench.toml" > "$dir/log" 2>&1 &
+  gw_log="$dir/log"
+  RUST_LOG=${gw_rust_log:-warn} "$gw" serve --config "$dir/bench.toml" > "$gw_log" 2>&1 &
   gw_pid=$!
   for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
@@ -310,21 +311,26 @@ commits_over_25ms() {
 stall_run() {
   local label=$1 topic=$2 extra=$3
   echo "-- $label"
-  run_gateway ""
+  # fjall's journal rotations are logged, to set beside slow commits and
+  # the probe's slow syncs.
+  gw_rust_log="warn,fjall::journal::writer=debug" run_gateway ""
   probe_out=$(mktemp)
   python3 - "$(dirname "$(mktemp -u)")" 62 > "$probe_out" <<'PY' &
 import os, sys, time
 path = os.path.join(sys.argv[1], "fsync-probe-%d" % os.getpid())
 fd = os.open(path, os.O_CREAT | os.O_WRONLY)
-ts, end = [], time.time() + float(sys.argv[2])
+ts, end, slow = [], time.time() + float(sys.argv[2]), []
 while time.time() < end:
     os.write(fd, b"x" * 1024)
-    t = time.perf_counter(); os.fdatasync(fd); ts.append(time.perf_counter() - t)
+    t = time.perf_counter(); os.fdatasync(fd); d = time.perf_counter() - t; ts.append(d)
+    if d > 0.010:
+        slow.append("%s.%03dZ %.1f ms" % (time.strftime("%H:%M:%S", time.gmtime()), time.time() % 1 * 1000, d * 1e3))
     time.sleep(0.001)
 os.close(fd); os.unlink(path); ts.sort()
 q = lambda p: ts[min(len(ts) - 1, int(p * len(ts)))] * 1e3
 print("fdatasync probe: %d calls, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms, over 25 ms: %d"
       % (len(ts), q(0.5), q(0.99), q(0.999), ts[-1] * 1e3, sum(1 for t in ts if t > 0.025)))
+print("  probe syncs over 10 ms (UTC):", ", ".join(slow) or "none")
 PY
   probe_pid=$!
   # shellcheck disable=SC2086
@@ -334,6 +340,11 @@ PY
   wait "$probe_pid" || true
   cat "$probe_out"; rm -f "$probe_out"
   stop_gateway
+  echo "  gateway, journal rotations and commits over 20 ms (UTC):"
+  sed -E 's/\x1b\[[0-9;]*m//g' "$gw_log" |
+    awk '/Rotating active journal/ { print "    " substr($1, 12, 12) " journal rotated" }
+         /Slow group commit/ { for (i = 1; i <= NF; i++) if ($i ~ /^elapsed_ms=/) ms = substr($i, 12);
+                               print "    " substr($1, 12, 12) " commit took " ms " ms" }'
 }
 echo
 echo "== L. The write path's tail: 5,000 events/s of 1 KB for 60 s (durability sync)"
