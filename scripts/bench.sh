@@ -324,7 +324,8 @@ while time.time() < end:
     os.write(fd, b"x" * 1024)
     t = time.perf_counter(); os.fdatasync(fd); d = time.perf_counter() - t; ts.append(d)
     if d > 0.010:
-        slow.append("%s.%03dZ %.1f ms" % (time.strftime("%H:%M:%S", time.gmtime()), time.time() % 1 * 1000, d * 1e3))
+        now = time.time()
+        slow.append("%s.%03dZ %.1f ms" % (time.strftime("%H:%M:%S", time.gmtime(now)), now % 1 * 1000, d * 1e3))
     time.sleep(0.001)
 os.close(fd); os.unlink(path); ts.sort()
 q = lambda p: ts[min(len(ts) - 1, int(p * len(ts)))] * 1e3

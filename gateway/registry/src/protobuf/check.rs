@@ -133,8 +133,9 @@ struct Message {
     /// Field numbers, sorted, and the field each means.
     numbers: Vec<(u32, usize)>,
     wkt: Option<Wkt>,
-    /// More than 64 oneofs: not walked.
-    many_oneofs: bool,
+    /// A field could not be planned (a oneof past the 64th, which the
+    /// bitmask of set oneofs can't hold): not walked.
+    opaque: bool,
 }
 
 impl Message {
@@ -217,32 +218,11 @@ impl Plan {
     }
 
     fn compile(&self, m: &MessageDescriptor, enums: &HashMap<String, usize>) -> Message {
-        let mut fields = Vec::new();
-        let mut unplanned = false;
         let oneofs: Vec<String> = m.oneofs().map(|o| o.full_name().to_string()).collect();
-        for f in m.fields() {
-            match self.field(&f, &oneofs, enums) {
-                Some(field) => fields.push(field),
-                None => unplanned = true,
-            }
-        }
-        let mut keys: Vec<(Box<str>, usize)> = m
-            .fields()
-            .enumerate()
-            .map(|(i, f)| (f.json_name().into(), i))
-            .collect();
-        for (i, f) in m.fields().enumerate() {
-            if !keys.iter().any(|(k, _)| &**k == f.name()) {
-                keys.push((f.name().into(), i));
-            }
-        }
-        let by_key = (keys.len() > SCAN_KEYS).then(|| keys.iter().cloned().collect());
-        let mut numbers: Vec<(u32, usize)> = fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.number, i))
-            .collect();
-        numbers.sort_unstable();
+        // A field it can't plan makes the whole message opaque: left to
+        // prost-reflect.
+        let fields: Option<Vec<Field>> =
+            m.fields().map(|f| self.field(&f, &oneofs, enums)).collect();
         let wkt = match m.full_name() {
             "google.protobuf.Timestamp" => Some(Wkt::Timestamp),
             "google.protobuf.Struct" => Some(Wkt::Struct),
@@ -260,21 +240,46 @@ impl Plan {
             | "google.protobuf.UInt32Value"
             | "google.protobuf.BoolValue"
             | "google.protobuf.StringValue"
-            | "google.protobuf.BytesValue" => match fields.first() {
-                Some(f) => Some(Wkt::Wrapper(f.ty)),
-                None => Some(Wkt::Other),
+            | "google.protobuf.BytesValue" => match fields.as_deref() {
+                Some([f, ..]) => Some(Wkt::Wrapper(f.ty)),
+                _ => Some(Wkt::Other),
             },
             _ => None,
         };
+        let Some(fields) = fields else {
+            return Message {
+                fields: Vec::new(),
+                keys: Vec::new(),
+                by_key: None,
+                numbers: Vec::new(),
+                wkt,
+                opaque: true,
+            };
+        };
+        let mut keys: Vec<(Box<str>, usize)> = m
+            .fields()
+            .enumerate()
+            .map(|(i, f)| (f.json_name().into(), i))
+            .collect();
+        for (i, f) in m.fields().enumerate() {
+            if !keys.iter().any(|(k, _)| &**k == f.name()) {
+                keys.push((f.name().into(), i));
+            }
+        }
+        let by_key = (keys.len() > SCAN_KEYS).then(|| keys.iter().cloned().collect());
+        let mut numbers: Vec<(u32, usize)> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.number, i))
+            .collect();
+        numbers.sort_unstable();
         Message {
-            // A field that could not be planned makes the whole message
-            // unwalkable: leave it to prost-reflect.
-            many_oneofs: oneofs.len() > 64 || unplanned,
-            fields: if unplanned { Vec::new() } else { fields },
-            keys: if unplanned { Vec::new() } else { keys },
-            by_key: if unplanned { None } else { by_key },
-            numbers: if unplanned { Vec::new() } else { numbers },
+            fields,
+            keys,
+            by_key,
+            numbers,
             wkt,
+            opaque: false,
         }
     }
 
@@ -298,11 +303,10 @@ impl Plan {
             Card::Single
         };
         let oneof = match f.containing_oneof() {
-            Some(o) => Some(
-                u8::try_from(oneofs.iter().position(|n| n == o.full_name())?)
-                    .ok()
-                    .filter(|i| *i < 64)?,
-            ),
+            Some(o) => {
+                let i = oneofs.iter().position(|n| n == o.full_name())?;
+                Some(u8::try_from(i).ok().filter(|&i| i < 64)?)
+            }
             None => None,
         };
         Some(Field {
@@ -333,7 +337,7 @@ impl Plan {
         if let Some(wkt) = msg.wkt {
             return json_wkt(wkt, v, depth);
         }
-        if msg.many_oneofs {
+        if msg.opaque {
             return false;
         }
         let Some(obj) = v.as_object() else {
@@ -413,7 +417,7 @@ impl Plan {
         let Some(msg) = self.messages.get(m) else {
             return false;
         };
-        if depth > MAX_DEPTH || msg.many_oneofs {
+        if depth > MAX_DEPTH || msg.opaque {
             return false;
         }
         while !buf.is_empty() {
