@@ -4,7 +4,7 @@
 //! `config` table from the gateway's TOML into the plugin's state, and
 //! `handle` decides one [`Event`] at a time, returning a [`Verdict`].
 //! [`export!`] turns that type into a WebAssembly component implementing the
-//! `switchyard:plugin@0.2.0` contract (see `schemas/wit/plugin.wit`).
+//! `switchyard:plugin@0.3.0` contract (see `schemas/wit/plugin.wit`).
 //!
 //! ```
 //! use switchyard_sdk::{Config, Event, Plugin, Verdict};
@@ -44,7 +44,7 @@ pub use serde_json;
 pub use serde_json::Value;
 
 /// The contract version this SDK builds plugins for.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// A routing plugin. One instance serves many batches, one event at a time.
 pub trait Plugin: Sized + 'static {
@@ -83,12 +83,13 @@ pub struct Event<'a> {
     json: OnceCell<Option<Value>>,
 }
 
-/// Name/value pairs: ranges of the host's batch, or owned (built in tests).
+/// Name/value pairs: entries of the host's batch, or owned (built in tests).
 #[derive(Clone)]
 enum Pairs<'a> {
     Wire {
         data: &'a [u8],
-        fields: &'a [wire::Field],
+        /// The event's entries of the batch's `fields`, 16 bytes each.
+        fields: &'a [u8],
     },
     Owned(Vec<(String, String)>),
 }
@@ -103,13 +104,19 @@ impl<'a> Pairs<'a> {
     fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + '_ {
         // One of the two slices is empty, so this is one iterator type
         // whichever variant holds the pairs.
-        let (data, wire, owned): (&[u8], &[wire::Field], &[(String, String)]) = match self {
+        let (data, wire, owned): (&[u8], &[u8], &[(String, String)]) = match self {
             Pairs::Wire { data, fields } => (data, fields, &[]),
             Pairs::Owned(v) => (&[], &[], v),
         };
         // A pair whose ranges are bad (never from Switchyard's host) is skipped.
-        wire.iter()
-            .filter_map(move |f| Some((wire::text(data, f.name)?, wire::text(data, f.value)?)))
+        wire.chunks_exact(wire::FIELD_RECORD)
+            .filter_map(move |f| {
+                let at = |i: usize| wire::u32_at(f, 4 * i);
+                Some((
+                    wire::text(data, at(0), at(1))?,
+                    wire::text(data, at(2), at(3))?,
+                ))
+            })
             .chain(owned.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
@@ -529,80 +536,197 @@ pub mod log {
     }
 }
 
-/// The contract's batch layout (see `schemas/wit/plugin.wit`): texts and
-/// payloads are ranges of one byte list, headers and attributes ranges of
-/// one list of pairs. Inside the component these are the generated types;
-/// natively, types of the same shape, so the decoding is tested natively.
+/// The contract's byte layouts (see `schemas/wit/plugin.wit`): the batch's
+/// per-event index read in place, and the verdicts written into one buffer.
+/// Plain Rust over byte slices, so both are tested natively.
 #[doc(hidden)]
 pub mod wire {
     use std::borrow::Cow;
 
-    #[cfg(target_arch = "wasm32")]
-    pub use crate::__private::bindings::switchyard::plugin::types::{Event, Field, Span};
+    /// One event's record in the batch's `events`.
+    pub const EVENT_RECORD: usize = 56;
+    /// One header or attribute entry in the batch's `fields`.
+    pub const FIELD_RECORD: usize = 16;
 
-    #[cfg(not(target_arch = "wasm32"))]
-    mod native {
-        #[derive(Debug, Clone, Copy)]
-        pub struct Span {
-            pub offset: u32,
-            pub len: u32,
-        }
-        #[derive(Debug, Clone, Copy)]
-        pub struct Field {
-            pub name: Span,
-            pub value: Span,
-        }
-        #[derive(Debug, Clone, Copy)]
-        pub struct Event {
-            pub id: Span,
-            pub topic: Span,
-            pub received_at_ms: u64,
-            pub headers: Span,
-            pub content_type: Span,
-            pub payload: Span,
-            pub attributes: Span,
-        }
+    /// The flags of an `ok` verdict, in the order its fields follow.
+    pub const ROUTES: u8 = 1;
+    pub const PRIORITY: u8 = 2;
+    pub const PAYLOAD: u8 = 4;
+    pub const HEADERS: u8 = 8;
+    pub const CONTENT_TYPE: u8 = 16;
+    pub const DELAY_MS: u8 = 32;
+    pub const ORDERING_KEY: u8 = 64;
+    pub const ATTRIBUTES: u8 = 128;
+
+    /// The little-endian u32 at `at`; `at + 4` must be within `b` (records
+    /// are cut to their full size before they are read).
+    pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
+        let mut x = [0; 4];
+        x.copy_from_slice(&b[at..at + 4]);
+        u32::from_le_bytes(x)
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    pub use native::{Event, Field, Span};
 
-    fn range<T>(items: &[T], s: Span) -> Option<&[T]> {
-        let start = usize::try_from(s.offset).ok()?;
-        let end = start.checked_add(usize::try_from(s.len).ok()?)?;
-        items.get(start..end)
+    fn range(len: usize, offset: u32, count: u32) -> Option<std::ops::Range<usize>> {
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(count).ok()?)?;
+        (end <= len).then_some(start..end)
     }
 
     /// Text at a range of `data`; `None` if out of range or not UTF-8.
-    pub fn text(data: &[u8], s: Span) -> Option<&str> {
-        std::str::from_utf8(range(data, s)?).ok()
+    pub fn text(data: &[u8], offset: u32, len: u32) -> Option<&str> {
+        std::str::from_utf8(&data[range(data.len(), offset, len)?]).ok()
     }
 
-    /// The SDK's view of one event of a batch, borrowing from it. A range
-    /// out of bounds or text that is not UTF-8 fails this event only.
-    pub fn event<'a>(
-        data: &'a [u8],
-        fields: &'a [Field],
-        e: &Event,
-    ) -> Result<crate::Event<'a>, String> {
-        let bad = |what: &str| format!("the host sent a malformed {what} range");
-        let text = |s: Span, what: &str| text(data, s).map(Cow::Borrowed).ok_or_else(|| bad(what));
-        // Each pair's own ranges are checked when it is read: a pair that
-        // is out of range or not UTF-8 is skipped then, so an event whose
-        // headers are never looked at costs no pass over them.
-        let pairs = |s: Span, what: &str| {
-            let fields = range(fields, s).ok_or_else(|| bad(what))?;
-            Ok::<_, String>(crate::Pairs::Wire { data, fields })
-        };
-        Ok(crate::Event {
-            id: text(e.id, "id")?,
-            topic: text(e.topic, "topic")?,
-            received_at_ms: e.received_at_ms,
-            content_type: text(e.content_type, "content-type")?,
-            payload: Cow::Borrowed(range(data, e.payload).ok_or_else(|| bad("payload"))?),
-            headers: pairs(e.headers, "headers")?,
-            attributes: pairs(e.attributes, "attributes")?,
-            json: Default::default(),
-        })
+    /// A batch as the host sends it: three byte lists, borrowed.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Batch<'a> {
+        pub data: &'a [u8],
+        pub events: &'a [u8],
+        pub fields: &'a [u8],
+    }
+
+    impl<'a> Batch<'a> {
+        /// Events in the batch: one per record, a cut-off last record
+        /// included (it fails, so the count of results still matches).
+        pub fn len(&self) -> usize {
+            self.events.len().div_ceil(EVENT_RECORD)
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.events.is_empty()
+        }
+
+        /// The SDK's view of event `i`, borrowing from the batch. A range
+        /// out of bounds or text that is not UTF-8 fails this event only.
+        pub fn event(&self, i: usize) -> Result<crate::Event<'a>, String> {
+            let bad = |what: &str| format!("the host sent a malformed {what} range");
+            let rec = i
+                .checked_mul(EVENT_RECORD)
+                .and_then(|at| self.events.get(at..at.checked_add(EVENT_RECORD)?))
+                .ok_or_else(|| format!("the host sent a cut-off record for event {i}"))?;
+            let at = |word: usize| u32_at(rec, 8 + 4 * word);
+            let data = self.data;
+            let text = |w: usize, what: &str| {
+                text(data, at(w), at(w + 1))
+                    .map(Cow::Borrowed)
+                    .ok_or_else(|| bad(what))
+            };
+            // Each pair's own ranges are checked when it is read: a pair
+            // that is out of range or not UTF-8 is skipped then, so an event
+            // whose headers are never looked at costs no pass over them.
+            let fields = self.fields;
+            let pairs = |w: usize, what: &str| {
+                let entries = range(fields.len() / FIELD_RECORD, at(w), at(w + 1))
+                    .ok_or_else(|| bad(what))?;
+                let bytes = &fields[entries.start * FIELD_RECORD..entries.end * FIELD_RECORD];
+                Ok::<_, String>(crate::Pairs::Wire {
+                    data,
+                    fields: bytes,
+                })
+            };
+            let mut ms = [0; 8];
+            ms.copy_from_slice(&rec[..8]);
+            let payload = range(data.len(), at(6), at(7)).ok_or_else(|| bad("payload"))?;
+            Ok(crate::Event {
+                id: text(0, "id")?,
+                topic: text(2, "topic")?,
+                received_at_ms: u64::from_le_bytes(ms),
+                content_type: text(4, "content-type")?,
+                payload: Cow::Borrowed(&data[payload]),
+                headers: pairs(8, "headers")?,
+                attributes: pairs(10, "attributes")?,
+                json: Default::default(),
+            })
+        }
+    }
+
+    /// Writes the verdict buffer for `results`, one per event in order.
+    pub fn encode_verdicts<I>(results: I) -> Vec<u8>
+    where
+        I: ExactSizeIterator<Item = Result<crate::Verdict, String>>,
+    {
+        let mut out = Vec::with_capacity(4 + 2 * results.len());
+        put_len(&mut out, results.len());
+        for r in results {
+            match r {
+                Ok(v) => put_verdict(&mut out, &v),
+                Err(message) => {
+                    out.push(1);
+                    put_bytes(&mut out, message.as_bytes());
+                }
+            }
+        }
+        out
+    }
+
+    fn put_len(out: &mut Vec<u8>, n: usize) {
+        // Nothing in a wasm32 guest's memory is 4 GiB long; were it, the
+        // host would refuse the buffer rather than misread it.
+        out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+    }
+
+    fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+        put_len(out, b.len());
+        out.extend_from_slice(b);
+    }
+
+    fn put_pairs(out: &mut Vec<u8>, pairs: &[(String, String)]) {
+        put_len(out, pairs.len());
+        for (k, v) in pairs {
+            put_bytes(out, k.as_bytes());
+            put_bytes(out, v.as_bytes());
+        }
+    }
+
+    fn put_verdict(out: &mut Vec<u8>, v: &crate::Verdict) {
+        let flag = |set: bool, f: u8| if set { f } else { 0 };
+        out.push(0);
+        out.push(
+            flag(v.routes.is_some(), ROUTES)
+                | flag(v.priority.is_some(), PRIORITY)
+                | flag(v.payload.is_some(), PAYLOAD)
+                | flag(v.headers.is_some(), HEADERS)
+                | flag(v.content_type.is_some(), CONTENT_TYPE)
+                | flag(v.delay_ms.is_some(), DELAY_MS)
+                | flag(v.ordering_key.is_some(), ORDERING_KEY)
+                | flag(v.attributes.is_some(), ATTRIBUTES),
+        );
+        if let Some(routes) = &v.routes {
+            put_len(out, routes.len());
+            for r in routes {
+                put_bytes(out, r.as_bytes());
+            }
+        }
+        if let Some(p) = v.priority {
+            out.push(p);
+        }
+        if let Some(p) = &v.payload {
+            put_bytes(out, p);
+        }
+        if let Some(h) = &v.headers {
+            put_pairs(out, h);
+        }
+        if let Some(c) = &v.content_type {
+            put_bytes(out, c.as_bytes());
+        }
+        if let Some(d) = v.delay_ms {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        if let Some(k) = &v.ordering_key {
+            put_bytes(out, k.as_bytes());
+        }
+        if let Some(a) = &v.attributes {
+            put_pairs(out, a);
+        }
+    }
+
+    /// The SDK's loop over one batch: each event through `handle`, an
+    /// error failing that event only, the results into one buffer.
+    pub fn handle_batch<P: crate::Plugin>(plugin: Option<&P>, batch: Batch<'_>) -> Vec<u8> {
+        encode_verdicts((0..batch.len()).map(|i| {
+            let p = plugin.ok_or_else(|| "plugin used before init".to_owned())?;
+            p.handle(&batch.event(i)?)
+        }))
     }
 }
 
@@ -613,42 +737,18 @@ pub mod __private {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "../schemas/wit",
-            world: "switchyard:plugin/plugin@0.2.0",
+            world: "switchyard:plugin/plugin@0.3.0",
             pub_export_macro: true,
             export_macro_name: "__switchyard_export_bindings",
             default_bindings_module: "switchyard_sdk::__private::bindings",
         });
     }
 
-    #[cfg(target_arch = "wasm32")]
-    use bindings::exports::switchyard::plugin::handler as wit;
-
-    pub use crate::wire::event as event_from_wire;
-
-    /// Converts the SDK's verdict into the host's.
-    #[cfg(target_arch = "wasm32")]
-    pub fn verdict_to_wit(v: crate::Verdict) -> wit::Verdict {
-        wit::Verdict {
-            routes: v.routes,
-            priority: v.priority,
-            payload: v.payload,
-            headers: v.headers,
-            content_type: v.content_type,
-            delay_ms: v.delay_ms,
-            ordering_key: v.ordering_key,
-            attributes: v.attributes,
-        }
-    }
+    pub use crate::wire::{Batch as WireBatch, handle_batch};
 
     /// Builds the config handed to `Plugin::init`.
     pub fn config_from_pairs(pairs: Vec<(String, String)>) -> crate::Config {
         pairs.into_iter().collect()
-    }
-
-    /// Turns a panic payload into a message (the host sees a trap anyway;
-    /// this is for the log line before it).
-    pub fn not_initialised() -> String {
-        "plugin used before init".to_owned()
     }
 }
 
@@ -681,30 +781,16 @@ macro_rules! export {
                     ::std::result::Result::Ok(())
                 }
 
-                fn handle(
-                    batch: __wit::Batch,
-                ) -> ::std::vec::Vec<::std::result::Result<__wit::Verdict, ::std::string::String>>
-                {
+                fn handle(batch: __wit::Batch) -> ::std::vec::Vec<u8> {
                     __STATE.with(|s| {
-                        let state = s.borrow();
-                        batch
-                            .events
-                            .iter()
-                            .map(|e| match state.as_ref() {
-                                ::std::option::Option::Some(p) => {
-                                    let event = $crate::__private::event_from_wire(
-                                        &batch.data,
-                                        &batch.fields,
-                                        e,
-                                    )?;
-                                    <$plugin as $crate::Plugin>::handle(p, &event)
-                                        .map($crate::__private::verdict_to_wit)
-                                }
-                                ::std::option::Option::None => {
-                                    ::std::result::Result::Err($crate::__private::not_initialised())
-                                }
-                            })
-                            .collect()
+                        $crate::__private::handle_batch(
+                            s.borrow().as_ref(),
+                            $crate::__private::WireBatch {
+                                data: &batch.data,
+                                events: &batch.events,
+                                fields: &batch.fields,
+                            },
+                        )
                     })
                 }
             }
@@ -731,33 +817,54 @@ mod tests {
         assert!(e.json_pointer("/missing").is_none());
     }
 
-    /// A batch as the host lays it out, decoded into borrowing events.
+    /// A 56-byte event record: received-at-ms, then six (offset, length)
+    /// pairs: id, topic, content-type, payload, headers, attributes.
+    fn record(ms: u64, words: [u32; 12]) -> Vec<u8> {
+        let mut r = ms.to_le_bytes().to_vec();
+        for w in words {
+            r.extend_from_slice(&w.to_le_bytes());
+        }
+        r
+    }
+
+    fn entries(fields: &[[u32; 4]]) -> Vec<u8> {
+        fields
+            .iter()
+            .flatten()
+            .flat_map(|w| w.to_le_bytes())
+            .collect()
+    }
+
+    // "01Hordersapplication/json{"a":1}x-kindpushtierpro"
+    const DATA: &[u8] = b"01Hordersapplication/json{\"a\":1}x-kindpushtierpro";
+    const GOOD: [u32; 12] = [0, 3, 3, 6, 9, 16, 25, 7, 0, 1, 1, 1];
+
+    /// A batch as the host lays it out, read in place into borrowing events.
     #[test]
     fn wire_events_borrow_from_the_batch_and_bad_ranges_fail_one_event() {
-        use wire::{Field, Span};
-        let sp = |offset, len| Span { offset, len };
-        // "01Hordersapplication/json{"a":1}x-kindpushtierpro"
-        let data = b"01Hordersapplication/json{\"a\":1}x-kindpushtierpro";
-        let fields = [
-            Field {
-                name: sp(32, 6),
-                value: sp(38, 4),
-            },
-            Field {
-                name: sp(42, 4),
-                value: sp(46, 3),
-            },
-        ];
-        let good = wire::Event {
-            id: sp(0, 3),
-            topic: sp(3, 6),
-            received_at_ms: 7,
-            headers: sp(0, 1),
-            content_type: sp(9, 16),
-            payload: sp(25, 7),
-            attributes: sp(1, 1),
+        let fields = entries(&[[32, 6, 38, 4], [42, 4, 46, 3]]);
+        let mut events = record(7, GOOD);
+        // Event 1: its payload runs past the end of `data`.
+        let mut past_end = GOOD;
+        past_end[7] = 700;
+        events.extend(record(0, past_end));
+        // Event 2: an offset and length that overflow.
+        let mut overflow = GOOD;
+        overflow[0..2].copy_from_slice(&[u32::MAX, u32::MAX]);
+        events.extend(record(0, overflow));
+        // Event 3: headers past the end of `fields`.
+        let mut no_such_fields = GOOD;
+        no_such_fields[8..10].copy_from_slice(&[1, 5]);
+        events.extend(record(0, no_such_fields));
+        // Event 4: a record cut off after 20 bytes.
+        events.extend(&record(0, GOOD)[..20]);
+        let batch = wire::Batch {
+            data: DATA,
+            events: &events,
+            fields: &fields,
         };
-        let e = wire::event(data, &fields, &good).unwrap();
+        assert_eq!(batch.len(), 5);
+        let e = batch.event(0).unwrap();
         assert!(matches!(e.payload, Cow::Borrowed(_)));
         assert_eq!(
             (&*e.id, &*e.topic, &*e.content_type),
@@ -772,65 +879,106 @@ mod tests {
         let e = e.with_header("x-more", "1");
         assert_eq!(e.headers().count(), 2);
 
-        let past_end = wire::Event {
-            payload: sp(25, 700),
-            ..good
+        assert!(batch.event(1).unwrap_err().contains("payload"));
+        assert!(batch.event(2).unwrap_err().contains("id"));
+        assert!(batch.event(3).unwrap_err().contains("headers"));
+        assert!(batch.event(4).unwrap_err().contains("cut-off"));
+        assert!(batch.event(5).is_err());
+
+        // Text that is not UTF-8 fails its event.
+        let not_utf8 = wire::Batch {
+            data: &[0xff, 0xfe],
+            events: &record(0, [0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            fields: &[],
         };
-        assert!(
-            wire::event(data, &fields, &past_end)
-                .unwrap_err()
-                .contains("payload")
-        );
-        let overflow = wire::Event {
-            id: sp(u32::MAX, u32::MAX),
-            ..good
-        };
-        assert!(wire::event(data, &fields, &overflow).is_err());
-        let no_such_fields = wire::Event {
-            headers: sp(1, 5),
-            ..good
-        };
-        assert!(
-            wire::event(data, &fields, &no_such_fields)
-                .unwrap_err()
-                .contains("headers")
-        );
-        let not_utf8 = [0xff, 0xfe];
-        let bad_text = wire::Event {
-            id: sp(0, 2),
-            ..good
-        };
-        assert!(
-            wire::event(
-                &not_utf8,
-                &[],
-                &wire::Event {
-                    headers: sp(0, 0),
-                    attributes: sp(0, 0),
-                    ..bad_text
-                }
-            )
-            .is_err()
-        );
+        assert!(not_utf8.event(0).unwrap_err().contains("id"));
+
         // A pair out of range is skipped when read; the event still works.
-        let odd_fields = [
-            Field {
-                name: sp(32, 6),
-                value: sp(500, 4),
-            },
-            fields[1],
-        ];
-        let e = wire::event(
-            data,
-            &odd_fields,
-            &wire::Event {
-                headers: sp(0, 2),
-                ..good
-            },
-        )
+        let odd_fields = entries(&[[32, 6, 500, 4], [42, 4, 46, 3]]);
+        let mut two_headers = GOOD;
+        two_headers[8..10].copy_from_slice(&[0, 2]);
+        let events = record(0, two_headers);
+        let e = wire::Batch {
+            data: DATA,
+            events: &events,
+            fields: &odd_fields,
+        }
+        .event(0)
         .unwrap();
         assert_eq!(e.header("x-kind"), None);
         assert_eq!(e.header("tier"), Some("pro"));
+    }
+
+    /// The verdict buffer, byte for byte: the same vector is checked by the
+    /// Python and TypeScript SDKs' tests, and the host's decoder reads it
+    /// back (`plugin-host/src/tests.rs`).
+    #[test]
+    fn verdicts_encode_to_the_documented_bytes() {
+        let buf = wire::encode_verdicts(
+            vec![
+                Ok(Verdict::route(["a", "bc"]).priority(7)),
+                Err("boom".to_owned()),
+                Ok(Verdict::keep()),
+                Ok(Verdict::keep()
+                    .payload(b"{}".to_vec())
+                    .headers(vec![("h".into(), "v".into())])
+                    .content_type("t")
+                    .delay(Duration::from_millis(5))
+                    .ordering_key("k")
+                    .attribute("x", "y")),
+            ]
+            .into_iter(),
+        );
+        let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, GOLDEN_VERDICTS);
+    }
+
+    pub(crate) const GOLDEN_VERDICTS: &str = "040000000003020000000100000061020000006263070104000000626f6f6d000000fc020000007b7d010000000100000068010000007601000000740500000000000000010000006b0100000001000000780100000079";
+
+    struct Picky;
+
+    impl Plugin for Picky {
+        fn init(_: &Config) -> Result<Self, String> {
+            Ok(Picky)
+        }
+        fn handle(&self, e: &Event) -> Result<Verdict, String> {
+            match e.header("x-kind") {
+                Some("push") => Ok(Verdict::route([e.topic.as_ref()])),
+                _ => Err("no kind".to_owned()),
+            }
+        }
+    }
+
+    /// The loop: one result per event, in order; an error (the plugin's, or
+    /// a bad range) fails its event only; before `init`, every event fails.
+    #[test]
+    fn the_loop_gives_each_event_its_own_result() {
+        let fields = entries(&[[32, 6, 38, 4], [42, 4, 46, 3]]);
+        let mut events = record(0, GOOD);
+        let mut no_headers = GOOD;
+        no_headers[8..10].copy_from_slice(&[0, 0]);
+        events.extend(record(0, no_headers));
+        let mut bad = GOOD;
+        bad[7] = 700;
+        events.extend(record(0, bad));
+        let batch = wire::Batch {
+            data: DATA,
+            events: &events,
+            fields: &fields,
+        };
+        let mut expected = vec![3, 0, 0, 0];
+        expected.extend([0, wire::ROUTES, 1, 0, 0, 0, 6, 0, 0, 0]);
+        expected.extend(b"orders");
+        expected.extend([1, 7, 0, 0, 0]);
+        expected.extend(b"no kind");
+        let message = b"the host sent a malformed payload range";
+        expected.extend([1, message.len() as u8, 0, 0, 0]);
+        expected.extend(message);
+        assert_eq!(wire::handle_batch(Some(&Picky), batch), expected);
+
+        let before_init = wire::handle_batch::<Picky>(None, batch);
+        assert_eq!(before_init[..5], [3, 0, 0, 0, 1]);
+        assert!(String::from_utf8_lossy(&before_init).contains("plugin used before init"));
     }
 
     #[test]

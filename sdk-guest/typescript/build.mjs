@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The one build command: a plugin module (TypeScript or JavaScript) into a
-// WebAssembly component implementing switchyard:plugin@0.2.0.
+// WebAssembly component implementing switchyard:plugin@0.3.0.
 //
 //     node sdk-guest/typescript/build.mjs plugins/route-by-field-ts/src/route_by_field.ts -o out.wasm
 //
@@ -111,7 +111,7 @@ try {
   writeFileSync(
     join(stage, "entry.js"),
     [
-      `import { log } from "switchyard:plugin/log@0.2.0";`,
+      `import { log } from "switchyard:plugin/log@0.3.0";`,
       `import { setSink } from "./sdk/log.js";`,
       `setSink(log);`,
       `export { handler } from ${JSON.stringify(module)};`,

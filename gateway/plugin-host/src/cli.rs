@@ -33,19 +33,28 @@ pub struct CheckReport {
 impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.implements {
+            let contract = self.contract.as_deref().unwrap_or("?");
             write!(
                 f,
-                "{}: implements switchyard:plugin@{} (version {})",
+                "{}: implements switchyard:plugin@{contract} (version {})",
                 self.path.display(),
-                self.contract.as_deref().unwrap_or("?"),
                 super::host::short(&self.version)
-            )
+            )?;
+            if contract != super::CONTRACT_VERSION {
+                write!(
+                    f,
+                    "; an older contract, still loaded: rebuilt with a current SDK it \
+                     speaks @{} and costs less per event",
+                    super::CONTRACT_VERSION
+                )?;
+            }
+            Ok(())
         } else {
             write!(
                 f,
                 "{}: does NOT implement switchyard:plugin@{}: {}",
                 self.path.display(),
-                super::CONTRACT_VERSION,
+                super::bindings::Contract::spoken("or"),
                 self.problem.as_deref().unwrap_or("unknown problem")
             )
         }
@@ -109,7 +118,7 @@ fn check_blocking(path: &Path, cache_dir: Option<PathBuf>) -> Result<CheckReport
         Ok(c) => Ok(CheckReport {
             path: path.to_owned(),
             version,
-            contract: Some(c.contract),
+            contract: Some(c.contract.version().to_owned()),
             implements: true,
             problem: None,
         }),
@@ -119,7 +128,7 @@ fn check_blocking(path: &Path, cache_dir: Option<PathBuf>) -> Result<CheckReport
                 .ok()
                 .and_then(|c| {
                     let found = check_contract(&engine.engine, &c);
-                    found.ok()
+                    found.ok().map(|c| c.version().to_owned())
                 });
             Ok(CheckReport {
                 path: path.to_owned(),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, UpdateDeadline,
 };
@@ -25,9 +25,7 @@ use wasmtime_wasi::p2::{OutputStream, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::PluginError;
-use super::bindings::{
-    self, CONTRACT_VERSION, HANDLER_EXPORT, HANDLER_INTERFACE, LogLevel, Plugin, PluginPre,
-};
+use super::bindings::{self, Bindings, Contract, HANDLER_INTERFACE, Level as LogLevel, Pre};
 use super::limits::Language;
 
 /// How often the ticker advances the engine's epoch: how often a running
@@ -84,11 +82,12 @@ impl LogCapture {
 
 /// A compiled, checked component, ready to instantiate.
 pub struct Compiled {
-    pub pre: PluginPre<HostState>,
+    /// Linked, and typed by the contract version it exports.
+    pub pre: Pre,
     /// sha256 of the `.wasm` file, hex: the plugin's version.
     pub version: String,
     /// The contract version the component exports.
-    pub contract: String,
+    pub contract: Contract,
     /// What it was written in, which picks its default limits.
     pub language: Language,
     pub loaded_at: SystemTime,
@@ -141,7 +140,7 @@ impl PluginEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| PluginError::Engine(format!("cannot link WASI: {e:#}")))?;
-        Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        bindings::add_to_linker(&mut linker)
             .map_err(|e| PluginError::Engine(format!("cannot link the log import: {e:#}")))?;
         if let Some(dir) = &cache_dir {
             prepare_cache_dir(dir)?;
@@ -171,8 +170,12 @@ impl PluginEngine {
                 "cannot be linked: {e:#} (plugins may import only WASI and switchyard:plugin/log)"
             ))
         })?;
-        let pre = PluginPre::new(pre)
-            .map_err(|e| fail(format!("does not implement the contract: {e:#}")))?;
+        let pre = Pre::new(contract, pre).map_err(|e| {
+            fail(format!(
+                "does not implement switchyard:plugin@{}: {e:#}",
+                contract.version()
+            ))
+        })?;
         Ok(Compiled {
             pre,
             version,
@@ -370,22 +373,28 @@ fn store_cached(component: &Component, file: &Path) -> Result<(), String> {
     std::fs::rename(&tmp, file).map_err(|e| e.to_string())
 }
 
-/// The contract version the component exports, or why it is refused.
-pub fn check_contract(engine: &Engine, component: &Component) -> Result<String, String> {
+/// The contract version the component exports (the newest, should it
+/// export several), or why it is refused.
+pub fn check_contract(engine: &Engine, component: &Component) -> Result<Contract, String> {
     let ty = component.component_type();
     let names: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
-    if names.iter().any(|n| n == HANDLER_EXPORT) {
-        return Ok(CONTRACT_VERSION.to_owned());
+    if let Some(c) = Contract::ALL
+        .into_iter()
+        .find(|c| names.iter().any(|n| n == c.export()))
+    {
+        return Ok(c);
     }
+    let spoken = Contract::spoken("and");
     let prefix = format!("{HANDLER_INTERFACE}@");
     if let Some(other) = names.iter().find_map(|n| n.strip_prefix(&prefix)) {
         return Err(format!(
             "was built for contract switchyard:plugin@{other}, but this gateway speaks \
-             switchyard:plugin@{CONTRACT_VERSION}: rebuild it against a matching switchyard-sdk"
+             switchyard:plugin@{spoken}: rebuild it against a current switchyard SDK"
         ));
     }
     Err(format!(
-        "does not export {HANDLER_EXPORT}, so it is not a Switchyard plugin (its exports: {})",
+        "does not export {HANDLER_INTERFACE}@{}, so it is not a Switchyard plugin (its exports: {})",
+        Contract::spoken("or"),
         if names.is_empty() {
             "none".to_owned()
         } else {
@@ -397,7 +406,7 @@ pub fn check_contract(engine: &Engine, component: &Component) -> Result<String, 
 /// A live plugin instance and its store.
 pub struct Instance {
     pub store: Store<HostState>,
-    pub plugin: Plugin,
+    pub plugin: Bindings,
 }
 
 impl Instance {
@@ -417,28 +426,25 @@ impl Instance {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| describe_trap(&e, &store, timeout, max_memory))?;
-        match plugin
-            .switchyard_plugin_handler()
-            .call_init(&mut store, config)
-            .await
-        {
+        match plugin.call_init(&mut store, config).await {
             Ok(Ok(())) => Ok(Self { store, plugin }),
             Ok(Err(message)) => Err(message),
             Err(e) => Err(describe_trap(&e, &store, timeout, max_memory)),
         }
     }
 
-    /// Calls `handle` on a batch within `timeout`, on the calling task.
+    /// Calls `handle` on a batch within `timeout`, on the calling task,
+    /// laid out in the form of the contract the instance speaks. `Err` is a
+    /// trap; `Ok(Err(..))` an answer that fails every event of the batch.
     pub async fn handle(
         &mut self,
-        batch: &bindings::WitBatch,
+        events: &[&super::PluginEvent],
         timeout: Duration,
         max_memory: u64,
-    ) -> Result<Vec<Result<bindings::WitVerdict, String>>, String> {
+    ) -> Result<Result<Vec<Result<super::Verdict, String>>, String>, String> {
         arm(&mut self.store, timeout);
         self.plugin
-            .switchyard_plugin_handler()
-            .call_handle(&mut self.store, batch)
+            .call_handle(&mut self.store, events)
             .await
             .map_err(|e| describe_trap(&e, &self.store, timeout, max_memory))
     }
@@ -505,12 +511,10 @@ impl WasiView for HostState {
     }
 }
 
-/// `types` has no functions; the linker still wants the (empty) trait.
-impl bindings::TypesHost for HostState {}
-
-impl bindings::LogHost for HostState {
-    fn log(&mut self, level: LogLevel, message: String, fields: Vec<(String, String)>) {
-        self.log.line(level, &message, &fields);
+impl HostState {
+    /// A line from the plugin's `log` import (either contract version's).
+    pub(crate) fn log_line(&mut self, level: LogLevel, message: &str, fields: &[(String, String)]) {
+        self.log.line(level, message, fields);
     }
 }
 

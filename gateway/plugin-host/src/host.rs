@@ -16,10 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde::Serialize;
 
-use super::bindings::{WitBatch, WitVerdict, encode_batch};
 use super::engine::{Compiled, EPOCH_TICK, Instance, LogCapture, PluginEngine, PoolSize};
 use super::limits::{Language, Limits, LimitsStatus};
 use super::{ChainOutcome, OnError, PluginConfig, PluginError, PluginEvent, Step, Verdict};
@@ -570,7 +568,7 @@ impl Slot {
             name: self.config.name.clone(),
             path: self.config.path.display().to_string(),
             version: loaded.compiled.version.clone(),
-            contract: loaded.compiled.contract.clone(),
+            contract: loaded.compiled.contract.version().to_owned(),
             language: loaded.limits.language,
             limits: loaded.limits.status(),
             loaded_at: humantime::format_rfc3339_millis(loaded.compiled.loaded_at).to_string(),
@@ -741,7 +739,7 @@ async fn call(
     slot: &Arc<Slot>,
     events: &[PluginEvent],
     idx: &[usize],
-) -> Vec<Result<WitVerdict, String>> {
+) -> Vec<Result<Verdict, String>> {
     let max_batch = slot.current().limits.max_batch.max(1);
     let mut out = Vec::with_capacity(idx.len());
     for chunk in idx.chunks(max_batch) {
@@ -757,7 +755,7 @@ async fn call_batch(
     slot: &Arc<Slot>,
     events: &[PluginEvent],
     idx: &[usize],
-) -> Vec<Result<WitVerdict, String>> {
+) -> Vec<Result<Verdict, String>> {
     let n = idx.len();
     if let Some(until) = slot.quarantined() {
         return quarantined(slot, until, n);
@@ -765,7 +763,7 @@ async fn call_batch(
     slot.stats
         .invocations
         .fetch_add(n as u64, Ordering::Relaxed);
-    let batch = encode_batch(idx.iter().map(|i| &events[*i]));
+    let batch: Vec<&PluginEvent> = idx.iter().map(|i| &events[*i]).collect();
     match invoke(shared, slot, &batch).await {
         Ok(results) => results,
         Err(error) if n == 1 => vec![Err(error)],
@@ -778,8 +776,7 @@ async fn call_batch(
                     out.push(quarantined(slot, until, 1).remove(0));
                     continue;
                 }
-                let one = encode_batch(std::iter::once(&events[*i]));
-                out.push(match invoke(shared, slot, &one).await {
+                out.push(match invoke(shared, slot, &[&events[*i]]).await {
                     Ok(mut r) => r.pop().unwrap_or_else(|| Err("no verdict".to_owned())),
                     Err(error) => Err(error),
                 });
@@ -795,9 +792,9 @@ async fn call_batch(
 async fn invoke(
     shared: &Shared,
     slot: &Arc<Slot>,
-    batch: &WitBatch,
-) -> Result<Vec<Result<WitVerdict, String>>, String> {
-    let n = batch.events.len();
+    batch: &[&PluginEvent],
+) -> Result<Vec<Result<Verdict, String>>, String> {
+    let n = batch.len();
     // Never closed; waiting here means every instance is in a call.
     let _permit = slot
         .permits
@@ -830,7 +827,7 @@ async fn invoke(
     let started = Instant::now();
     let result = inst.handle(batch, limits.timeout, limits.max_memory).await;
     match result {
-        Ok(results) if results.len() == n => {
+        Ok(Ok(results)) => {
             let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             slot.stats.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
             slot.stats
@@ -840,12 +837,9 @@ async fn invoke(
             slot.give_back(loaded.generation, inst);
             Ok(results)
         }
-        Ok(results) => {
-            let error = format!(
-                "returned {} verdicts for {} events (the contract is one per event)",
-                results.len(),
-                n
-            );
+        // An answer that breaks the contract (wrong count, a verdict buffer
+        // that cannot be read): the call failed, but the instance is sound.
+        Ok(Err(error)) => {
             slot.failed(&error);
             slot.give_back(loaded.generation, inst);
             Err(error)
@@ -865,7 +859,7 @@ async fn invoke(
     }
 }
 
-fn quarantined(slot: &Slot, until: Instant, n: usize) -> Vec<Result<WitVerdict, String>> {
+fn quarantined(slot: &Slot, until: Instant, n: usize) -> Vec<Result<Verdict, String>> {
     let left = until.saturating_duration_since(Instant::now());
     let last = slot
         .stats
@@ -888,7 +882,7 @@ fn quarantined(slot: &Slot, until: Instant, n: usize) -> Vec<Result<WitVerdict, 
 /// content type and attributes live on the event until the chain ends;
 /// `changed` says which to hand back.
 fn apply(
-    v: WitVerdict,
+    v: Verdict,
     e: &mut PluginEvent,
     m: &mut Verdict,
     changed: &mut Changed,
@@ -909,7 +903,7 @@ fn apply(
         m.priority = Some(p);
     }
     if let Some(payload) = v.payload {
-        e.payload = Bytes::from(payload);
+        e.payload = payload;
         changed.payload = true;
     }
     if let Some(headers) = v.headers {

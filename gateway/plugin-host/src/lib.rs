@@ -2,8 +2,9 @@
 //! wasmtime: user components that route, transform and prioritise events.
 //!
 //! A plugin is a WebAssembly component implementing the WIT contract in
-//! `schemas/wit/plugin.wit` (`switchyard:plugin@0.2.0`): `init(config)` once
-//! per instance, then `handle(events)` with batches, one verdict per event.
+//! `schemas/wit/plugin.wit` (`switchyard:plugin@0.3.0`; components built for
+//! `@0.2.0`, `schemas/wit/v0.2.0/`, still load): `init(config)` once per
+//! instance, then `handle(events)` with batches, one verdict per event.
 //! Plugin authors use the `switchyard-sdk` crate (`sdk-guest/`).
 //!
 //! What the router calls:
@@ -23,7 +24,7 @@
 //! What the CLI calls: [`check_plugin`], [`test_plugin`], [`events_from_json`].
 //!
 //! Files: `config.rs` (the `[[plugins]]` table, which validates itself), `bindings.rs` (the one
-//! `bindgen!`), `engine.rs` (wasmtime: compile, cache, sandbox, instances),
+//! module with `bindgen!`: both contract versions, the 0.3.0 byte layouts), `engine.rs` (wasmtime: compile, cache, sandbox, instances),
 //! `host.rs` (instances, chains, traps, quarantine, statistics), `limits.rs`
 //! (the component's language, and the limits in force and where they came
 //! from), `reload.rs`

@@ -417,9 +417,116 @@ async fn a_wrong_contract_version_is_refused_clearly() {
         .expect("report");
     assert!(report.implements, "{report}");
     assert!(
-        report.to_string().contains("switchyard:plugin@0.2.0"),
+        report.to_string().contains("switchyard:plugin@0.3.0"),
         "{report}"
     );
+}
+
+/// Users' plugins built for contract 0.2.0 (the index as WIT records, a
+/// list of results back) keep loading and routing, side by side with 0.3.0
+/// ones in one chain.
+#[tokio::test]
+async fn a_plugin_built_for_contract_0_2_still_loads_and_routes() {
+    let old = plugin("old", "contract_v0_2", &[("route", "billing")]);
+    let host = start(&[old, rbf()]);
+    let mut to_audit = event("2", r#"{"type":"order"}"#);
+    to_audit.headers = vec![("x-dest".to_owned(), "audit".to_owned())];
+    let out = host
+        .run_chain(
+            &chain(&["old"]),
+            &dests(&["billing", "audit"]),
+            vec![
+                event("1", "{}"),
+                to_audit,
+                event("3", r#"{"please":"fail"}"#),
+            ],
+        )
+        .await;
+    assert_eq!(routes(done(&out[0])), ["billing"]);
+    assert_eq!(done(&out[0]).priority, Some(4));
+    assert_eq!(
+        done(&out[0]).attributes.as_deref(),
+        Some(&[("seen-by".to_owned(), "0.2.0".to_owned())][..])
+    );
+    assert_eq!(routes(done(&out[1])), ["audit"]);
+    assert_eq!(failed(&out[2]), "asked to fail");
+
+    // 0.2.0 then 0.3.0 in one chain: the second sees the first's attribute
+    // and decides the routes.
+    let out = host
+        .run_chain(
+            &chain(&["old", "route-by-field"]),
+            &dests(&["billing", "audit", "refunds"]),
+            vec![event("4", r#"{"type":"refund"}"#)],
+        )
+        .await;
+    let v = done(&out[0]);
+    assert_eq!(routes(v), ["refunds", "audit"]);
+    assert_eq!(v.priority, Some(8));
+    assert!(v.attributes.as_ref().is_some_and(|a| a.len() == 1));
+
+    let statuses = host.statuses();
+    let contract = |name: &str| {
+        statuses
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.contract.clone())
+    };
+    assert_eq!(contract("old").as_deref(), Some("0.2.0"));
+    assert_eq!(contract("route-by-field").as_deref(), Some("0.3.0"));
+    let report = check_plugin(&wasm("contract_v0_2"), None)
+        .await
+        .expect("report");
+    assert!(report.implements, "{report}");
+    let text = report.to_string();
+    assert!(
+        text.contains("switchyard:plugin@0.2.0") && text.contains("an older contract"),
+        "{text}"
+    );
+}
+
+/// A 0.3.0 plugin answering with broken verdict buffers: one that cannot
+/// be framed fails its call (the batch is re-run one event at a time, so
+/// only the event that breaks it again fails), a field that frames but is
+/// wrong fails its event only; nothing panics.
+#[tokio::test]
+async fn broken_verdict_buffers_fail_clearly() {
+    let host = start(&[plugin("garbage", "garbage_verdicts", &[("route", "ok")])]);
+    let known = dests(&["ok"]);
+    let the_chain = chain(&["garbage"]);
+    let run = |words: &[&str]| {
+        let events = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| event(&i.to_string(), w))
+            .collect();
+        host.run_chain(&the_chain, &known, events)
+    };
+
+    // Wrong fields, well framed: per event, no batch re-run.
+    let out = run(&["not-utf8", "fine", "priority"]).await;
+    assert!(failed(&out[0]).contains("not valid UTF-8"), "{out:?}");
+    assert_eq!(routes(done(&out[1])), ["ok"]);
+    assert!(failed(&out[2]).contains("priority 12"), "{out:?}");
+    assert_eq!(host.statuses()[0].batch_retries, 0);
+
+    for (word, says) in [
+        ("wrong-count", "returned 2 verdicts for 1 events"),
+        ("cut", "1 bytes wanted, 0 left"),
+        ("bad-tag", "tag 7, not 0 (ok) or 1 (err)"),
+        ("huge-count", "a count of 4294967295 cannot fit"),
+        ("huge-len", "4294967295 bytes wanted"),
+        ("left-over", "3 bytes left after the last result"),
+    ] {
+        let out = run(&[word, "fine"]).await;
+        let error = failed(&out[0]);
+        assert!(error.contains(says), "{word}: {error}");
+        assert_eq!(routes(done(&out[1])), ["ok"], "{word}");
+    }
+    let status = &host.statuses()[0];
+    assert_eq!(status.batch_retries, 6);
+    assert_eq!(status.traps, 0, "a bad answer is not a trap");
+    assert!(!status.quarantined);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ A plugin subclasses :class:`Plugin`: ``init`` reads the plugin's ``config``
 table from the gateway's TOML (a :class:`Config`), and ``handle`` decides one
 :class:`Event` at a time, returning a :class:`Verdict`. :func:`export` turns
 the class into what componentize-py builds into a WebAssembly component
-implementing the ``switchyard:plugin@0.2.0`` contract
+implementing the ``switchyard:plugin@0.3.0`` contract
 (``schemas/wit/plugin.wit``)::
 
     from switchyard_sdk import Plugin, Verdict, export
@@ -34,7 +34,7 @@ from ._export import Plugin, export
 from . import log
 
 #: The contract version this SDK builds plugins for.
-CONTRACT_VERSION = "0.2.0"
+CONTRACT_VERSION = "0.3.0"
 
 __all__ = [
     "CONTRACT_VERSION",

@@ -49,7 +49,7 @@ def main(argv=None):
     cmd = [
         componentize_py(),
         "-d", str(args.wit),
-        "-w", "switchyard:plugin/plugin@0.2.0",
+        "-w", "switchyard:plugin/plugin@0.3.0",
         "componentize",
         "-p", str(module.parent),
         "-p", str(SDK_DIR),

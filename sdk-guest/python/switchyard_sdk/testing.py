@@ -2,8 +2,9 @@
 
 :func:`run` lays events out as the contract's batch (the same layout as the
 gateway's ``encode_batch``), runs the exported handler's ``init`` and
-``handle``, and gives back one :class:`Ok` or :class:`Err` per event, whose
-``value`` is the contract's verdict record or the error text::
+``handle``, reads the verdict buffer back (:func:`decode_verdicts`, as
+strict as the gateway), and gives one :class:`Ok` or :class:`Err` per event,
+whose ``value`` is a verdict record or the error text::
 
     from switchyard_sdk.testing import event, run
     [result] = run(ByType, {}, [event({"type": "refund"})])
@@ -11,44 +12,26 @@ gateway's ``encode_batch``), runs the exported handler's ``init`` and
 """
 
 import json as _json
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-
-@dataclass
-class Span:
-    offset: int
-    len: int
-
-
-@dataclass
-class Field:
-    name: Span
-    value: Span
-
-
-@dataclass
-class WitEvent:
-    id: Span
-    topic: Span
-    received_at_ms: int
-    headers: Span
-    content_type: Span
-    payload: Span
-    attributes: Span
+from .event import FIELD, RECORD
 
 
 @dataclass
 class Batch:
+    """The contract's batch: three byte strings (``schemas/wit/plugin.wit``)."""
+
     data: bytes
-    fields: List[Field]
-    events: List[WitEvent]
+    events: bytes
+    fields: bytes
 
 
 @dataclass
 class WitVerdict:
-    """The contract's verdict record, as componentize-py generates it."""
+    """One decoded verdict: the fields a plugin set, None for the others."""
 
     routes: Optional[List[str]] = None
     priority: Optional[int] = None
@@ -113,35 +96,103 @@ def event(body=None, *, text=None, raw=None, topic="test", id=None, content_type
 
 def encode_batch(events):
     """Lays ``events`` out as the contract's batch: texts and payloads back
-    to back in ``data``, headers and attributes in ``fields``."""
+    to back in ``data``, a 56-byte record per event in ``events``, a
+    16-byte entry per header and attribute in ``fields``."""
     data = bytearray()
-    fields = []
-    out = []
+    fields = bytearray()
+    index = bytearray()
 
     def put(b):
-        s = Span(len(data), len(b))
+        at = len(data)
         data.extend(b)
-        return s
+        return at, len(b)
 
     def put_fields(pairs):
-        s = Span(len(fields), len(pairs))
+        first = len(fields) // FIELD.size
         for k, v in pairs:
-            fields.append(Field(put(k.encode("utf-8")), put(v.encode("utf-8"))))
-        return s
+            fields.extend(FIELD.pack(*put(k.encode("utf-8")), *put(v.encode("utf-8"))))
+        return first, len(pairs)
 
     for e in events:
-        out.append(
-            WitEvent(
-                id=put(e.id.encode("utf-8")),
-                topic=put(e.topic.encode("utf-8")),
-                received_at_ms=e.received_at_ms,
-                headers=put_fields(e.headers),
-                content_type=put(e.content_type.encode("utf-8")),
-                payload=put(e.payload),
-                attributes=put_fields(e.attributes),
-            )
-        )
-    return Batch(data=bytes(data), fields=fields, events=out)
+        id_ = put(e.id.encode("utf-8"))
+        topic = put(e.topic.encode("utf-8"))
+        content_type = put(e.content_type.encode("utf-8"))
+        payload = put(e.payload)
+        headers = put_fields(e.headers)
+        attributes = put_fields(e.attributes)
+        index.extend(RECORD.pack(e.received_at_ms, *id_, *topic, *content_type, *payload,
+                                 *headers, *attributes))
+    return Batch(data=bytes(data), events=bytes(index), fields=bytes(fields))
+
+
+class MalformedVerdicts(ValueError):
+    """A verdict buffer the gateway would refuse as a whole."""
+
+
+def decode_verdicts(buf, n):
+    """Reads a verdict buffer for ``n`` events as the gateway does: one
+    Ok(WitVerdict) or Err(message) per event. A buffer the gateway could not
+    frame raises :class:`MalformedVerdicts`; text that is not UTF-8 or a
+    priority above 9 is an Err for that event, as the gateway makes it."""
+    at = 0
+
+    def take(k):
+        nonlocal at
+        if at + k > len(buf):
+            raise MalformedVerdicts(f"at byte {at}: {k} bytes wanted, {len(buf) - at} left")
+        at += k
+        return buf[at - k : at]
+
+    def u32():
+        return struct.unpack("<I", take(4))[0]
+
+    def text():
+        return bytes(take(u32())).decode("utf-8")
+
+    def pairs():
+        return [(text(), text()) for _ in range(u32())]
+
+    count = u32()
+    if count != n:
+        raise MalformedVerdicts(f"returned {count} verdicts for {n} events")
+    out = []
+    for _ in range(n):
+        tag = take(1)[0]
+        if tag == 1:
+            out.append(Err(bytes(take(u32())).decode("utf-8", "replace")))
+            continue
+        if tag != 0:
+            raise MalformedVerdicts(f"at byte {at - 1}: tag {tag}, not 0 (ok) or 1 (err)")
+        flags = take(1)[0]
+        v = WitVerdict()
+        try:
+            if flags & 1:
+                v.routes = [text() for _ in range(u32())]
+            if flags & 2:
+                v.priority = take(1)[0]
+            if flags & 4:
+                v.payload = bytes(take(u32()))
+            if flags & 8:
+                v.headers = pairs()
+            if flags & 16:
+                v.content_type = text()
+            if flags & 32:
+                v.delay_ms = struct.unpack("<Q", take(8))[0]
+            if flags & 64:
+                v.ordering_key = text()
+            if flags & 128:
+                v.attributes = pairs()
+        except UnicodeDecodeError:
+            # The rest of this verdict cannot be framed from here in this
+            # simple reader; the SDK never writes such text anyway.
+            raise MalformedVerdicts(f"at byte {at}: text that is not UTF-8") from None
+        if v.priority is not None and v.priority > 9:
+            out.append(Err(f"set priority {v.priority}; priorities are 0-9"))
+        else:
+            out.append(Ok(v))
+    if at != len(buf):
+        raise MalformedVerdicts(f"{len(buf) - at} bytes left after the last result")
+    return out
 
 
 def run(plugin_class, config, events):
@@ -154,4 +205,4 @@ def run(plugin_class, config, events):
     # A fresh Handler per call, as componentize-py makes them: state must
     # survive from init to handle without living on the Handler.
     handler().init(sorted((str(k), str(v)) for k, v in (config or {}).items()))
-    return handler().handle(encode_batch(events))
+    return decode_verdicts(handler().handle(encode_batch(events)), len(events))

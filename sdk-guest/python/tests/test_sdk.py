@@ -5,8 +5,20 @@ import datetime
 import pytest
 
 from switchyard_sdk import Config, ConfigError, Plugin, Verdict, export, json_pointer, log
-from switchyard_sdk.testing import Err, Ok, encode_batch, event, run
-from switchyard_sdk.event import Event
+from switchyard_sdk import _export
+from switchyard_sdk.testing import (Batch, Err, MalformedVerdicts, Ok, WitVerdict, decode_verdicts,
+                                    encode_batch, event, run)
+from switchyard_sdk.event import FIELD, RECORD, Event
+
+#: The verdict buffer of the contract's doc, byte for byte: the Rust and
+#: TypeScript SDKs' tests encode the same, and the gateway's decoder reads it.
+GOLDEN = bytes.fromhex(
+    "040000000003020000000100000061020000006263070104000000626f6f6d000000fc020000007b7d0100000001"
+    "00000068010000007601000000740500000000000000010000006b0100000001000000780100000079")
+
+
+def view(batch, i):
+    return Event(batch.data, batch.fields, RECORD.unpack_from(batch.events, i * RECORD.size))
 
 
 class Echo(Plugin):
@@ -58,7 +70,7 @@ def test_the_event_view_reads_texts_headers_attributes_and_json_lazily():
               headers=[("X-A", "1"), ("x-a", "2")], attributes={"k": "v"}, received_at_ms=5),
         event(text="plain"),
     ])
-    e = Event(batch.data, batch.fields, batch.events[0])
+    e = view(batch, 0)
     assert e._cache == {}
     assert (e.id, e.topic, e.received_at_ms, e.content_type) == ("e1", "orders", 5, "application/json")
     assert "headers" not in e._cache
@@ -68,7 +80,7 @@ def test_the_event_view_reads_texts_headers_attributes_and_json_lazily():
     assert e.json_at("/order/items/0/sku") == "a/b"
     assert e.json_at("/t~0x") == 2
     assert e.json_at("/order/items/1", "none") == "none"
-    plain = Event(batch.data, batch.fields, batch.events[1])
+    plain = view(batch, 1)
     assert plain.json() is None and plain.text() == "plain" and plain.payload == b"plain"
 
 
@@ -136,3 +148,74 @@ def test_export_takes_only_a_plugin_class():
     with pytest.raises(TypeError):
         export(object)
     assert export(Echo).plugin_class is Echo
+
+
+def test_verdicts_encode_to_the_documented_bytes_and_decode_back():
+    out = bytearray(b"\x04\0\0\0")
+    _export._put_verdict(out, Verdict.route("a", "bc").priority(7), None)
+    _export._put_error(out, "boom")
+    _export._put_verdict(out, Verdict.keep(), None)
+    _export._put_verdict(out, Verdict.keep().payload(b"{}").headers([("h", "v")]).content_type("t")
+                         .delay(0.005).ordering_key("k").attribute("x", "y"), None)
+    assert bytes(out) == GOLDEN
+    a, boom, keep, full = decode_verdicts(GOLDEN, 4)
+    assert a == Ok(WitVerdict(routes=["a", "bc"], priority=7))
+    assert boom == Err("boom") and keep == Ok(WitVerdict())
+    assert full == Ok(WitVerdict(payload=b"{}", headers=[("h", "v")], content_type="t", delay_ms=5,
+                                 ordering_key="k", attributes=[("x", "y")]))
+    with pytest.raises(MalformedVerdicts, match="returned 4 verdicts for 3 events"):
+        decode_verdicts(GOLDEN, 3)
+    for cut in range(len(GOLDEN)):
+        with pytest.raises(MalformedVerdicts):
+            decode_verdicts(GOLDEN[:cut], 4)
+
+
+def test_every_field_round_trips_through_the_batch_and_the_verdict_buffer():
+    class Mirror(Plugin):
+        def handle(self, e):
+            v = (Verdict.route(e.topic, e.id).priority(e.received_at_ms % 10).payload(e.payload)
+                 .content_type(e.content_type).header("x-seen", "1").ordering_key(e.header("x-k", "-")))
+            for k, val in e.attributes():
+                v = v.attribute(k + "-seen", val)
+            return v
+
+    events = [event({"n": i, "s": "é"}, topic=f"t{i}", id=f"id{i}", headers={"x-k": f"k{i}"},
+                    attributes={"a": str(i)} if i % 2 else {}, received_at_ms=1000 + i)
+              for i in range(5)]
+    for e, r in zip(events, run(Mirror, {}, events)):
+        v = r.value
+        assert v.routes == [e.topic, e.id] and v.priority == e.received_at_ms % 10
+        assert v.payload == e.payload and v.content_type == "application/json"
+        assert v.headers == [("x-k", e.headers[0][1]), ("x-seen", "1")]
+        assert v.ordering_key == e.headers[0][1]
+        assert v.attributes == ([("a-seen", e.attributes[0][1])] if e.attributes else None)
+
+
+def test_a_malformed_index_fails_only_its_event():
+    class Reads(Plugin):
+        def handle(self, e):
+            return Verdict.route(e.topic).ordering_key(e.header("x-a", "-") + e.payload.decode())
+
+    good = encode_batch([event(text="ok", topic="t", headers={"x-a": "1"})])
+    rec = list(RECORD.unpack(good.events))
+    past_end = rec.copy()
+    past_end[8] = 10_000  # the payload's length
+    no_fields = rec.copy()
+    no_fields[9:11] = [0, 7]  # seven headers from entry 0: there is one
+    odd_pair = rec.copy()
+    odd_pair[9:11] = [1, 1]  # the entry after the good one, out of range itself
+    fields = good.fields + FIELD.pack(0, 99_999, 0, 1)
+    events = b"".join(RECORD.pack(*r) for r in (rec, past_end, no_fields, odd_pair)) + good.events[:20]
+    handler = export(Reads)
+    handler().init([])
+    out = decode_verdicts(handler().handle(Batch(good.data, events, fields)), 5)
+    assert out[0] == Ok(WitVerdict(routes=["t"], ordering_key="1ok"))
+    assert out[1] == Err("ValueError: the host sent a malformed payload range")
+    assert out[2] == Err("ValueError: the host sent a malformed headers range")
+    assert out[3] == Ok(WitVerdict(routes=["t"], ordering_key="-ok")), "a bad pair is skipped"
+    assert out[4] == Err("the host sent a cut-off record for event 4")
+
+
+def test_handle_before_init_fails_every_event():
+    out = export(Echo)().handle(encode_batch([event({}), event({})]))
+    assert decode_verdicts(out, 2) == [Err("handle was called before init succeeded")] * 2

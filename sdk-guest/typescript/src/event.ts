@@ -1,15 +1,17 @@
 /**
  * The event a plugin sees: a view into the batch that reads lazily.
  *
- * The gateway sends a batch as one byte array (`data`), one list of
- * name/value ranges (`fields`) and per event only ranges into those two
- * (see `schemas/wit/plugin.wit`). An `Event` decodes a text, the payload or
- * the headers only when the plugin asks, once: a plugin that routes on one
- * JSON field never pays for the headers it does not read.
+ * The gateway sends a batch as three byte arrays (contract 0.3.0, see
+ * `schemas/wit/plugin.wit`): `data` holds every text and payload, `events`
+ * a 56-byte record of ranges per event, `fields` a 16-byte entry per header
+ * and attribute. An `Event` reads its record in place (a `DataView`, no
+ * object per range) and decodes a text, the payload or the headers only when
+ * the plugin asks, once: a plugin that routes on one JSON field never pays
+ * for the headers it does not read.
  * @module
  */
 
-import type * as wit from "./wit/interfaces/switchyard-plugin-types.js";
+import { EVENT_RECORD, FIELD_RECORD } from "./wire.js";
 
 const decoder = new TextDecoder("utf-8");
 const strict = new TextDecoder("utf-8", { fatal: true });
@@ -21,8 +23,10 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 /** One event, as the plugins before this one in the chain left it. */
 export class Event {
   readonly #data: Uint8Array;
-  readonly #fields: wit.Field[];
-  readonly #raw: wit.Event;
+  readonly #index: DataView;
+  readonly #fields: DataView;
+  /** Where this event's record starts in `#index`. */
+  readonly #at: number;
   #id?: string;
   #topic?: string;
   #contentType?: string;
@@ -31,47 +35,75 @@ export class Event {
   #attributes?: Array<[string, string]>;
   #json?: Json | typeof NOT_JSON;
 
-  /** `data` and `fields` are the batch's; `raw` is this event's record of ranges. */
-  constructor(data: Uint8Array, fields: wit.Field[], raw: wit.Event) {
+  /**
+   * `data` is the batch's bytes, `index` and `fields` views of its `events`
+   * and `fields`, `i` the event's place in the batch. The caller checks that
+   * the record is whole (`exportPlugin` does).
+   */
+  constructor(data: Uint8Array, index: DataView, fields: DataView, i: number) {
     this.#data = data;
+    this.#index = index;
     this.#fields = fields;
-    this.#raw = raw;
+    this.#at = i * EVENT_RECORD;
   }
 
-  #text(span: wit.Span): string {
-    return decoder.decode(this.#data.subarray(span.offset, span.offset + span.len));
+  /** Word `w` (a u32) of the record after its u64. */
+  #word(w: number): number {
+    return this.#index.getUint32(this.#at + 8 + 4 * w, true);
   }
 
-  #pairs(span: wit.Span): Array<[string, string]> {
-    return this.#fields
-      .slice(span.offset, span.offset + span.len)
-      .map((f) => [this.#text(f.name), this.#text(f.value)]);
+  #range(w: number, what: string): Uint8Array {
+    const offset = this.#word(w);
+    const end = offset + this.#word(w + 1);
+    // `subarray` never fails: a range past the end would read short.
+    if (end > this.#data.length) throw new RangeError(`the host sent a malformed ${what} range`);
+    return this.#data.subarray(offset, end);
+  }
+
+  #text(w: number, what: string): string {
+    return decoder.decode(this.#range(w, what));
+  }
+
+  #pairs(w: number, what: string): Array<[string, string]> {
+    const first = this.#word(w);
+    const count = this.#word(w + 1);
+    const f = this.#fields;
+    if ((first + count) * FIELD_RECORD > f.byteLength) throw new RangeError(`the host sent a malformed ${what} range`);
+    const data = this.#data;
+    const out: Array<[string, string]> = [];
+    for (let at = first * FIELD_RECORD; at < (first + count) * FIELD_RECORD; at += FIELD_RECORD) {
+      const no = f.getUint32(at, true), nl = f.getUint32(at + 4, true);
+      const vo = f.getUint32(at + 8, true), vl = f.getUint32(at + 12, true);
+      // A pair out of range is skipped, as in the Rust SDK.
+      if (no + nl > data.length || vo + vl > data.length) continue;
+      out.push([decoder.decode(data.subarray(no, no + nl)), decoder.decode(data.subarray(vo, vo + vl))]);
+    }
+    return out;
   }
 
   /** The event's id (a ULID), stable across retries and replays. */
   get id(): string {
-    return (this.#id ??= this.#text(this.#raw.id));
+    return (this.#id ??= this.#text(0, "id"));
   }
 
   /** The topic the event was published to. */
   get topic(): string {
-    return (this.#topic ??= this.#text(this.#raw.topic));
+    return (this.#topic ??= this.#text(2, "topic"));
   }
 
   /** When the gateway accepted the event, in ms since the Unix epoch. */
   get receivedAtMs(): number {
-    return Number(this.#raw.receivedAtMs);
+    return Number(this.#index.getBigUint64(this.#at, true));
   }
 
   /** The payload's media type, e.g. `application/json`. */
   get contentType(): string {
-    return (this.#contentType ??= this.#text(this.#raw.contentType));
+    return (this.#contentType ??= this.#text(4, "content-type"));
   }
 
   /** The payload's bytes: a view into the batch, not a copy (do not modify it). */
   get payload(): Uint8Array {
-    const s = this.#raw.payload;
-    return (this.#payload ??= this.#data.subarray(s.offset, s.offset + s.len));
+    return (this.#payload ??= this.#range(6, "payload"));
   }
 
   /** The payload as UTF-8 text, or `undefined` if it is not UTF-8. */
@@ -85,23 +117,23 @@ export class Event {
 
   /** Every sender header as `[name, value]` pairs, names in lower case. */
   headers(): Array<[string, string]> {
-    return [...(this.#headers ??= this.#pairs(this.#raw.headers))];
+    return [...(this.#headers ??= this.#pairs(8, "headers"))];
   }
 
   /** The first header called `name` (any case), or `undefined`. */
   header(name: string): string | undefined {
     const lower = name.toLowerCase();
-    return (this.#headers ??= this.#pairs(this.#raw.headers)).find(([k]) => k === lower)?.[1];
+    return (this.#headers ??= this.#pairs(8, "headers")).find(([k]) => k === lower)?.[1];
   }
 
   /** Every attribute set by earlier plugins, as `[key, value]` pairs. */
   attributes(): Array<[string, string]> {
-    return [...(this.#attributes ??= this.#pairs(this.#raw.attributes))];
+    return [...(this.#attributes ??= this.#pairs(10, "attributes"))];
   }
 
   /** The attribute `key` set by an earlier plugin, or `undefined`. */
   attribute(key: string): string | undefined {
-    return (this.#attributes ??= this.#pairs(this.#raw.attributes)).find(([k]) => k === key)?.[1];
+    return (this.#attributes ??= this.#pairs(10, "attributes")).find(([k]) => k === key)?.[1];
   }
 
   /** The payload parsed as JSON (once), or `undefined` if it is not JSON. */

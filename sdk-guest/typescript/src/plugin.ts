@@ -11,8 +11,9 @@ import { Config, ConfigError } from "./config.js";
 import { Event } from "./event.js";
 import { Verdict } from "./verdict.js";
 import type * as wit from "./wit/interfaces/switchyard-plugin-types.js";
+import { EVENT_RECORD, Writer, putError, putVerdict, view } from "./wire.js";
 
-/** The contract's result type, as componentize-js lowers it. */
+/** One event's result, as `testing.run` reads it back from the verdict buffer. */
 export type Result<T, E> = { tag: "ok"; val: T } | { tag: "err"; val: E };
 
 /**
@@ -38,7 +39,8 @@ export abstract class Plugin {
 /** The contract's `handler` export. */
 export interface Handler {
   init(config: Array<[string, string]>): void;
-  handle(batch: wit.Batch): Array<Result<wit.Verdict, string>>;
+  /** One verdict buffer for the batch (see `wire.ts`). */
+  handle(batch: wit.Batch): Uint8Array;
 }
 
 /**
@@ -89,27 +91,32 @@ export function exportPlugin(PluginClass: new () => Plugin): Handler {
     },
     handle(batch) {
       const p = plugin;
+      const { data, events } = batch;
+      const whole = Math.floor(events.length / EVENT_RECORD);
+      const count = Math.ceil(events.length / EVENT_RECORD);
+      const w = new Writer();
+      w.u32(count);
       if (p === undefined) {
-        return batch.events.map(() => ({ tag: "err", val: "handle was called before init succeeded" }));
+        for (let i = 0; i < count; i++) putError(w, "handle was called before init succeeded");
+        return w.finish();
       }
-      const { data, fields } = batch;
-      const out: Array<Result<wit.Verdict, string>> = new Array(batch.events.length);
-      let i = 0;
-      for (const raw of batch.events) {
-        const event = new Event(data, fields, raw);
+      const index = view(events);
+      const fields = view(batch.fields);
+      for (let i = 0; i < whole; i++) {
+        const event = new Event(data, index, fields, i);
         try {
           const verdict = p.handle(event) ?? Verdict.keep();
           if (!(verdict instanceof Verdict)) {
             throw new TypeError(`handle returned ${typeof verdict}, not a Verdict`);
           }
-          out[i] = { tag: "ok", val: verdict.toWit(event) };
+          putVerdict(w, verdict.toWit(event));
         } catch (e) {
           // One event's exception fails that event only.
-          out[i] = { tag: "err", val: describe(e) };
+          putError(w, describe(e));
         }
-        i++;
       }
-      return out;
+      if (count > whole) putError(w, `the host sent a cut-off record for event ${whole}`);
+      return w.finish();
     },
   };
 }

@@ -4,8 +4,8 @@
  * @module
  */
 
-import type * as wit from "./wit/interfaces/switchyard-plugin-types.js";
 import type { Event } from "./event.js";
+import type { VerdictFields } from "./wire.js";
 
 const encoder = new TextEncoder();
 
@@ -178,10 +178,10 @@ export class Verdict {
     return this.#f.attributes && [...this.#f.attributes];
   }
 
-  /** The contract's record: only the fields this verdict sets. */
-  toWit(event?: Event): wit.Verdict {
+  /** What the contract carries: only the fields this verdict sets. */
+  toWit(event?: Event): VerdictFields {
     const f = this.#f;
-    const out: wit.Verdict = {};
+    const out: VerdictFields = {};
     if (f.routes !== undefined) out.routes = f.routes;
     if (f.priority !== undefined) out.priority = f.priority;
     if (f.payload !== undefined) out.payload = f.payload;

@@ -195,7 +195,7 @@ fn plugin_check_and_test_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0.2.0"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("switchyard:plugin@0.3.0"));
 
     let dir = tempfile::tempdir().unwrap();
     let event = dir.path().join("event.json");
@@ -819,6 +819,56 @@ async fn github_router_sends_webhooks_to_sinks_by_event_kind_and_branch() {
     expected.sort();
     assert_eq!(archived, expected);
     gw.stop();
+}
+
+/// A plugin built for contract 0.2.0 (users' plugins from before 0.3.0)
+/// still loads and routes through a real gateway, chained before a 0.3.0
+/// one, and `GET /v1/plugins` says which contract each speaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_for_contract_0_2_routes_beside_a_0_3_one() {
+    let billing = Sink::start().await;
+    let audit = Sink::start().await;
+    let cfg = Config::new()
+        .plugin(Plugin::new("old", &wasm("contract_v0_2.wasm")).config([("route", "audit")]))
+        .plugin(
+            Plugin::new("route-by-field", &wasm("route_by_field.wasm"))
+                .config([("pointer", "/type"), ("routes", "order=billing")]),
+        )
+        .destination(Destination::http("billing", &billing.url))
+        .destination(Destination::http("audit", &audit.url))
+        .topic(Topic::new("orders").plugins(["old", "route-by-field"]))
+        .build();
+    let gw = Gateway::start(&cfg).await;
+    // The 0.2.0 plugin routes to `audit`; route-by-field overrides orders.
+    assert_eq!(publish(&gw, "orders", r#"{"type":"order"}"#).await.0, 202);
+    assert_eq!(publish(&gw, "orders", r#"{"type":"x"}"#).await.0, 202);
+    let b = billing.wait_for(1, WAIT).await;
+    assert!(String::from_utf8_lossy(&b[0].body).contains("order"));
+    let a = audit.wait_for(1, WAIT).await;
+    assert!(String::from_utf8_lossy(&a[0].body).contains(r#""x""#));
+    let plugins: Value = client()
+        .get(gw.url("/v1/plugins"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let contract = |name: &str| {
+        plugins["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["contract"].clone())
+    };
+    assert_eq!(contract("old"), Some(Value::from("0.2.0")), "{plugins}");
+    assert_eq!(
+        contract("route-by-field"),
+        Some(Value::from("0.3.0")),
+        "{plugins}"
+    );
+    gw.stop().await;
 }
 
 /// The Python example (built with the Python SDK by scripts/build-plugins.sh)

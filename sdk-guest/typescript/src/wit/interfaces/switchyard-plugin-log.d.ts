@@ -1,4 +1,4 @@
-/** @module Interface switchyard:plugin/log@0.2.0 **/
+/** @module Interface switchyard:plugin/log@0.3.0 **/
 /**
  * Writes one log line, tagged with the plugin's name. Rate-limited.
  */
