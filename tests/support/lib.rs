@@ -95,12 +95,17 @@ impl Gateway {
         let path = dir.path().join("switchyard.toml");
         std::fs::write(&path, &text).unwrap();
         let config = switchyard::config::Config::load(&path).unwrap();
+        // Over TLS (the edge tests) the plain probe below cannot ask.
+        let probe_ready = config.server.tls.is_none();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(switchyard::run(config, listener, async {
+        let mut task = tokio::spawn(switchyard::run(config, listener, async {
             let _ = rx.await;
         }));
+        if probe_ready {
+            wait_until_ready(&url, &mut task).await;
+        }
         Self {
             url,
             dir,
@@ -130,6 +135,40 @@ impl Gateway {
         let resp = client().get(self.url("/metrics")).send().await.unwrap();
         assert_eq!(resp.status(), 200, "GET /metrics");
         resp.text().await.unwrap()
+    }
+}
+
+/// Waits until the gateway being started by `task` answers `/healthz`.
+/// Until then connections wait in the listen backlog, and a gateway that
+/// fails to start drops them with a reset that would hide its error: this
+/// panics with the error instead.
+async fn wait_until_ready(
+    url: &str,
+    task: &mut tokio::task::JoinHandle<Result<(), switchyard::Error>>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let probe = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    loop {
+        if task.is_finished() {
+            match task.await {
+                Ok(Ok(())) => panic!("the gateway stopped as it started"),
+                Ok(Err(e)) => panic!("the gateway failed to start: {e:#}"),
+                Err(e) => panic!("the gateway's task failed: {e}"),
+            }
+        }
+        if let Ok(r) = probe.get(format!("{url}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not start within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

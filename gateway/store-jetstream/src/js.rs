@@ -226,6 +226,11 @@ impl Pin {
     }
 }
 
+/// How long a repeatable call about a new stream or consumer goes on
+/// asking while nobody answers for it (see [`Js::api_settling`]): twice
+/// nats-server's longest election timeout, and some.
+pub(crate) const SETTLING: Duration = Duration::from_secs(30);
+
 /// The API of one cluster account.
 #[derive(Clone)]
 pub(crate) struct Js {
@@ -293,6 +298,32 @@ impl Js {
     /// A JSON API call: `$JS.API.<what>`.
     pub async fn api(&self, what: &str, body: &Value) -> Result<Value, JsError> {
         self.patiently(|| self.api_once(what, body)).await
+    }
+
+    /// [`Js::api`] for a call that is safe to repeat (creating a stream or
+    /// consumer with a given config, reading one back) about an object that
+    /// may have been created a moment ago, by this gateway or another one
+    /// starting beside it. Until its raft group has elected a leader nobody
+    /// answers for it, and a first election that fails waits for the
+    /// server's election timeout (4-9 s on nats-server): longer than one
+    /// request timeout. So a call that gets no answer is made again, up to
+    /// [`SETTLING`]; answers, errors included, are returned as they come.
+    pub async fn api_settling(&self, what: &str, body: &Value) -> Result<Value, JsError> {
+        let deadline = tokio::time::Instant::now() + SETTLING.max(self.timeout);
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.api(what, body).await {
+                Err(JsError::Unavailable(m)) => {
+                    if tokio::time::Instant::now() + pause >= deadline {
+                        return Err(JsError::Unavailable(m));
+                    }
+                    tracing::debug!(call = what, error = %m, "No answer yet; asking again.");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn api_once(&self, what: &str, body: &Value) -> Result<Value, JsError> {

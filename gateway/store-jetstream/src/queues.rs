@@ -377,7 +377,7 @@ impl JetStreamStore {
             let v = match self
                 .0
                 .js
-                .api(
+                .api_settling(
                     &format!("CONSUMER.INFO.{stream}.{}", names.band_consumer(dest, p)),
                     &serde_json::Value::Null,
                 )

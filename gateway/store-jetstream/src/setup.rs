@@ -155,10 +155,13 @@ fn unkept(what: &str, diffs: Vec<String>) -> Error {
 /// Creates a stream, or finds it with the same config; reads it back.
 async fn stream(js: &Js, config: Value) -> Result<(), Error> {
     let name = config["name"].as_str().expect("a name").to_string();
-    let got = match js.api(&format!("STREAM.CREATE.{name}"), &config).await {
+    let got = match js
+        .api_settling(&format!("STREAM.CREATE.{name}"), &config)
+        .await
+    {
         Ok(v) => v,
         Err(e) if e.is(code::STREAM_NAME_IN_USE) => js
-            .api(&format!("STREAM.INFO.{name}"), &Value::Null)
+            .api_settling(&format!("STREAM.INFO.{name}"), &Value::Null)
             .await
             .map_err(|e| Error::Server(format!("stream {name}: {e}")))?,
         Err(e) => return Err(Error::Server(format!("cannot create stream {name}: {e}"))),
@@ -179,7 +182,7 @@ pub(crate) async fn consumer(js: &Js, stream: &str, config: Value) -> Result<(),
     let name = config["durable_name"].as_str().expect("a name").to_string();
     let body = json!({ "stream_name": stream, "config": config, "action": "create" });
     let got = match js
-        .api(&format!("CONSUMER.CREATE.{stream}.{name}"), &body)
+        .api_settling(&format!("CONSUMER.CREATE.{stream}.{name}"), &body)
         .await
     {
         Ok(v) => v,
@@ -188,12 +191,12 @@ pub(crate) async fn consumer(js: &Js, stream: &str, config: Value) -> Result<(),
             // store.ack_wait, say): those it may change are updated.
             let update = json!({ "stream_name": stream, "config": config, "action": "update" });
             match js
-                .api(&format!("CONSUMER.CREATE.{stream}.{name}"), &update)
+                .api_settling(&format!("CONSUMER.CREATE.{stream}.{name}"), &update)
                 .await
             {
                 Ok(v) => v,
                 Err(_) => {
-                    js.api(&format!("CONSUMER.INFO.{stream}.{name}"), &Value::Null)
+                    js.api_settling(&format!("CONSUMER.INFO.{stream}.{name}"), &Value::Null)
                         .await?
                 }
             }

@@ -584,6 +584,35 @@ async fn a_stream_without_a_setting_the_gateway_needs_is_refused_at_start_naming
     );
 }
 
+/// Replicas of a deployment start together: each creates or checks the
+/// same streams and consumers (an ordered destination pins the route
+/// consumer too) at the same moment, and every one must come up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gateways_starting_at_the_same_moment_all_come_up() {
+    let sink = Sink::start().await;
+    for _ in 0..3 {
+        let text = ordered_config(&servers(), &sink)
+            .destination(Destination::http("hook", &format!("{}/in", sink.url)))
+            .topic(Topic::new("orders").routes(["hook"]))
+            .build();
+        let (a, b, c) = tokio::join!(
+            Gateway::start(&text),
+            Gateway::start(&text),
+            Gateway::start(&text)
+        );
+        for gw in [&a, &b, &c] {
+            let (s, v) = post(
+                gw.url("/v1/topics/payments/events"),
+                json!({ "account": "a" }),
+                &[("x-account", "a")],
+            )
+            .await;
+            assert_eq!(s, 202, "{v}");
+        }
+        tokio::join!(a.stop(), b.stop(), c.stop());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn per_key_order_holds_while_two_gateways_deliver() {
     let sink = Sink::start().await;
@@ -639,13 +668,27 @@ async fn per_key_order_holds_while_two_gateways_deliver() {
             .extend(ids.map(|id| id.as_str().unwrap().to_owned()));
     }
     // 18 + 240 events, the failing head's retries counted once.
-    let seen = eventually(WAIT, "every event delivered", || async {
+    let deadline = std::time::Instant::now() + WAIT;
+    let seen = loop {
         let seen = switchyard_tests::order_by_key(&sink.received(), "x-account");
-        (seen.values().map(Vec::len).sum::<usize>() == 18 + 240).then_some(seen)
-    })
-    .await;
+        if seen.values().map(Vec::len).sum::<usize>() >= 18 + 240
+            || std::time::Instant::now() > deadline
+        {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
     for (acct, ids) in &sent {
-        assert_eq!(seen.get(acct), Some(ids), "order of key {acct}");
+        let got = seen.get(acct).cloned().unwrap_or_default();
+        if &got != ids {
+            let pos = |id: &String| ids.iter().position(|x| x == id);
+            let got: Vec<_> = got.iter().map(pos).collect();
+            panic!(
+                "key {acct}: sent {} delivered {} in this order of sending: {got:?}",
+                ids.len(),
+                got.len()
+            );
+        }
     }
     let v = switchyard_tests::get_json(b.url("/v1/destinations")).await;
     assert_eq!(v["destinations"][0]["blocked_keys"], 0, "{v}");
