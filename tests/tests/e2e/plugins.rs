@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_tests::config::{Config, Destination, Plugin, Topic, quoted};
-use switchyard_tests::{Gateway, Sink, client, eventually, workspace};
+use switchyard_tests::{Gateway, Sink, client, eventually, get_json, workspace};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -846,14 +846,7 @@ async fn a_plugin_built_for_contract_0_2_routes_beside_a_0_3_one() {
     assert!(String::from_utf8_lossy(&b[0].body).contains("order"));
     let a = audit.wait_for(1, WAIT).await;
     assert!(String::from_utf8_lossy(&a[0].body).contains(r#""x""#));
-    let plugins: Value = client()
-        .get(gw.url("/v1/plugins"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plugins = get_json(gw.url("/v1/plugins")).await;
     let contract = |name: &str| {
         plugins["plugins"]
             .as_array()
