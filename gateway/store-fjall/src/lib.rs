@@ -38,7 +38,6 @@ mod keys;
 mod log;
 mod queues;
 mod schemas;
-mod sync;
 mod upgrade;
 mod window;
 mod writer;
@@ -303,16 +302,8 @@ impl FjallStore {
         let registry = schemas::RegistryTables::open(&db)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let stats = Arc::new(WriterStats::default());
-        let (synced, to_sync) = std::sync::mpsc::channel();
-        let syncer = sync::Syncer::new(db.clone(), dir, stats.clone());
-        let syncer = std::thread::Builder::new()
-            .name("switchyard-sync".into())
-            .spawn(move || syncer.run(to_sync))
-            .map_err(|e| StoreError::WriteFailed(format!("cannot start the sync thread: {e}")))?;
         let writer = writer::Writer {
             db: db.clone(),
-            synced,
-            syncer,
             ks: ks.clone(),
             durability,
             rx,

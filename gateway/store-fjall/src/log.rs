@@ -418,7 +418,7 @@ impl Maintenance for FjallStore {
         );
         r.register_with_unit(
             "store_commit_duration",
-            "Time from the start of a group commit until it is durable (its fsync in sync mode, shared with the groups waiting beside it) and answered.",
+            "Time to apply and persist (fsync in sync mode) one group commit.",
             Unit::Seconds,
             self.stats.commit_seconds.clone(),
         );

@@ -3,9 +3,8 @@
 //! fjall has no group commit of its own: `persist(SyncData)` takes the journal
 //! lock, so one fsync per request would cap ingest near 4k events/s. Instead,
 //! requests queue on a channel; the writer takes everything that is waiting,
-//! applies it as one atomic write batch and hands it to the syncer
-//! (`sync.rs`), which fsyncs and only then answers every request in the
-//! group. While one fsync runs, the next group gathers and is written.
+//! applies it as one atomic write batch, persists once, and only then answers
+//! every request in the group. While one fsync runs, the next group gathers.
 //!
 //! Deduplication on idempotency keys happens here too: the writer sees every
 //! append in order, so two concurrent duplicates can never both be accepted.
@@ -20,11 +19,13 @@ use switchyard_store::{Appended, Routing, StoreError};
 use tokio::sync::oneshot;
 use ulid::{Generator, Ulid};
 
-use crate::sync::Committed;
 use crate::{Durability, Fj, Keyspaces, codec, keys};
 
 /// Most requests folded into one group: bounds the latency of the first one.
 const MAX_GROUP: usize = 4096;
+
+/// A commit slower than this is logged: it shows directly in ingest latency.
+const SLOW_COMMIT: Duration = Duration::from_millis(20);
 
 /// Most memtable bytes (all keyspaces, active and sealed) the store holds
 /// before the writer waits for fjall's flush to catch up. Without a bound,
@@ -178,8 +179,7 @@ pub struct WriterStats {
     /// Requests per group: shows whether group commit is amortising the
     /// fsync (telemetry registers it; a clone shares the buckets).
     pub batch_size: prometheus_client::metrics::histogram::Histogram,
-    /// Seconds per group commit, from the write until it is durable (the
-    /// fsync included, and the wait for an fsync already running).
+    /// Seconds per group commit, fsync included.
     pub commit_seconds: prometheus_client::metrics::histogram::Histogram,
     /// Group commits written (the same count as `groups`, for `/metrics`).
     pub commits: prometheus_client::metrics::counter::Counter,
@@ -205,9 +205,6 @@ impl Default for WriterStats {
 
 pub(crate) struct Writer {
     pub db: fjall::Database,
-    /// Where committed groups go to be made durable and answered.
-    pub synced: mpsc::Sender<Committed>,
-    pub syncer: std::thread::JoinHandle<()>,
     pub ks: Keyspaces,
     pub durability: Durability,
     pub rx: mpsc::Receiver<Request>,
@@ -237,20 +234,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let committed = self.commit_group(group, &mut ids);
-            if self.synced.send(committed).is_err() {
-                // The sync thread panicked; its requests were dropped
-                // unanswered, so every waiting caller already has an error.
-                tracing::error!(
-                    "The store's sync thread is gone; writes can no longer be made durable."
-                );
-                break;
-            }
-        }
-        // Let the syncer answer what it holds before the last sync.
-        drop(self.synced);
-        if self.syncer.join().is_err() {
-            tracing::error!("The store's sync thread panicked.");
+            self.commit_group(group, &mut ids);
         }
         // Channel closed: the store is being dropped. One last sync so that
         // buffered writes reach the disk before the process exits.
@@ -295,9 +279,7 @@ impl Writer {
             .inc_by(started.elapsed().as_secs_f64());
     }
 
-    /// Applies a group to the store, without fsync: the syncer makes it
-    /// durable and answers it.
-    fn commit_group(&self, group: Vec<Request>, ids: &mut Generator) -> Committed {
+    fn commit_group(&self, group: Vec<Request>, ids: &mut Generator) {
         let mut batch = self.db.batch();
         let mut sync = self.durability == Durability::Sync;
         let now = now_ms();
@@ -335,35 +317,58 @@ impl Writer {
         }
 
         let counted = self.stage_counters(&mut batch, &group_deltas);
-        // Buffer hands the bytes to the OS, so a process crash (kill -9)
-        // loses nothing that is answered; the syncer fsyncs when `sync`.
+        let mode = if sync {
+            fjall::PersistMode::SyncData
+        } else {
+            // "buffered" still hands the bytes to the OS before answering, so a
+            // process crash (kill -9) loses nothing that was acknowledged.
+            fjall::PersistMode::Buffer
+        };
         let started = Instant::now();
-        let result = batch.durability(Some(fjall::PersistMode::Buffer)).commit();
+        let result = batch.durability(Some(mode)).commit();
+        let elapsed = started.elapsed();
         use std::sync::atomic::Ordering::Relaxed;
         self.stats.groups.fetch_add(1, Relaxed);
         self.stats.commits.inc();
         self.stats
             .group_requests
             .fetch_add(answers.len() as u64, Relaxed);
+        self.stats
+            .persist_micros
+            .fetch_add(elapsed.as_micros() as u64, Relaxed);
         self.stats.batch_size.observe(answers.len() as f64);
+        self.stats.commit_seconds.observe(elapsed.as_secs_f64());
         self.stats
             .write_buffer_bytes
             .set(i64::try_from(self.db.write_buffer_size()).unwrap_or(i64::MAX));
 
+        if elapsed > SLOW_COMMIT {
+            tracing::warn!(
+                elapsed_ms = elapsed.as_millis() as u64,
+                requests = answers.len(),
+                "Slow group commit: the disk or fjall stalled."
+            );
+        }
         let failed = result.err().map(|e| e.to_string());
-        // The batch is visible to readers from here on, so the counters are
-        // published now, not once it is durable.
         if failed.is_none() && !counted.is_empty() {
             counted.publish(&mut self.counters.lock().unwrap_or_else(|p| p.into_inner()));
         }
         if let Some(e) = &failed {
             tracing::error!(error = %e, "A group commit failed; its requests are answered with an error.");
         }
-        Committed {
-            answers,
-            failed,
-            sync,
-            started,
+        for (req, outcome) in answers {
+            let outcome = match &failed {
+                Some(e) => Err(StoreError::WriteFailed(e.clone())),
+                None => outcome,
+            };
+            match req {
+                Request::Append(a) => {
+                    let _ = a.reply.send(outcome);
+                }
+                Request::Write { reply, .. } => {
+                    let _ = reply.send(outcome.map(|_| ()));
+                }
+            }
         }
     }
 
