@@ -297,7 +297,9 @@ fi
 # on a topic with no routes and through the full pipeline, with an fdatasync
 # probe on the same disk running all along, so a slow group commit can be
 # told from a slow disk. Reports loadgen's percentiles, the gateway's group
-# commits over 25 ms (from /metrics), and the probe's fdatasync times.
+# commits over 25 ms (from /metrics), the gateway's own handler and commit
+# percentiles, and the probe's fdatasync times. The probe syncs every
+# BENCH_PROBE_MS (default 1) ms: any disk stall longer than that reaches it.
 # `bash scripts/bench.sh stalls`.
 if [ "$only" = all ] || [ "$only" = stalls ]; then
 commits_over_25ms() {
@@ -308,6 +310,33 @@ commits_over_25ms() {
     /^switchyard_store_commit_duration_seconds_bucket\{le="0.0256"\}/ { fast = $2 }
     END { printf "%d of %d group commits over 25 ms", total - fast, total }'
 }
+# The gateway's own view of the same run, from its histograms: the time
+# from the ingest handler's start to its answer (switchyard_ingest_duration,
+# so excluding reading the request head and waiting for a worker) and the
+# group commit's time, each as the bucket its p99 and p99.9 fall in. Set
+# beside loadgen's percentiles, it tells a tail inside the gateway's handler
+# and store from one in the scheduler, the connection or the client.
+gateway_quantiles() {
+  curl -s "http://127.0.0.1:$port/metrics" | awk -v topic="$1" '
+    function report(name, n, les, counts,   i, out, q, want, k) {
+      out = name ":"
+      split("0.5 0.99 0.999", q, " ")
+      for (k = 1; k <= 3; k++) {
+        want = q[k] * counts[n]
+        for (i = 1; i <= n && counts[i] < want; i++) {}
+        out = out sprintf(" p%s <= %s ms%s", q[k] * 100, les[i] == "+Inf" ? "inf" : les[i] * 1000, k < 3 ? "," : "")
+      }
+      print out
+    }
+    $0 ~ "^switchyard_ingest_duration_seconds_bucket.*topic=\"" topic "\"" {
+      match($0, /le="[^"]*"/); ni++; ile[ni] = substr($0, RSTART + 4, RLENGTH - 5); ic[ni] = $2 }
+    /^switchyard_store_commit_duration_seconds_bucket/ {
+      match($0, /le="[^"]*"/); nc++; cle[nc] = substr($0, RSTART + 4, RLENGTH - 5); cc[nc] = $2 }
+    END {
+      report("  gateway ingest handler (histogram bucket)", ni, ile, ic)
+      report("  gateway group commit (histogram bucket)", nc, cle, cc)
+    }'
+}
 stall_run() {
   local label=$1 topic=$2 extra=$3
   echo "-- $label"
@@ -315,7 +344,7 @@ stall_run() {
   # the probe's slow syncs.
   gw_rust_log="warn,fjall::journal::writer=debug" run_gateway ""
   probe_out=$(mktemp)
-  python3 - "$(dirname "$(mktemp -u)")" 62 > "$probe_out" <<'PY' &
+  python3 - "$(dirname "$(mktemp -u)")" 62 "${BENCH_PROBE_MS:-1}" > "$probe_out" <<'PY' &
 import os, sys, time
 path = os.path.join(sys.argv[1], "fsync-probe-%d" % os.getpid())
 fd = os.open(path, os.O_CREAT | os.O_WRONLY)
@@ -326,7 +355,7 @@ while time.time() < end:
     if d > 0.010:
         now = time.time()
         slow.append("%s.%03dZ %.1f ms" % (time.strftime("%H:%M:%S", time.gmtime(now)), now % 1 * 1000, d * 1e3))
-    time.sleep(0.001)
+    time.sleep(float(sys.argv[3]) / 1000)
 os.close(fd); os.unlink(path); ts.sort()
 q = lambda p: ts[min(len(ts) - 1, int(p * len(ts)))] * 1e3
 print("fdatasync probe: %d calls, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms, over 25 ms: %d"
@@ -338,6 +367,7 @@ PY
   "$lg" --url "http://127.0.0.1:$port/v1/topics/$topic/events" --connections 64 --duration 60s \
     --rate 5000 --gateway-pid "$gw_pid" $extra
   echo "gateway: $(commits_over_25ms)"
+  gateway_quantiles "$topic"
   wait "$probe_pid" || true
   cat "$probe_out"; rm -f "$probe_out"
   stop_gateway
