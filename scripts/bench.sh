@@ -7,6 +7,7 @@
 #   bash scripts/bench.sh plugins    # only the one-plugin vs no-plugin comparison
 #   bash scripts/bench.sh schema     # schema validation: Avro, JSON Schema, Protobuf
 #   bash scripts/bench.sh schema-typed  # only its JSON Schema and Protobuf part
+#   bash scripts/bench.sh journal    # fdatasync into a hole vs over written blocks
 #   bash scripts/bench.sh stalls     # 5,000/s for 60 s: the write path's tail
 #   bash scripts/bench.sh nginx      # wrk on nginx's static 202 and on ingest
 #   bash scripts/bench.sh backlog    # a 10-million backlog: RSS, restart, drain
@@ -290,6 +291,52 @@ sample_ratio = 1.0"
 sample_ratio = 0.0"
 done
 [ "$only" = telemetry ] && exit 0
+fi
+
+# ---------------------------------------------------------------------------
+# Why the store prefills fjall's journal (gateway/store-fjall/src/prefill.rs):
+# a group commit's write and fdatasync into a journal that is a hole (how
+# fjall makes one: set_len), over blocks already written (what the prefill
+# leaves ahead of the commits), and at the end of a growing file (a journal
+# reopened after a restart), alternating, on the disk the gateway's data dir
+# is on. Each op writes 17 KB, about one group of 16 events of 1 KB.
+# `bash scripts/bench.sh journal`.
+if [ "$only" = all ] || [ "$only" = journal ]; then
+echo
+echo "== J. write + fdatasync of 17 KB: into a hole / over written zeros / appending"
+python3 - "$(dirname "$(mktemp -u)")" <<'PY'
+import os, resource, sys, time
+where, ops, size = sys.argv[1], 3000, 64 * 1024 * 1024
+def run(kind):
+    path = os.path.join(where, f"switchyard-journal-bench-{kind}")
+    fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_RDWR)
+    if kind == "hole":
+        os.ftruncate(fd, size)
+    elif kind == "written":
+        zeros = bytes(1 << 20)
+        for _ in range(size >> 20):
+            os.write(fd, zeros)
+    os.fsync(fd)
+    os.lseek(fd, 0, os.SEEK_SET)
+    group, lat = b"x" * (16 * 1100), []
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    for _ in range(ops):
+        t = time.perf_counter()
+        os.write(fd, group)
+        os.fdatasync(fd)
+        lat.append(time.perf_counter() - t)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    os.close(fd)
+    os.remove(path)
+    lat.sort()
+    us = lambda s: f"{s * 1e6:.0f} us"
+    print(f"{kind:8} p50 {us(lat[ops // 2])}, p99 {us(lat[ops * 99 // 100])}, "
+          f"mean {us(sum(lat) / ops)}, system CPU per op {us((after.ru_stime - before.ru_stime) / ops)}")
+for _ in range(2):
+    for kind in ("hole", "written", "append"):
+        run(kind)
+PY
+[ "$only" = journal ] && exit 0
 fi
 
 # ---------------------------------------------------------------------------

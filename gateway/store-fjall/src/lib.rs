@@ -3,7 +3,7 @@
 //!
 //! - `keys`: every key layout; `codec`: value encodings.
 //! - `writer`: the group commit, one thread that owns every write (and the
-//!   queue counters).
+//!   queue counters); `prefill`: the journal zeroed ahead of its commits.
 //! - `log`: the event log, routing, history and housekeeping.
 //! - `window`: one destination's queue order with a bounded window in
 //!   memory over its backlog on disk.
@@ -36,6 +36,7 @@ mod codec;
 mod export;
 mod keys;
 mod log;
+mod prefill;
 mod queues;
 mod schemas;
 mod upgrade;
@@ -299,7 +300,8 @@ impl FjallStore {
         }
         let counters = Counters::default();
         *counters.lock().unwrap_or_else(|p| p.into_inner()) = upgrade::load_counters(&ks)?;
-        let registry = schemas::RegistryTables::open(&db)?;
+        let journal_lock = prefill::JournalLock::default();
+        let registry = schemas::RegistryTables::open(&db, journal_lock.clone())?;
         let (tx, rx) = std::sync::mpsc::channel();
         let stats = Arc::new(WriterStats::default());
         let writer = writer::Writer {
@@ -309,6 +311,8 @@ impl FjallStore {
             rx,
             stats: stats.clone(),
             counters: counters.clone(),
+            prefill: (durability == Durability::Sync)
+                .then(|| prefill::Prefill::new(dir, journal_lock)),
         };
         let writer = std::thread::Builder::new()
             .name("switchyard-writer".into())

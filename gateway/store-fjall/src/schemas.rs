@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use switchyard_store::{RegistrySnapshot, RegistryWrite, StoreError};
 
 use crate::Fj;
+use crate::prefill::JournalLock;
 
 const NEXT_ID_KEY: &[u8] = b"next_id";
 const SCHEMA_PREFIX: u8 = b's';
@@ -29,16 +30,20 @@ const GLOBAL_CONFIG_KEY: &[u8] = b"g";
 pub(crate) struct RegistryTables {
     /// Needed for batches spanning the three keyspaces.
     db: fjall::Database,
+    /// Held while committing: the registry writes the journal from outside
+    /// the writer thread (see `prefill`).
+    journal: JournalLock,
     schemas: fjall::Keyspace,
     versions: fjall::Keyspace,
     config: fjall::Keyspace,
 }
 
 impl RegistryTables {
-    pub(crate) fn open(db: &fjall::Database) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &fjall::Database, journal: JournalLock) -> Result<Self, StoreError> {
         let open = |name: &str| db.keyspace(name, fjall::KeyspaceCreateOptions::default);
         Ok(Self {
             db: db.clone(),
+            journal,
             schemas: open("registry_schemas").fj()?,
             versions: open("registry_versions").fj()?,
             config: open("registry_config").fj()?,
@@ -119,6 +124,7 @@ impl RegistryTables {
                 }
             }
         }
+        let _held = self.journal.hold();
         batch
             .durability(Some(fjall::PersistMode::SyncData))
             .commit()
@@ -193,7 +199,7 @@ mod tests {
 
     fn open(dir: &std::path::Path) -> RegistryTables {
         let db = fjall::Database::builder(dir).open().unwrap();
-        RegistryTables::open(&db).unwrap()
+        RegistryTables::open(&db, JournalLock::default()).unwrap()
     }
 
     #[test]

@@ -19,6 +19,7 @@ use switchyard_store::{Appended, Routing, StoreError};
 use tokio::sync::oneshot;
 use ulid::{Generator, Ulid};
 
+use crate::prefill::Prefill;
 use crate::{Durability, Fj, Keyspaces, codec, keys};
 
 /// Most requests folded into one group: bounds the latency of the first one.
@@ -210,10 +211,44 @@ pub(crate) struct Writer {
     pub rx: mpsc::Receiver<Request>,
     pub stats: Arc<WriterStats>,
     pub counters: Counters,
+    /// Zeroes the journal ahead of the commits (`durability = "sync"` only).
+    pub prefill: Option<Prefill>,
+}
+
+/// fjall's journal bytes per key written, besides the key and value (its
+/// entry header, counted a little high).
+const ENTRY_OVERHEAD: u64 = 24;
+/// And per batch (its start and end markers).
+const BATCH_OVERHEAD: u64 = 64;
+
+/// A write batch that counts the journal bytes it will write, for the
+/// prefill's estimate of where the journal ends.
+struct Batch {
+    inner: fjall::OwnedWriteBatch,
+    bytes: u64,
+}
+
+impl Batch {
+    fn insert<K, V>(&mut self, ks: &fjall::Keyspace, key: K, value: V)
+    where
+        K: AsRef<[u8]> + Into<fjall::UserKey>,
+        V: AsRef<[u8]> + Into<fjall::UserValue>,
+    {
+        self.bytes += (key.as_ref().len() + value.as_ref().len()) as u64 + ENTRY_OVERHEAD;
+        self.inner.insert(ks, key, value);
+    }
+
+    fn remove<K>(&mut self, ks: &fjall::Keyspace, key: K)
+    where
+        K: AsRef<[u8]> + Into<fjall::UserKey>,
+    {
+        self.bytes += key.as_ref().len() as u64 + ENTRY_OVERHEAD;
+        self.inner.remove(ks, key);
+    }
 }
 
 impl Writer {
-    pub fn run(self) {
+    pub fn run(mut self) {
         let mut ids = Generator::new();
         loop {
             let first = match self.rx.recv_timeout(IDLE_FLUSH_AFTER) {
@@ -279,8 +314,11 @@ impl Writer {
             .inc_by(started.elapsed().as_secs_f64());
     }
 
-    fn commit_group(&self, group: Vec<Request>, ids: &mut Generator) {
-        let mut batch = self.db.batch();
+    fn commit_group(&mut self, group: Vec<Request>, ids: &mut Generator) {
+        let mut batch = Batch {
+            inner: self.db.batch(),
+            bytes: BATCH_OVERHEAD,
+        };
         let mut sync = self.durability == Durability::Sync;
         let now = now_ms();
         // Keys appended in this group, so duplicates within one group are caught.
@@ -325,7 +363,8 @@ impl Writer {
             fjall::PersistMode::Buffer
         };
         let started = Instant::now();
-        let result = batch.durability(Some(mode)).commit();
+        let journal_bytes = batch.bytes;
+        let result = batch.inner.durability(Some(mode)).commit();
         let elapsed = started.elapsed();
         use std::sync::atomic::Ordering::Relaxed;
         self.stats.groups.fetch_add(1, Relaxed);
@@ -370,11 +409,18 @@ impl Writer {
                 }
             }
         }
+        // After the answers: zeroing the journal ahead is for the next
+        // commits, none of this group's requests waits for it.
+        if failed.is_none()
+            && let Some(prefill) = &mut self.prefill
+        {
+            prefill.after_commit(journal_bytes);
+        }
     }
 
     /// Adds the counter keys that `deltas` change to the batch; the new
     /// values, to publish once the batch is committed.
-    fn stage_counters(&self, batch: &mut fjall::OwnedWriteBatch, deltas: &[Delta]) -> Staged {
+    fn stage_counters(&self, batch: &mut Batch, deltas: &[Delta]) -> Staged {
         let mut staged = Staged::default();
         if deltas.is_empty() {
             return staged;
@@ -418,7 +464,7 @@ impl Writer {
 
     fn stage_append(
         &self,
-        batch: &mut fjall::OwnedWriteBatch,
+        batch: &mut Batch,
         a: &AppendRequest,
         now: u64,
         ids: &mut Generator,
