@@ -58,8 +58,18 @@ routes = ["jobs"]
 TOML
 }
 
+# Every gateway's temp dir (a data dir is hundreds of MB after a run): the
+# previous single gateway's goes when the next starts (a scenario may still
+# read its log after stopping it), all of them on exit. BENCH_KEEP=1 keeps
+# them to look at.
+bench_dirs=()
+gw_dir=""
+remove_dirs() { [ -n "${BENCH_KEEP:-}" ] || [ "$#" -eq 0 ] || rm -rf "$@"; }
+
 run_gateway() {
+  remove_dirs ${gw_dir:+"$gw_dir"}
   local dir; dir=$(mktemp -d)
+  gw_dir=$dir; bench_dirs+=("$dir")
   cat > "$dir/bench.toml" <<TOML
 [server]
 listen = "127.0.0.1:$port"
@@ -82,7 +92,7 @@ TOML
 }
 
 stop_gateway() { [ -n "${gw_pid:-}" ] || return 0; kill -TERM "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; gw_pid=""; }
-trap stop_gateway EXIT
+trap 'stop_gateway; remove_dirs "${bench_dirs[@]}"' EXIT
 
 # `bash scripts/bench.sh telemetry` runs only the telemetry section.
 only=${1:-all}
@@ -498,14 +508,15 @@ if [ "$only" = cluster ]; then
     for p in "${gw_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     gw_pids=()
   }
-  trap 'stop_gateway; stop_gateways; bash scripts/nats-cluster.sh clean' EXIT
+  bench_dirs+=("$JS_PROBE_DIR")
+  trap 'stop_gateway; stop_gateways; bash scripts/nats-cluster.sh clean; remove_dirs "${bench_dirs[@]}"' EXIT
   # Starts $1 gateways on the cluster under prefix $2; their ingest URLs
   # for topic $3 end up in $urls.
   run_gateways() {
     local n=$1 prefix=$2 topic=$3 i dir p
     urls=""
     for i in $(seq "$n"); do
-      dir=$(mktemp -d); p=$((port + 10 * i))
+      dir=$(mktemp -d); p=$((port + 10 * i)); bench_dirs+=("$dir")
       cat > "$dir/bench.toml" <<TOML
 [server]
 listen = "127.0.0.1:$p"
