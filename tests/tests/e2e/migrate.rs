@@ -189,6 +189,10 @@ async fn a_single_node_moves_into_the_cluster_with_everything_it_kept() {
     );
     let said = text(&out.stdout);
     assert!(said.contains("13 events"), "{said}");
+    assert!(
+        said.contains("2 of the events were accepted but not routed yet"),
+        "{said}"
+    );
     assert!(said.contains("2 schemas"), "{said}");
     assert!(said.contains("1 paused"), "{said}");
     assert!(
@@ -481,7 +485,14 @@ async fn a_fifo_queue_moves_key_by_key_and_keeps_its_order() {
                 .push(v["id"].as_str().unwrap().to_owned());
         }
     }
-    // Each key's head failed at least once; the rest wait behind it.
+    // All twelve routed (an event accepted but not yet routed travels as
+    // an event, not a queue entry), and each key's head failed at least
+    // once; the rest wait behind it.
+    eventually(WAIT, "the events routed", || async {
+        let q = get(node.url("/v1/destinations/ledger")).await;
+        (q["queue_depth"].as_u64() == Some(12)).then_some(())
+    })
+    .await;
     eventually(WAIT, "the heads attempted", || async {
         let keys: HashSet<String> = sink
             .received()

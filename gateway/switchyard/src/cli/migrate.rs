@@ -152,6 +152,12 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         summary.versions,
         summary.paused,
     );
+    if summary.unrouted > 0 {
+        println!(
+            "{} of the events were accepted but not routed yet: they are in no queue, and the cluster's gateways route them when they start.",
+            summary.unrouted
+        );
+    }
     if !summary.unconfigured.is_empty() {
         println!(
             "Not in {}, and waiting there until configured: {}.",
@@ -170,6 +176,9 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
 #[derive(Default)]
 struct Summary {
     events: Imported,
+    /// Events still waiting for the router: they travel as events, and
+    /// the cluster's gateways route them (so they are in no queue yet).
+    unrouted: usize,
     queued: Imported,
     keys: Imported,
     schemas: usize,
@@ -233,6 +242,7 @@ async fn move_all(
             break;
         };
         let first = page[0].event.id;
+        summary.unrouted += page.iter().filter(|e| e.pending_route).count();
         summary.events += target.import_events(page).await.with_context(|| {
             format!("cannot write the events {first} to {last} into the cluster (run migrate again to go on from here)")
         })?;
