@@ -219,7 +219,8 @@ pub struct ServerConfig {
     /// delivery across all destinations. Unset: no limit.
     #[serde(default)]
     pub max_backlog: Option<u64>,
-    /// How long a `SIGTERM` waits for in-flight deliveries before exiting.
+    /// How long a `SIGTERM` waits for in-flight deliveries, and for the
+    /// router to route the events already accepted, before exiting.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
     /// Also refuse deliveries to loopback, private (RFC 1918), CGNAT and

@@ -188,18 +188,37 @@ impl RouteTable {
 
 impl Router {
     /// Routes until `shutdown`, waking whenever the hand-off rings.
-    pub async fn run(self, shutdown: CancellationToken) {
+    ///
+    /// At `shutdown` (given once the listener has stopped, so no event
+    /// arrives after it) the router goes on until every event accepted
+    /// before it is routed, for at most `grace`: a clean stop leaves none
+    /// waiting for the router, so the stopped node's queues hold every
+    /// event it accepted. Whatever `grace` leaves is routed at the next
+    /// start. A store that long-polls (JetStream) is left at once: another
+    /// gateway routes what this one was handed, after its ack wait.
+    pub async fn run(self, shutdown: CancellationToken, grace: Duration) {
         // The last id routed: scans start after it, skipping the tombstones
         // that routing leaves at the front of the pending keyspace.
         let mut low_water: Option<Ulid> = None;
+        let mut drain_until: Option<tokio::time::Instant> = None;
         loop {
+            let waits = self.store.pending_routes_wait();
             if shutdown.is_cancelled() {
-                return;
+                if waits {
+                    return;
+                }
+                let until = *drain_until.get_or_insert_with(|| tokio::time::Instant::now() + grace);
+                if tokio::time::Instant::now() >= until {
+                    tracing::warn!(
+                        ?grace,
+                        "Stopped with events not yet routed (shutdown_grace passed); they are routed at the next start."
+                    );
+                    return;
+                }
             }
             if self.handoff.take_rescan() {
                 low_water = None;
             }
-            let waits = self.store.pending_routes_wait();
             let read = self.store.pending_routes(low_water, BATCH);
             // A store that long-polls is left at shutdown (what it handed
             // over unrouted goes to another gateway after its ack wait).
@@ -223,9 +242,14 @@ impl Router {
                 continue;
             }
             if batch.is_empty() {
+                if shutdown.is_cancelled() {
+                    // Drained: every event accepted is routed.
+                    return;
+                }
                 tokio::select! {
                     _ = self.handoff.0.pending.notified() => {}
-                    _ = shutdown.cancelled() => return,
+                    // Once more round the loop: what is pending still goes.
+                    _ = shutdown.cancelled() => {}
                 }
                 continue;
             }

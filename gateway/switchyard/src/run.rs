@@ -308,7 +308,7 @@ pub async fn run_with_reload(
     let stop = CancellationToken::new();
     delivery.start();
     // It starts by routing what was waiting before the restart.
-    let router_task = tokio::spawn(router.run(stop.clone()));
+    let router_task = tokio::spawn(router.run(stop.clone(), config.server.shutdown_grace));
     tokio::spawn(watch_disk(
         dir.clone(),
         live_config.clone(),

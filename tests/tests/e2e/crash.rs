@@ -157,3 +157,51 @@ async fn a_restart_resumes_pending_retries() {
     assert_eq!(&got.last().unwrap().body[..], b"{\"keep\":true}");
     gw.stop().await;
 }
+
+/// A clean stop routes every event it accepted: the stopped node's queues
+/// hold all of them, and none waits for the router (so `migrate`, or an
+/// operator looking at the queues, sees everything in place).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_routes_every_event_it_accepted() {
+    use switchyard_store::EventLog;
+    use switchyard_store::transfer::Export;
+    use switchyard_store_fjall::{Durability, FjallStore};
+
+    let sink = Sink::start().await;
+    sink.set_default(Reply::status(503));
+    let cfg = Config::new()
+        .destination(
+            Destination::http("billing", &sink.url)
+                .retry("{ initial = \"1h\", multiplier = 1.0, max_attempts = 3 }"),
+        )
+        .topic(Topic::new("orders").routes(["billing"]))
+        .build();
+    let gw = Gateway::start(&cfg).await;
+    // Accepted far faster than routed: the stop comes with most of them
+    // still waiting for the router.
+    let n = 6000;
+    for chunk in (0..n).collect::<Vec<u32>>().chunks(1000) {
+        let body: Vec<Value> = chunk
+            .iter()
+            .map(|n| serde_json::json!({ "n": n }))
+            .collect();
+        let r = client()
+            .post(gw.url("/v1/topics/orders/events/batch"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let dir = gw.stop().await;
+
+    let store = FjallStore::open(&dir.path().join("data"), Durability::Sync).unwrap();
+    let unrouted = store.pending_routes(None, n as usize).await.unwrap();
+    assert!(
+        unrouted.is_empty(),
+        "{} of {n} events still wait for the router after a clean stop",
+        unrouted.len()
+    );
+    let queued = store.export_queue("billing", None, n as usize + 1).unwrap();
+    assert_eq!(queued.len(), n as usize, "every event is queued");
+}
