@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use switchyard_tests::config::{Config, Destination, Topic, quoted};
-use switchyard_tests::{Gateway, Process, Reply, Sink, client, eventually};
+use switchyard_tests::{Gateway, Process, Reply, Sink, client, eventually, post_json};
 
 fn write_config(dir: &std::path::Path, sink: &str) -> std::path::PathBuf {
     let text = Config::new()
@@ -181,17 +181,9 @@ async fn a_clean_stop_routes_every_event_it_accepted() {
     // still waiting for the router.
     let n = 6000;
     for chunk in (0..n).collect::<Vec<u32>>().chunks(1000) {
-        let body: Vec<Value> = chunk
-            .iter()
-            .map(|n| serde_json::json!({ "n": n }))
-            .collect();
-        let r = client()
-            .post(gw.url("/v1/topics/orders/events/batch"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
+        let body: Vec<Value> = chunk.iter().map(|n| json!({ "n": n })).collect();
+        let (s, v) = post_json(gw.url("/v1/topics/orders/events/batch"), json!(body), &[]).await;
+        assert_eq!(s, 202, "{v}");
     }
     let dir = gw.stop().await;
 
