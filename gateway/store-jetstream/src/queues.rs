@@ -35,6 +35,9 @@ const CANCEL_SCAN: usize = 100_000;
 /// How long the set of band consumers is trusted before it is read again.
 const BANDS_TTL: Duration = Duration::from_secs(2);
 
+/// Longest a resume waits for every band's consumer leader to apply it.
+const RESUME_APPLIED: Duration = Duration::from_secs(5);
+
 /// Whether entry `e` is still owed an attempt, given its delivery state:
 /// not if the delivery finished, or if an attempt after this one was
 /// recorded already.
@@ -962,12 +965,25 @@ impl Queues for JetStreamStore {
 
     async fn set_paused(&self, dest: &str, paused: bool) -> Result<(), StoreError> {
         let names = self.names();
-        self.0
-            .js
-            .publish(Out::new(names.paused(dest), to_json(&paused)).rollup())
-            .await
-            .map_err(|e| self.count(e))?;
-        self.pause_consumers(dest, paused).await
+        let flag = Out::new(names.paused(dest), to_json(&paused)).rollup();
+        if paused {
+            // The flag first: gateways stop asking, then the consumers
+            // stop answering those that have not seen it yet.
+            self.0.js.publish(flag).await.map_err(|e| self.count(e))?;
+            self.pause_consumers(dest, true).await
+        } else {
+            // The consumers first, every band open, and only then the flag
+            // that lets the other gateways' dispatchers in: one that came
+            // in while a higher band was still paused would take a lower
+            // band's entries first.
+            self.pause_consumers(dest, false).await?;
+            self.0
+                .js
+                .publish(flag)
+                .await
+                .map_err(|e| self.count(e))
+                .map(|_| ())
+        }
     }
 
     async fn cancel(&self, dest: &str, id: EventId, reason: &str) -> Result<Cancelled, StoreError> {
@@ -1087,13 +1103,18 @@ impl JetStreamStore {
 
     /// Pauses (or resumes) every band consumer of `dest`: the hard stop for
     /// gateways that have not seen the flag yet.
-    /// Resuming goes from the most urgent band down, so no dispatcher
-    /// finds a lower band open while a higher one is still paused.
+    ///
+    /// The server answers `CONSUMER.PAUSE` once the change is proposed, and
+    /// each consumer's leader applies it a few milliseconds later, on its
+    /// own; meanwhile a paused consumer answers a pull with "no messages",
+    /// as an empty one does. So a resume returns only once every band's
+    /// leader reports it open: a dispatcher let in earlier could find the
+    /// most urgent band still shut and take a lower band's entries first.
     async fn pause_consumers(&self, dest: &str, paused: bool) -> Result<(), StoreError> {
         let names = self.names();
         let mut bands = self.bands(dest).await?;
         bands.sort_unstable_by(|a, b| b.cmp(a));
-        for p in bands {
+        for &p in &bands {
             let body = if paused {
                 serde_json::json!({ "pause_until": "2999-01-01T00:00:00Z" })
             } else {
@@ -1111,6 +1132,38 @@ impl JetStreamStore {
                 )
                 .await
                 .map_err(|e| self.count(e))?;
+        }
+        if paused {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + RESUME_APPLIED;
+        for &p in &bands {
+            loop {
+                let v = self
+                    .0
+                    .js
+                    .api(
+                        &format!(
+                            "CONSUMER.INFO.{}.{}",
+                            names.queues(),
+                            names.band_consumer(dest, p)
+                        ),
+                        &serde_json::Value::Null,
+                    )
+                    .await
+                    .map_err(|e| self.count(e))?;
+                if v["paused"] != true {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    // Not an error: the server applies it later. Until
+                    // then this band's entries wait; none is lost.
+                    tracing::warn!(destination = %dest, priority = p,
+                        "A resumed band is still paused on its consumer's leader; its entries go out once it applies the resume.");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
         }
         Ok(())
     }

@@ -319,6 +319,64 @@ async fn a_pause_through_one_gateway_holds_delivery_through_every_gateway() {
     a.stop().await;
 }
 
+/// The server answers a resume once it is proposed, and each band's
+/// consumer applies it on its own a moment later: the resume must wait
+/// for every band, or the first receive after it finds the urgent band
+/// still shut and hands out a lower one first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resumed_destination_hands_out_its_most_urgent_entries_first() {
+    let text = Config::new()
+        .jetstream(&servers())
+        .destination(Destination::pull("jobs").set("visibility_timeout", quoted("30s")))
+        .topic(
+            Topic::new("work")
+                .routes(["jobs"])
+                .set("priority_header", quoted("x-priority")),
+        )
+        .build();
+    let gw = Gateway::start(&text).await;
+    let (s, v) = post(gw.url("/v1/destinations/jobs/pause"), json!({}), &[]).await;
+    assert_eq!(s, 200, "{v}");
+    for (n, p) in [(1, "1"), (2, "5"), (3, "9"), (4, "1"), (5, "5"), (6, "9")] {
+        let (s, v) = post(
+            gw.url("/v1/topics/work/events"),
+            json!({ "n": n }),
+            &[("x-priority", p)],
+        )
+        .await;
+        assert_eq!(s, 202, "{v}");
+    }
+    eventually(WAIT, "six entries queued", || async {
+        let v: Value = client()
+            .get(gw.url("/v1/destinations/jobs"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (v["queue_depth"] == 6).then_some(())
+    })
+    .await;
+    assert!(
+        receive(&gw, json!({"max_messages": 6})).await.is_empty(),
+        "paused: nothing handed out"
+    );
+    let (s, v) = post(gw.url("/v1/destinations/jobs/resume"), json!({}), &[]).await;
+    assert_eq!(s, 200, "{v}");
+    // At once: every band is open when the resume has answered.
+    let got: Vec<i64> = receive(&gw, json!({"max_messages": 6}))
+        .await
+        .iter()
+        .map(|m| {
+            let body: Value = serde_json::from_str(m["body"].as_str().unwrap()).unwrap();
+            body["n"].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(got, vec![3, 6, 2, 5, 1, 4], "by priority, then in order");
+    gw.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_schema_registered_through_one_gateway_validates_on_the_other_at_once() {
     let sink = Sink::start().await;

@@ -190,7 +190,7 @@ async fn a_single_node_moves_into_the_cluster_with_everything_it_kept() {
     let said = text(&out.stdout);
     assert!(said.contains("13 events"), "{said}");
     assert!(
-        said.contains("2 of the events were accepted but not routed yet"),
+        said.contains("2 of the events had not been routed when"),
         "{said}"
     );
     assert!(said.contains("2 schemas"), "{said}");

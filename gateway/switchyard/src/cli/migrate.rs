@@ -154,8 +154,9 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     );
     if summary.unrouted > 0 {
         println!(
-            "{} of the events were accepted but not routed yet: they are in no queue, and the cluster's gateways route them when they start.",
-            summary.unrouted
+            "{} of the events had not been routed when {} stopped: they moved as events, not queue entries, and the cluster's gateways route them.",
+            summary.unrouted,
+            from.display()
         );
     }
     if !summary.unconfigured.is_empty() {
@@ -176,8 +177,10 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
 #[derive(Default)]
 struct Summary {
     events: Imported,
-    /// Events still waiting for the router: they travel as events, and
-    /// the cluster's gateways route them (so they are in no queue yet).
+    /// Events the node had not routed when it stopped: they travel as
+    /// events, and the cluster's gateways route them (so they come in no
+    /// queue). Counted from the source, so a second run counts them again
+    /// even once the gateways there have routed them.
     unrouted: usize,
     queued: Imported,
     keys: Imported,
