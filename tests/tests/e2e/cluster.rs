@@ -347,14 +347,7 @@ async fn a_resumed_destination_hands_out_its_most_urgent_entries_first() {
         assert_eq!(s, 202, "{v}");
     }
     eventually(WAIT, "six entries queued", || async {
-        let v: Value = client()
-            .get(gw.url("/v1/destinations/jobs"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let v = switchyard_tests::get_json(gw.url("/v1/destinations/jobs")).await;
         (v["queue_depth"] == 6).then_some(())
     })
     .await;
