@@ -78,6 +78,16 @@ impl Names {
         format!("q_{}_p{p}", token(dest))
     }
 
+    /// The JetStream API subject (after `$JS.API.`) of `verb` (`INFO`,
+    /// `PAUSE`, ...) on a band's consumer.
+    pub fn band_api(&self, verb: &str, dest: &str, p: u8) -> String {
+        format!(
+            "CONSUMER.{verb}.{}.{}",
+            self.queues(),
+            self.band_consumer(dest, p)
+        )
+    }
+
     // Subjects.
 
     pub fn events_filter(&self) -> [String; 2] {
@@ -279,6 +289,10 @@ mod tests {
         assert_eq!(s, format!("sy.ev.billing~eu.{id}"));
         assert_eq!(n.parse_event(&s), Some(("ev", "billing.eu".into(), id)));
         assert_eq!(n.band_consumer("a.b", 3), "q_a~b_p3");
+        assert_eq!(
+            n.band_api("INFO", "a.b", 3),
+            format!("CONSUMER.INFO.{}.q_a~b_p3", n.queues())
+        );
         assert_eq!(n.events(), "SY_EV");
     }
 }

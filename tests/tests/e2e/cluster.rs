@@ -177,11 +177,13 @@ async fn retries_back_off_and_end_in_a_dlq_either_gateway_replays() {
     a.stop().await;
 }
 
-fn pull_text() -> String {
+/// A pull destination `jobs` on the cluster, fed by `work` (a topic
+/// routed to it).
+fn pull_text(work: Topic) -> String {
     Config::new()
         .jetstream(&servers())
         .destination(Destination::pull("jobs").set("visibility_timeout", quoted("30s")))
-        .topic(Topic::new("work").routes(["jobs"]))
+        .topic(work)
         .build()
 }
 
@@ -199,7 +201,7 @@ async fn settle(gw: &Gateway, op: &str, body: Value) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_pull_receipt_from_one_gateway_settles_on_the_other_and_stale_ones_settle_nothing() {
-    let text = pull_text();
+    let text = pull_text(Topic::new("work").routes(["jobs"]));
     let a = Gateway::start(&text).await;
     let b = Gateway::start(&text).await;
     let (s, _) = post(a.url("/v1/topics/work/events"), json!({"job": 1}), &[]).await;
@@ -325,15 +327,11 @@ async fn a_pause_through_one_gateway_holds_delivery_through_every_gateway() {
 /// still shut and hands out a lower one first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resumed_destination_hands_out_its_most_urgent_entries_first() {
-    let text = Config::new()
-        .jetstream(&servers())
-        .destination(Destination::pull("jobs").set("visibility_timeout", quoted("30s")))
-        .topic(
-            Topic::new("work")
-                .routes(["jobs"])
-                .set("priority_header", quoted("x-priority")),
-        )
-        .build();
+    let text = pull_text(
+        Topic::new("work")
+            .routes(["jobs"])
+            .set("priority_header", quoted("x-priority")),
+    );
     let gw = Gateway::start(&text).await;
     let (s, v) = post(gw.url("/v1/destinations/jobs/pause"), json!({}), &[]).await;
     assert_eq!(s, 200, "{v}");
