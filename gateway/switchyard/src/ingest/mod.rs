@@ -82,7 +82,7 @@ async fn publish_one(app: &App, topic: &str, req: Request) -> Result<Response, A
             routing(t),
         )
         .await?;
-    handed_over(app, &t.name, &outcome);
+    handed_over(app, t, &outcome);
     Ok(match outcome {
         Appended::New { ids, .. } => {
             let id = ids.first().map(|i| i.to_string()).unwrap_or_default();
@@ -158,7 +158,7 @@ async fn publish_many(app: &App, topic: &str, req: Request) -> Result<Response, 
         .store
         .append(&t.name, key, t.idempotency_window, events, routing(t))
         .await?;
-    handed_over(app, &t.name, &outcome);
+    handed_over(app, t, &outcome);
     Ok(match outcome {
         Appended::New { ids, .. } => {
             let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
@@ -199,7 +199,6 @@ fn routing(t: &TopicConfig) -> Routing {
     }
 }
 
-/// The event(s) are stored: hand them to the router, and count them.
 /// Whether a duplicate's payloads differ from those first accepted under
 /// its idempotency key: a reused key with another body is most likely a
 /// sender's bug, so it is said in the answer and counted (nothing is stored
@@ -230,11 +229,14 @@ async fn body_differs(
     Ok(differs)
 }
 
-fn handed_over(app: &App, topic: &str, outcome: &Appended) {
-    if matches!(outcome, Appended::New { .. }) {
+/// The event(s) are stored: hand them to the router, and count them.
+fn handed_over(app: &App, t: &TopicConfig, outcome: &Appended) {
+    // Events stored as routed nowhere are not waiting for the router:
+    // waking it would cost a scan that finds nothing.
+    if matches!(outcome, Appended::New { .. }) && routing(t) == Routing::Pending {
         app.handoff.appended();
     }
-    app.telemetry.ingested(topic, outcome);
+    app.telemetry.ingested(&t.name, outcome);
 }
 
 /// The checks that come before reading the body: does the topic exist, and
