@@ -226,6 +226,48 @@ impl JetStreamStore {
         self.last_json("lease", &self.names().lease(dest, id)).await
     }
 
+    /// The lease record of `id` at `dest` as a holder of lease `nonce`
+    /// should judge it: the direct get's if it shows that lease held, else
+    /// the leader's. A direct get may be answered by a replica that trails
+    /// the stream's leader, and the lease may have been written a moment
+    /// ago (an ack, extend or dead-letter right after the receive), so
+    /// "not held" is the leader's to say.
+    async fn lease_record_for(
+        &self,
+        dest: &str,
+        id: EventId,
+        nonce: u64,
+    ) -> Result<Option<(LeaseRecord, u64)>, StoreError> {
+        let rec = self.lease_record(dest, id).await?;
+        if rec
+            .as_ref()
+            .is_some_and(|(r, _)| r.nonce == nonce && r.state == LeaseState::Leased)
+        {
+            return Ok(rec);
+        }
+        self.lease_record_from_leader(dest, id).await
+    }
+
+    /// [`Self::lease_record`] as the stream's leader has it, never from a
+    /// replica that may trail it.
+    async fn lease_record_from_leader(
+        &self,
+        dest: &str,
+        id: EventId,
+    ) -> Result<Option<(LeaseRecord, u64)>, StoreError> {
+        let body = serde_json::json!({ "last_by_subj": self.names().lease(dest, id) });
+        match self
+            .0
+            .js
+            .leader_get(&self.names().queues(), &body)
+            .await
+            .map_err(|e| self.count(e))?
+        {
+            Some(m) => Ok(Some((from_json("lease", &m.payload)?, m.seq))),
+            None => Ok(None),
+        }
+    }
+
     pub(crate) async fn state_of(
         &self,
         id: EventId,
@@ -358,12 +400,11 @@ impl JetStreamStore {
     ) -> Result<Option<(String, Option<(LeaseRecord, u64)>)>, StoreError> {
         let key = (e.destination.clone(), e.event_id);
         if let Some(nonce) = e.lease {
-            return Ok(match self.lease_record(&e.destination, e.event_id).await? {
-                Some((r, seq)) if r.nonce == nonce && r.state == LeaseState::Leased => {
-                    Some((r.reply.clone(), Some((r, seq))))
-                }
-                _ => None,
-            });
+            return Ok(self
+                .lease_record_for(&e.destination, e.event_id, nonce)
+                .await?
+                .filter(|(r, _)| r.nonce == nonce && r.state == LeaseState::Leased)
+                .map(|(r, seq)| (r.reply.clone(), Some((r, seq)))));
         }
         Ok(lock(&self.0.held)
             .get(&key)
@@ -596,35 +637,51 @@ impl Queues for JetStreamStore {
                         )
                         .await
                         .map_err(|e| self.count(e))?;
-                    let prev = self.lease_record(dest, g.entry.event_id).await?;
-                    let receives = match &prev {
-                        Some((r, _)) if r.state != LeaseState::Settled => r.receives + 1,
-                        _ => g.entry.attempt + 1,
+                    let id = g.entry.event_id;
+                    let mut prev = self.lease_record(dest, id).await?;
+                    let mut from_leader = false;
+                    let leased = loop {
+                        let receives = match &prev {
+                            Some((r, _)) if r.state != LeaseState::Settled => r.receives + 1,
+                            _ => g.entry.attempt + 1,
+                        };
+                        let nonce: u64 = rand::random();
+                        let leased = QueueEntry {
+                            due_ms: until_ms,
+                            attempt: receives,
+                            lease: Some(nonce),
+                            ..g.entry.clone()
+                        };
+                        let rec = LeaseRecord {
+                            state: LeaseState::Leased,
+                            nonce,
+                            until_ms,
+                            reply: g.d.reply.clone(),
+                            receives,
+                            entry: leased.clone(),
+                        };
+                        let written = self
+                            .0
+                            .js
+                            .publish(
+                                Out::new(names.lease(dest, id), to_json(&rec))
+                                    .rollup()
+                                    .expect_last(prev.as_ref().map_or(0, |(_, s)| *s)),
+                            )
+                            .await;
+                        match written {
+                            Ok(_) => break leased,
+                            // The record read may have come from a replica
+                            // that trails the leader (a nack or a lease's
+                            // end written a moment ago): once more, with
+                            // the leader's.
+                            Err(e) if e.is_conflict() && !from_leader => {
+                                from_leader = true;
+                                prev = self.lease_record_from_leader(dest, id).await?;
+                            }
+                            Err(e) => return Err(self.count(e)),
+                        }
                     };
-                    let nonce: u64 = rand::random();
-                    let leased = QueueEntry {
-                        due_ms: until_ms,
-                        attempt: receives,
-                        lease: Some(nonce),
-                        ..g.entry.clone()
-                    };
-                    let rec = LeaseRecord {
-                        state: LeaseState::Leased,
-                        nonce,
-                        until_ms,
-                        reply: g.d.reply.clone(),
-                        receives,
-                        entry: leased.clone(),
-                    };
-                    self.0
-                        .js
-                        .publish(
-                            Out::new(names.lease(dest, g.entry.event_id), to_json(&rec))
-                                .rollup()
-                                .expect_last(prev.map_or(0, |(_, s)| s)),
-                        )
-                        .await
-                        .map_err(|e| self.count(e))?;
                     out.push(leased);
                 }
             }
@@ -814,7 +871,11 @@ impl Queues for JetStreamStore {
 
     async fn extend(&self, entry: &QueueEntry, until_ms: u64) -> Result<QueueEntry, StoreError> {
         let (dest, id) = (&entry.destination, entry.event_id);
-        let Some((rec, seq)) = self.lease_record(dest, id).await? else {
+        let rec = match entry.lease {
+            Some(nonce) => self.lease_record_for(dest, id, nonce).await?,
+            None => self.lease_record(dest, id).await?,
+        };
+        let Some((rec, seq)) = rec else {
             return Err(StoreError::Conflict(format!("event {id} is not leased")));
         };
         if Some(rec.nonce) != entry.lease || rec.state != LeaseState::Leased {
@@ -853,7 +914,7 @@ impl Queues for JetStreamStore {
     }
 
     async fn check_lease(&self, dest: &str, id: EventId, nonce: u64) -> LeaseCheck {
-        let rec = match self.lease_record(dest, id).await {
+        let rec = match self.lease_record_for(dest, id, nonce).await {
             Ok(Some((r, _))) => r,
             Ok(None) => return LeaseCheck::Unknown,
             Err(e) => {
