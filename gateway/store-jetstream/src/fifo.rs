@@ -73,7 +73,10 @@ impl JetStreamStore {
     }
 
     /// The last message of `subject` (wildcards allowed), from the leader.
-    async fn leader_last(&self, subject: String) -> Result<Option<crate::js::Stored>, StoreError> {
+    pub(crate) async fn leader_last(
+        &self,
+        subject: String,
+    ) -> Result<Option<crate::js::Stored>, StoreError> {
         self.leader(serde_json::json!({ "last_by_subj": subject }))
             .await
     }

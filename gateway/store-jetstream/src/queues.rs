@@ -63,6 +63,13 @@ struct LeaseRecord {
     entry: QueueEntry,
 }
 
+impl LeaseRecord {
+    /// Whether this record is lease `nonce`, still held.
+    fn holds(&self, nonce: u64) -> bool {
+        self.nonce == nonce && self.state == LeaseState::Leased
+    }
+}
+
 /// The write that ends a lease: only if it is still the one at `seq` (the
 /// one the receipt or the take named), so a stale receipt settles nothing.
 fn lease_settled(names: &Names, rec: LeaseRecord, seq: u64) -> Out {
@@ -239,10 +246,7 @@ impl JetStreamStore {
         nonce: u64,
     ) -> Result<Option<(LeaseRecord, u64)>, StoreError> {
         let rec = self.lease_record(dest, id).await?;
-        if rec
-            .as_ref()
-            .is_some_and(|(r, _)| r.nonce == nonce && r.state == LeaseState::Leased)
-        {
+        if rec.as_ref().is_some_and(|(r, _)| r.holds(nonce)) {
             return Ok(rec);
         }
         self.lease_record_from_leader(dest, id).await
@@ -255,14 +259,7 @@ impl JetStreamStore {
         dest: &str,
         id: EventId,
     ) -> Result<Option<(LeaseRecord, u64)>, StoreError> {
-        let body = serde_json::json!({ "last_by_subj": self.names().lease(dest, id) });
-        match self
-            .0
-            .js
-            .leader_get(&self.names().queues(), &body)
-            .await
-            .map_err(|e| self.count(e))?
-        {
+        match self.leader_last(self.names().lease(dest, id)).await? {
             Some(m) => Ok(Some((from_json("lease", &m.payload)?, m.seq))),
             None => Ok(None),
         }
@@ -403,7 +400,7 @@ impl JetStreamStore {
             return Ok(self
                 .lease_record_for(&e.destination, e.event_id, nonce)
                 .await?
-                .filter(|(r, _)| r.nonce == nonce && r.state == LeaseState::Leased)
+                .filter(|(r, _)| r.holds(nonce))
                 .map(|(r, seq)| (r.reply.clone(), Some((r, seq)))));
         }
         Ok(lock(&self.0.held)
